@@ -1,0 +1,124 @@
+/**
+ * The RFC 9211 `Cache-Status` response field: written on every response that passes through the cache,
+ * and read back by `cacheInfo()`.
+ */
+import { parseList, Token } from 'structured-headers'
+import type { HeaderRecord } from './headers.js'
+import type { ForwardReason } from './policy.js'
+
+/** What happened to a response, in the terms users ask about. */
+export type CacheStatus = 'hit' | 'miss' | 'revalidated' | 'stale' | 'bypass'
+
+/** The parameters of this cache's member of `Cache-Status` (RFC 9211 §2). */
+export type CacheStatusParameters =
+  | { hit: true; ttlSeconds: number; key: string }
+  | { fwd: ForwardReason; fwdStatus?: number; stored?: boolean; ttlSeconds?: number; key?: string }
+
+/** Serialises this cache's member. The names used are tokens and keys are base64url, so nothing needs escaping. */
+export function formatCacheStatus(cacheName: string, parameters: CacheStatusParameters): string {
+  let member = cacheName
+  if ('hit' in parameters) member += '; hit'
+  else {
+    member += `; fwd=${parameters.fwd}`
+    if (parameters.fwdStatus !== undefined) member += `; fwd-status=${parameters.fwdStatus}`
+    if (parameters.stored) member += '; stored'
+  }
+  if (parameters.ttlSeconds !== undefined) member += `; ttl=${Math.floor(parameters.ttlSeconds)}`
+  if (parameters.key !== undefined) member += `; key="${parameters.key}"`
+  return member
+}
+
+/**
+ * Headers with this cache's member appended: RFC 9211 §2 orders members from the origin towards the user,
+ * so members written by caches nearer the origin stay in front.
+ */
+export function withCacheStatus(headers: HeaderRecord, member: string): HeaderRecord {
+  const existing = headers['cache-status']
+  const value = existing === undefined ? member : [...[existing].flat(), member].join(', ')
+  return { ...headers, 'cache-status': value }
+}
+
+/** Cache metadata of one response, read from its `Cache-Status` and `Age` fields. */
+export interface CacheInfo {
+  /** Whether the body came from the cache (a hit, a stale entry or a 304-revalidated entry). */
+  fromCache: boolean
+  /** What happened; `undefined` when the response carries no member of this cache. */
+  status: CacheStatus | undefined
+  /** When the response was generated, from its `Age` (to the second); `undefined` if not stored. */
+  createdAt: Date | undefined
+  /** When the response stops being fresh, from the member's `ttl` (to the second). */
+  expires: Date | undefined
+  /** Whether it was already stale when served. */
+  isExpired: boolean
+  /** Whether it was revalidated with the origin (a 304) before being served. */
+  revalidated: boolean
+  /** The key it is stored under, when the member says so. */
+  cacheKey: string | undefined
+}
+
+type HeadersInput = HeaderRecord | Record<string, string | string[] | undefined> | { get(name: string): string | null }
+
+/**
+ * Reads the cache metadata of a response from its headers: undici `request()` headers, a fetch `Headers`
+ * object, or any record. `cacheName` is the `cacheStatus` option the cache was created with.
+ */
+export function cacheInfo(headers: HeadersInput, cacheName = 'undici-http-cache'): CacheInfo {
+  const member = findMember(readHeader(headers, 'cache-status'), cacheName)
+  const now = Date.now()
+  const info: CacheInfo = {
+    fromCache: false,
+    status: undefined,
+    createdAt: undefined,
+    expires: undefined,
+    isExpired: false,
+    revalidated: false,
+    cacheKey: undefined,
+  }
+  if (member === undefined) return info
+  const fwd = member.get('fwd')?.toString()
+  const fwdStatus = member.get('fwd-status')
+  const ttl = member.get('ttl')
+  const key = member.get('key')
+  info.revalidated = fwd === 'stale' && fwdStatus === 304
+  info.fromCache = member.get('hit') === true || info.revalidated
+  info.status = classify(member.get('hit') === true, fwd, info.revalidated, typeof ttl === 'number' ? ttl : undefined)
+  info.isExpired = typeof ttl === 'number' && ttl <= 0
+  if (typeof ttl === 'number') info.expires = new Date(now + ttl * 1000)
+  if (typeof key === 'string') info.cacheKey = key
+  if (info.fromCache || member.get('stored') === true) {
+    const ageSeconds = Number(readHeader(headers, 'age') ?? 0)
+    info.createdAt = new Date(now - (Number.isFinite(ageSeconds) ? ageSeconds : 0) * 1000)
+  }
+  return info
+}
+
+function classify(hit: boolean, fwd: string | undefined, revalidated: boolean, ttl: number | undefined): CacheStatus {
+  if (revalidated) return 'revalidated'
+  if (hit) return ttl !== undefined && ttl <= 0 ? 'stale' : 'hit'
+  return fwd === 'bypass' || fwd === 'method' ? 'bypass' : 'miss'
+}
+
+/** The parameters of the last member named `cacheName` (the one nearest the user), if any. */
+function findMember(value: string | undefined, cacheName: string): Map<string, unknown> | undefined {
+  if (!value) return undefined
+  let members
+  try {
+    members = parseList(value)
+  } catch {
+    return undefined // a malformed field carries no usable metadata
+  }
+  for (let index = members.length - 1; index >= 0; index--) {
+    const [item, parameters] = members[index]!
+    const name = item instanceof Token || typeof item === 'string' ? item.toString() : undefined
+    if (name === cacheName) return parameters
+  }
+  return undefined
+}
+
+function readHeader(headers: HeadersInput, name: string): string | undefined {
+  if (typeof (headers as { get?: unknown }).get === 'function') {
+    return (headers as { get(name: string): string | null }).get(name) ?? undefined
+  }
+  const value = (headers as Record<string, string | string[] | undefined>)[name]
+  return Array.isArray(value) ? value.join(', ') : value
+}

@@ -1,0 +1,54 @@
+import type { EventEmitter } from 'node:events'
+import { Agent, Dispatcher } from 'undici'
+import { createCacheInterceptor } from './interceptor.js'
+import type { AnyHandler } from './legacy-handler.js'
+import { resolveAgentOptions, type CachingAgentOptions } from './options.js'
+
+/** Events an undici dispatcher emits about its connections; passed on so pools and agents above see them. */
+const FORWARDED_EVENTS = ['connect', 'disconnect', 'connectionError', 'drain'] as const
+
+/**
+ * An undici `Dispatcher` with an RFC 9111 cache in front of an inner dispatcher (default `new Agent()`).
+ * Use it globally (`setGlobalDispatcher(new CachingAgent())`, which Node's own `fetch` follows too), per
+ * request (`{ dispatcher: agent }`), or around any dispatcher (`new CachingAgent({ dispatcher: pool })`).
+ */
+export class CachingAgent extends Dispatcher {
+  readonly #dispatcher: Dispatcher
+  readonly #dispatch: (options: Dispatcher.DispatchOptions, handler: AnyHandler) => boolean
+
+  constructor(options?: CachingAgentOptions) {
+    super()
+    const resolved = resolveAgentOptions(options)
+    this.#dispatcher = resolved.dispatcher ?? new Agent(resolved.agentOptions)
+    const inner = this.#dispatcher
+    this.#dispatch = createCacheInterceptor(resolved.cache)((dispatchOptions, handler) => inner.dispatch(dispatchOptions, handler))
+    const emitter: EventEmitter = this
+    for (const event of FORWARDED_EVENTS) {
+      ;(inner as EventEmitter).on(event, (...args: unknown[]) => emitter.emit(event, ...args))
+    }
+  }
+
+  /** Serves the request from the cache or sends it on; accepts current and legacy (Node's fetch) handlers. */
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.#dispatch(options, handler)
+  }
+
+  /** Closes the inner dispatcher once its requests are done. The store is the caller's to close. */
+  override close(): Promise<void>
+  override close(callback: () => void): void
+  override close(callback?: () => void): Promise<void> | void {
+    if (callback) return this.#dispatcher.close(callback)
+    return this.#dispatcher.close()
+  }
+
+  /** Destroys the inner dispatcher, failing its requests in flight. */
+  override destroy(): Promise<void>
+  override destroy(error: Error | null): Promise<void>
+  override destroy(callback: () => void): void
+  override destroy(error: Error | null, callback: () => void): void
+  override destroy(errorOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    if (typeof errorOrCallback === 'function') return this.#dispatcher.destroy(errorOrCallback)
+    if (callback) return this.#dispatcher.destroy(errorOrCallback ?? null, callback)
+    return this.#dispatcher.destroy(errorOrCallback ?? null)
+  }
+}

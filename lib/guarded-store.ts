@@ -1,0 +1,71 @@
+import { debuglog } from 'node:util'
+import { isPromise, type MaybePromise } from './maybe-promise.js'
+import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
+
+const log = debuglog('undici-http-cache')
+
+/**
+ * Wraps any store so that its failures never reach a request: a `get` that throws, rejects or returns
+ * something that is not an entry of this version is a miss; a failed `set` or `delete` is "not stored".
+ * Each failure is counted and logged (once per kind of failure). A synchronous store stays synchronous,
+ * so a hit from memory does not wait for a promise.
+ * TODO(issue #6): time-limit calls to a store that hangs.
+ */
+export class GuardedStore {
+  readonly #store: CacheStore
+  readonly #loggedKinds = new Set<string>()
+  /** Store calls that failed. */
+  errors = 0
+
+  constructor(store: CacheStore) {
+    this.#store = store
+  }
+
+  get(key: string): MaybePromise<CacheEntry | undefined> {
+    try {
+      const result = this.#store.get(key)
+      return isPromise(result)
+        ? result.then((value) => this.#decode(key, value), (error: unknown) => this.#fail('get', error, undefined))
+        : this.#decode(key, result)
+    } catch (error) {
+      return this.#fail('get', error, undefined)
+    }
+  }
+
+  set(key: string, entry: CacheEntry): MaybePromise<void> {
+    return this.#call('set', () => this.#store.set(key, entry))
+  }
+
+  delete(key: string): MaybePromise<void> {
+    return this.#call('delete', () => this.#store.delete(key))
+  }
+
+  #call(kind: string, call: () => MaybePromise<void>): MaybePromise<void> {
+    try {
+      const result = call()
+      if (isPromise(result)) return result.catch((error: unknown) => this.#fail(kind, error, undefined))
+    } catch (error) {
+      this.#fail(kind, error, undefined)
+    }
+  }
+
+  /** An entry of another format version is a miss, and is deleted so it does not linger. */
+  #decode(key: string, value: unknown): CacheEntry | undefined {
+    if (value === undefined || value === null) return undefined
+    const entry = decodeEntry(value)
+    if (entry === undefined) {
+      this.#fail('decode', new Error('stored value is not an entry of this format version'), undefined)
+      void this.delete(key)
+    }
+    return entry
+  }
+
+  #fail<T>(kind: string, error: unknown, fallback: T): T {
+    this.errors++
+    if (!this.#loggedKinds.has(kind)) {
+      this.#loggedKinds.add(kind)
+      log('store %s failed (further %s failures are counted, not logged): %s', kind, kind, error)
+    }
+    return fallback
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * undici passes headers in several shapes (a record, an array of pairs, a flat array of names and values,
+ * an iterable such as `Headers`). The cache works on one: a plain record with lower-case names.
+ */
+
+/** Response headers as the current handler API gives them: lower-case names, repeated fields as arrays. */
+export type HeaderRecord = Record<string, string | string[]>
+
+/** A request's headers: lower-case names, repeated fields joined with ", " (RFC 9110 §5.3). */
+export type RequestHeaders = Record<string, string>
+
+type HeaderValue = string | number | boolean | readonly string[] | null | undefined
+type RawHeaderInput =
+  | Record<string, HeaderValue>
+  | Iterable<readonly [string, HeaderValue]>
+  | readonly (string | Buffer)[]
+  | null
+  | undefined
+
+/** Reads request headers from any shape undici accepts into a record with lower-case names. */
+export function normalizeRequestHeaders(input: unknown): RequestHeaders {
+  const headers: RequestHeaders = {}
+  const raw = input as RawHeaderInput
+  if (raw == null) return headers
+  if (Array.isArray(raw) && (raw.length === 0 || !Array.isArray(raw[0]))) {
+    const flat = raw as readonly (string | Buffer)[]
+    for (let index = 0; index + 1 < flat.length; index += 2) {
+      appendRequestHeader(headers, String(flat[index]), String(flat[index + 1]))
+    }
+    return headers
+  }
+  const entries = isIterable(raw) ? raw : Object.entries(raw)
+  for (const [name, value] of entries) {
+    if (value == null) continue
+    const values = Array.isArray(value) ? value : [value]
+    for (const item of values) appendRequestHeader(headers, name, String(item))
+  }
+  return headers
+}
+
+function appendRequestHeader(headers: RequestHeaders, name: string, value: string): void {
+  const lowerName = name.toLowerCase()
+  const existing = headers[lowerName]
+  headers[lowerName] = existing === undefined ? value : `${existing}, ${value}`
+}
+
+function isIterable(value: object): value is Iterable<readonly [string, HeaderValue]> {
+  return typeof (value as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function'
+}
+
+/** Reads response headers (a record, or raw name/value buffers) into a record with lower-case names. */
+export function normalizeResponseHeaders(input: unknown): HeaderRecord {
+  if (Array.isArray(input)) return parseRawHeaders(input as readonly (string | Buffer)[])
+  const headers: HeaderRecord = {}
+  if (input == null || typeof input !== 'object') return headers
+  for (const [name, value] of Object.entries(input as Record<string, HeaderValue>)) {
+    if (value == null) continue
+    headers[name.toLowerCase()] = Array.isArray(value) ? value.map(String) : String(value)
+  }
+  return headers
+}
+
+/** Parses undici's raw header list (name, value, name, value …) into a record. */
+export function parseRawHeaders(raw: readonly (string | Buffer)[]): HeaderRecord {
+  const headers: HeaderRecord = {}
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    const name = raw[index]!.toString().toLowerCase()
+    const value = raw[index + 1]!.toString('latin1')
+    const existing = headers[name]
+    if (existing === undefined) headers[name] = value
+    else if (Array.isArray(existing)) existing.push(value)
+    else headers[name] = [existing, value]
+  }
+  return headers
+}
+
+/** The raw form undici's consumers read from `controller.rawHeaders` (fetch needs it): name, value buffers. */
+export function toRawHeaders(headers: HeaderRecord): Buffer[] {
+  const raw: Buffer[] = []
+  for (const name in headers) {
+    const value = headers[name]!
+    if (Array.isArray(value)) {
+      for (const item of value) raw.push(Buffer.from(name, 'latin1'), Buffer.from(item, 'latin1'))
+    } else {
+      raw.push(Buffer.from(name, 'latin1'), Buffer.from(value, 'latin1'))
+    }
+  }
+  return raw
+}
+
+/** One header's value as a single string: repeated fields joined with ", ". */
+export function joinHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+// RFC 9110 §7.6.1: hop-by-hop fields describe one connection and are never stored or replayed.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+/** The end-to-end fields of a response: hop-by-hop ones and those the Connection field names removed. */
+export function withoutHopByHop(headers: HeaderRecord): HeaderRecord {
+  const connectionNames = (joinHeader(headers.connection) ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+  const result: HeaderRecord = {}
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || connectionNames.includes(name)) continue
+    result[name] = headers[name]!
+  }
+  return result
+}

@@ -1,0 +1,7 @@
+export { CachingAgent } from './caching-agent.js'
+export { cacheInterceptor, type CacheInterceptor } from './interceptor.js'
+export { MemoryStore } from './stores/memory-store.js'
+export { createKey, type CacheRequest } from './key.js'
+export { cacheInfo, type CacheInfo, type CacheStatus } from './cache-status.js'
+export type { CacheOptions, CachingAgentOptions, MemoryStoreOptions } from './options.js'
+export type { CacheStore, CacheEntry, ResponseEntry, VaryEntry } from './store.js'

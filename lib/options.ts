@@ -1,0 +1,202 @@
+import type { Agent, Dispatcher } from 'undici'
+import type { CacheStore } from './store.js'
+import { MemoryStore } from './stores/memory-store.js'
+
+const MIB = 1024 * 1024
+
+/** Options of `cacheInterceptor()` and `CachingAgent`. */
+export interface CacheOptions {
+  /** Where entries live. Default: a new `MemoryStore()` (64 MiB). */
+  store?: CacheStore
+  /**
+   * Apply the rules of a shared cache (RFC 9111: `s-maxage`, `proxy-revalidate`, `private` and
+   * `Authorization` prevent storing). Default `false`: a private cache, as in a browser.
+   */
+  shared?: boolean
+  /** Methods whose responses are stored and served. Default `['GET', 'HEAD']`; no others yet. */
+  methods?: readonly string[]
+  /**
+   * The name this cache uses in the RFC 9211 `Cache-Status` response field, a token.
+   * Default `'undici-http-cache'`; `false` adds no field.
+   */
+  cacheStatus?: string | false
+}
+
+/** Options of `CachingAgent`: the cache's options, and the dispatcher the cache sits in front of. */
+export interface CachingAgentOptions extends CacheOptions {
+  /** The dispatcher that reaches the origin. Default: `new Agent(agentOptions)`. */
+  dispatcher?: Dispatcher
+  /** Options for the default `Agent`, when no `dispatcher` is given. */
+  agentOptions?: Agent.Options
+}
+
+/** Options after checking: every default filled in, trusted by the rest of the code. */
+export interface ResolvedOptions {
+  store: CacheStore
+  shared: boolean
+  methods: ReadonlySet<string>
+  cacheStatus: string | false
+  /** The largest entry the cache buffers for the store, in bytes. */
+  maxEntrySize: number
+}
+
+const DEFAULT_METHODS = ['GET', 'HEAD'] as const
+const DEFAULT_CACHE_STATUS = 'undici-http-cache'
+/** Used when a custom store does not say what it accepts. */
+const DEFAULT_MAX_ENTRY_SIZE = 8 * MIB
+
+// Options of the public contract (../shared/API.md) that later work brings; until then they are refused
+// rather than silently ignored.
+const NOT_YET_SUPPORTED: Record<string, string> = {
+  filter: 'issue #5',
+  key: 'issue #5',
+  ignoredParameters: 'issue #5',
+  matchHeaders: 'issue #5',
+  defaultTtl: 'issue #5',
+  urlsExpireAfter: 'issue #5',
+  staleIfError: 'issue #4',
+  coalesce: 'issue #4',
+}
+
+const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'cacheStatus']
+const AGENT_OPTION_NAMES = ['dispatcher', 'agentOptions']
+
+// RFC 9651 §3.3.4: the cache's name in Cache-Status is written as a token.
+const TOKEN = /^[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*$/
+
+/** Checks cache options and fills in defaults. Every option `TypeError` of the cache is thrown here. */
+export function resolveOptions(input: unknown, allowedExtraNames: readonly string[] = []): ResolvedOptions {
+  const options = checkOptionsObject('options', input, [...CACHE_OPTION_NAMES, ...allowedExtraNames])
+  const store = options.store === undefined ? new MemoryStore() : checkStore(options.store)
+  return {
+    store,
+    shared: checkBoolean('options.shared', options.shared ?? false),
+    methods: checkMethods(options.methods ?? DEFAULT_METHODS),
+    cacheStatus: checkCacheStatus(options.cacheStatus ?? DEFAULT_CACHE_STATUS),
+    maxEntrySize: store.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE,
+  }
+}
+
+/** Checks `CachingAgent` options: the cache's, plus `dispatcher` or `agentOptions` (not both). */
+export function resolveAgentOptions(input: unknown): {
+  cache: ResolvedOptions
+  dispatcher?: Dispatcher
+  agentOptions?: Agent.Options
+} {
+  const cache = resolveOptions(input, AGENT_OPTION_NAMES)
+  const options = (input ?? {}) as Record<string, unknown>
+  const { dispatcher, agentOptions } = options
+  if (dispatcher !== undefined && typeof (dispatcher as Partial<Dispatcher>).dispatch !== 'function') {
+    throw new TypeError(`options.dispatcher must be an undici Dispatcher, received ${describe(dispatcher)}`)
+  }
+  if (agentOptions !== undefined && (agentOptions === null || typeof agentOptions !== 'object')) {
+    throw new TypeError(`options.agentOptions must be an object of undici Agent options, received ${describe(agentOptions)}`)
+  }
+  if (dispatcher !== undefined && agentOptions !== undefined) {
+    throw new TypeError('options.agentOptions cannot be used with options.dispatcher: configure that dispatcher instead')
+  }
+  return {
+    cache,
+    ...(dispatcher === undefined ? {} : { dispatcher: dispatcher as Dispatcher }),
+    ...(agentOptions === undefined ? {} : { agentOptions: agentOptions as Agent.Options }),
+  }
+}
+
+/** Options of `MemoryStore`. */
+export interface MemoryStoreOptions {
+  /** The most bytes of entries held at once (body, headers and a fixed part per entry). Default 64 MiB. */
+  maxSize?: number
+  /** The largest single entry stored, in bytes; larger responses pass through unstored. Default 8 MiB. */
+  maxEntrySize?: number
+  /** The most entries held at once, whatever their size. Default: no limit besides `maxSize`. */
+  maxCount?: number
+}
+
+export function resolveMemoryStoreOptions(input: unknown): Required<Omit<MemoryStoreOptions, 'maxCount'>> & {
+  maxCount?: number
+} {
+  const options = checkOptionsObject('MemoryStore options', input, ['maxSize', 'maxEntrySize', 'maxCount'])
+  const maxSize = checkPositiveInteger('MemoryStore options.maxSize', options.maxSize ?? 64 * MIB, 'bytes')
+  const maxEntrySize = checkPositiveInteger(
+    'MemoryStore options.maxEntrySize',
+    options.maxEntrySize ?? Math.min(8 * MIB, maxSize),
+    'bytes',
+  )
+  if (maxEntrySize > maxSize) {
+    throw new TypeError(`MemoryStore options.maxEntrySize (${maxEntrySize}) must not exceed options.maxSize (${maxSize})`)
+  }
+  const maxCount =
+    options.maxCount === undefined ? undefined : checkPositiveInteger('MemoryStore options.maxCount', options.maxCount, 'entries')
+  return { maxSize, maxEntrySize, ...(maxCount === undefined ? {} : { maxCount }) }
+}
+
+function checkOptionsObject(name: string, input: unknown, knownNames: readonly string[]): Record<string, unknown> {
+  if (input === undefined) return {}
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new TypeError(`${name} must be an object, received ${describe(input)}`)
+  }
+  for (const optionName of Object.keys(input)) {
+    if (knownNames.includes(optionName)) continue
+    const plannedIn = NOT_YET_SUPPORTED[optionName]
+    if (plannedIn && name === 'options') {
+      throw new TypeError(`option "${optionName}" is not supported yet (planned in ${plannedIn})`)
+    }
+    throw new TypeError(`unknown option "${optionName}"`)
+  }
+  return input as Record<string, unknown>
+}
+
+function checkStore(store: unknown): CacheStore {
+  const candidate = store as Partial<CacheStore> | null
+  const missing = ['get', 'set', 'delete', 'keys', 'clear'].filter(
+    (method) => typeof candidate?.[method as keyof CacheStore] !== 'function',
+  )
+  if (candidate === null || typeof candidate !== 'object' || missing.length > 0) {
+    throw new TypeError(
+      `options.store must implement CacheStore (get, set, delete, keys, clear), received ${describe(store)}` +
+        (missing.length > 0 && candidate !== null && typeof candidate === 'object' ? ` missing ${missing.join(', ')}` : ''),
+    )
+  }
+  const { maxEntrySize } = candidate
+  if (maxEntrySize !== undefined) checkPositiveInteger('options.store.maxEntrySize', maxEntrySize, 'bytes')
+  return candidate as CacheStore
+}
+
+function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, received ${describe(value)}`)
+  return value
+}
+
+function checkMethods(value: unknown): ReadonlySet<string> {
+  if (!Array.isArray(value) || value.some((method) => typeof method !== 'string')) {
+    throw new TypeError(`options.methods must be an array of method names, received ${describe(value)}`)
+  }
+  const methods = new Set(value.map((method: string) => method.toUpperCase()))
+  for (const method of methods) {
+    if (method !== 'GET' && method !== 'HEAD') {
+      throw new TypeError(`options.methods may hold only "GET" and "HEAD" for now (other methods: issue #5), received ${describe(value)}`)
+    }
+  }
+  return methods
+}
+
+function checkCacheStatus(value: unknown): string | false {
+  if (value === false || (typeof value === 'string' && TOKEN.test(value))) return value
+  throw new TypeError(`options.cacheStatus must be a token such as "my-cache", or false, received ${describe(value)}`)
+}
+
+function checkPositiveInteger(name: string, value: unknown, unit: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new TypeError(`${name} must be a positive integer (${unit}), received ${describe(value)}`)
+  }
+  return value
+}
+
+/** A received value as a message shows it: strings quoted, everything else as written. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`
+  if (value !== null && typeof value === 'object') return value.constructor?.name ? `a ${value.constructor.name}` : 'an object'
+  return String(value)
+}

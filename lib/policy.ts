@@ -1,0 +1,236 @@
+/**
+ * The cache's decisions (RFC 9111), pure functions of an entry, a request and the clock. This is the only
+ * file that imports http-cache-semantics: storability and freshness lifetime come from it; the choice of
+ * what to do with a stored response is made here from the numbers it gave when the response was stored,
+ * so that a hit costs arithmetic, not a re-parse of the stored headers.
+ */
+import CachePolicy from 'http-cache-semantics'
+import { joinHeader, type HeaderRecord, type RequestHeaders } from './headers.js'
+import type { ResponseEntry } from './store.js'
+
+export interface PolicyRequest {
+  method: string
+  url: string
+  headers: RequestHeaders
+}
+
+export interface PolicyResponse {
+  status: number
+  headers: HeaderRecord
+}
+
+/** What a storable response contributes to its entry. */
+export interface StorableResponse {
+  lifetimeSeconds: number
+  initialAgeSeconds: number
+  /** Lower-case names of the request headers its `Vary` names; empty without `Vary`. */
+  varyNames: string[]
+  policy: Record<string, unknown>
+}
+
+/** Why a request went to the origin, in RFC 9211 `fwd` terms. */
+export type ForwardReason = 'uri-miss' | 'vary-miss' | 'miss' | 'stale' | 'request' | 'method' | 'bypass'
+
+export type Decision =
+  | { action: 'serve'; entry: ResponseEntry; status: 'hit' | 'stale' }
+  | { action: 'forward'; reason: ForwardReason }
+  | { action: 'gateway-timeout'; reason: ForwardReason }
+
+type Directives = Map<string, string | true>
+
+/**
+ * Whether a response may be stored (RFC 9111 §3), and if so its freshness numbers. `undefined` means
+ * "do not store". `now` is when the response arrived (epoch ms).
+ */
+export function evaluateResponse(
+  request: PolicyRequest,
+  response: PolicyResponse,
+  options: { shared: boolean; now: number },
+): StorableResponse | undefined {
+  const varyNames = parseVary(response.headers.vary)
+  // RFC 9111 §4.1: "Vary: *" never matches a later request, so storing it would only waste space.
+  if (varyNames.includes('*')) return undefined
+  const responseHeaders = joinHeaders(response.headers)
+  const policy = new CachePolicy(
+    { method: request.method, url: request.url, headers: request.headers },
+    { status: response.status, headers: responseHeaders },
+    { shared: options.shared },
+  )
+  if (!policy.storable()) return undefined
+  const serialized = policy.toObject() as unknown as Record<string, unknown>
+  // The stored entry keeps the response headers itself, and only the request headers a variant needs.
+  delete serialized.resh
+  serialized.reqh = varyNames.length === 0 ? null : pickHeaders(request.headers, varyNames)
+  return {
+    lifetimeSeconds: policy.maxAge(),
+    initialAgeSeconds: initialAgeSeconds(responseHeaders, options.now),
+    varyNames,
+    policy: serialized,
+  }
+}
+
+/**
+ * RFC 9111 §4.2.3: the age a response already had when it arrived is the larger of its `Age` field and
+ * how far its `Date` lies in the past. A malformed `Age` or `Date` counts as absent.
+ */
+function initialAgeSeconds(headers: Record<string, string>, now: number): number {
+  const ageValue = parseDeltaSeconds(headers.age) ?? 0
+  const date = headers.date === undefined ? Number.NaN : Date.parse(headers.date)
+  const apparentAge = Number.isFinite(date) ? Math.max(0, (now - date) / 1000) : 0
+  return Math.max(ageValue, apparentAge)
+}
+
+/** Decides what to do with a request given the entry stored for it (RFC 9111 §4, §5.2.1). */
+export function decide(
+  entry: ResponseEntry | undefined,
+  request: PolicyRequest,
+  options: { shared: boolean; now: number; missReason: 'uri-miss' | 'vary-miss' },
+): Decision {
+  const requestDirectives = parseRequestDirectives(request.headers)
+  const onlyIfCached = requestDirectives.has('only-if-cached')
+  const forward = (reason: ForwardReason): Decision =>
+    // RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored means 504, never a request to the origin.
+    onlyIfCached ? { action: 'gateway-timeout', reason } : { action: 'forward', reason }
+
+  if (entry === undefined) return forward(options.missReason)
+  // A stored HEAD response has no body to give a GET.
+  if (entry.method === 'HEAD' && request.method !== 'HEAD') return forward('miss')
+  if (requestDirectives.has('no-cache')) return forward('request')
+
+  const ageSeconds = currentAgeSeconds(entry, options.now)
+  const ttlSeconds = entry.lifetimeSeconds - ageSeconds
+  const maxAge = parseDeltaSeconds(requestDirectives.get('max-age'))
+  if (maxAge !== undefined && ageSeconds > maxAge) return forward('request')
+  const minFresh = parseDeltaSeconds(requestDirectives.get('min-fresh'))
+  if (minFresh !== undefined && ttlSeconds < minFresh) return forward('request')
+
+  if (ttlSeconds > 0) return { action: 'serve', entry, status: 'hit' }
+  if (allowsStaleWithoutRevalidation(entry, requestDirectives, { staleSeconds: -ttlSeconds, shared: options.shared })) {
+    return { action: 'serve', entry, status: 'stale' }
+  }
+  return forward('stale')
+}
+
+/** RFC 9111 §5.2.1.1: `max-stale` lets a stale response be served, unless the response forbids it. */
+function allowsStaleWithoutRevalidation(
+  entry: ResponseEntry,
+  requestDirectives: Directives,
+  context: { staleSeconds: number; shared: boolean },
+): boolean {
+  const maxStale = requestDirectives.get('max-stale')
+  if (maxStale === undefined) return false
+  const responseDirectives = parseCacheControl(joinHeader(entry.headers['cache-control']))
+  // §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10: these make serving stale without revalidation forbidden.
+  if (responseDirectives.has('must-revalidate') || responseDirectives.has('no-cache')) return false
+  if (context.shared && (responseDirectives.has('proxy-revalidate') || responseDirectives.has('s-maxage'))) return false
+  if (maxStale === true) return true
+  const limit = parseDeltaSeconds(maxStale)
+  return limit !== undefined && context.staleSeconds <= limit
+}
+
+/** The entry's current age (RFC 9111 §4.2.3), in seconds. */
+export function currentAgeSeconds(entry: ResponseEntry, now: number): number {
+  return entry.initialAgeSeconds + Math.max(0, now - entry.createdAt) / 1000
+}
+
+/** How much longer the entry is fresh, in seconds; negative once stale. */
+export function ttlSeconds(entry: ResponseEntry, now: number): number {
+  return entry.lifetimeSeconds - currentAgeSeconds(entry, now)
+}
+
+/** When the entry stops being fresh (epoch ms). */
+export function expiresAt(entry: ResponseEntry): number {
+  return entry.createdAt + (entry.lifetimeSeconds - entry.initialAgeSeconds) * 1000
+}
+
+/** Whether a request must skip the stored response for reasons of its own (conditional or range requests). */
+export function isLookupBypassed(headers: RequestHeaders): boolean {
+  // TODO(issue #4): answer a caller's own conditional request from a fresh entry (§4.3.2).
+  // Ranges (206) are not stored or served; such requests go to the origin untouched.
+  return (
+    headers.range !== undefined ||
+    headers['if-none-match'] !== undefined ||
+    headers['if-modified-since'] !== undefined ||
+    headers['if-match'] !== undefined ||
+    headers['if-unmodified-since'] !== undefined ||
+    headers['if-range'] !== undefined
+  )
+}
+
+/** RFC 9111 §5.4: without Cache-Control, a request's `Pragma: no-cache` means `Cache-Control: no-cache`. */
+function parseRequestDirectives(headers: RequestHeaders): Directives {
+  const cacheControl = headers['cache-control']
+  if (cacheControl === undefined && headers.pragma !== undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(headers.pragma)) {
+    return new Map([['no-cache', true]])
+  }
+  return parseCacheControl(cacheControl)
+}
+
+/**
+ * Cache-Control directives (RFC 9111 §5.2): lower-case names, arguments unquoted. Empty members are
+ * skipped; a directive given twice keeps its first argument. Never throws, whatever the input.
+ */
+export function parseCacheControl(value: string | undefined): Directives {
+  const directives: Directives = new Map()
+  if (!value) return directives
+  for (const member of splitOutsideQuotes(value)) {
+    const equals = member.indexOf('=')
+    const name = (equals === -1 ? member : member.slice(0, equals)).trim().toLowerCase()
+    if (name === '' || directives.has(name)) continue
+    const argument = equals === -1 ? '' : unquote(member.slice(equals + 1).trim())
+    directives.set(name, argument === '' ? true : argument)
+  }
+  return directives
+}
+
+/** Splits a list field on the commas that are not inside a quoted string. */
+function splitOutsideQuotes(value: string): string[] {
+  const members: string[] = []
+  let start = 0
+  let quoted = false
+  for (let index = 0; index < value.length; index++) {
+    const char = value[index]
+    if (char === '\\' && quoted) index++
+    else if (char === '"') quoted = !quoted
+    else if (char === ',' && !quoted) {
+      members.push(value.slice(start, index))
+      start = index + 1
+    }
+  }
+  members.push(value.slice(start))
+  return members
+}
+
+function unquote(argument: string): string {
+  if (argument.length < 2 || !argument.startsWith('"') || !argument.endsWith('"')) return argument
+  return argument.slice(1, -1).replace(/\\(.)/g, '$1')
+}
+
+/** RFC 9111 §1.2.2: delta-seconds are digits only; anything else is invalid (undefined). */
+function parseDeltaSeconds(value: string | true | undefined): number | undefined {
+  if (typeof value !== 'string' || !/^\d+$/.test(value)) return undefined
+  return Number(value)
+}
+
+/** The lower-case request header names a `Vary` field lists. */
+export function parseVary(value: string | string[] | undefined): string[] {
+  const joined = joinHeader(value)
+  if (!joined) return []
+  return joined
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter((name) => name !== '')
+}
+
+/** Each named request header's value, `null` when absent: what a variant is selected by. */
+export function pickHeaders(headers: RequestHeaders, names: readonly string[]): Record<string, string | null> {
+  const picked: Record<string, string | null> = {}
+  for (const name of names) picked[name] = headers[name] ?? null
+  return picked
+}
+
+function joinHeaders(headers: HeaderRecord): Record<string, string> {
+  const joined: Record<string, string> = {}
+  for (const name in headers) joined[name] = joinHeader(headers[name])!
+  return joined
+}

@@ -1,0 +1,106 @@
+import type { HeaderRecord } from './headers.js'
+import type { MaybePromise } from './maybe-promise.js'
+
+/**
+ * The format version of stored entries. An entry written by another version is a miss, and is deleted,
+ * so that a store shared by several releases never serves data it cannot read correctly.
+ */
+export const ENTRY_VERSION = 1
+
+/** One stored response: plain, serialisable data, so that a store never needs to know HTTP. */
+export interface ResponseEntry {
+  version: typeof ENTRY_VERSION
+  kind: 'response'
+  /** The request method the response answered (`GET` or `HEAD`). */
+  method: string
+  /** The request URL the response answered; compared on every read, so a key collision is never served. */
+  url: string
+  status: number
+  statusText: string
+  /** The response's end-to-end header fields, as received (hop-by-hop fields removed). */
+  headers: HeaderRecord
+  /** The whole body, exactly as received (still content-coded). Empty for HEAD. */
+  body: Uint8Array
+  /** For a response with `Vary`: the value of each named request header (`null` when absent). */
+  varyHeaders?: Record<string, string | null>
+  /** When the response was received (epoch ms). */
+  createdAt: number
+  /** The response's age when it was received (its `Age` field), in seconds. */
+  initialAgeSeconds: number
+  /** How long the response is fresh from its generation (RFC 9111 §4.2.1), in seconds. */
+  lifetimeSeconds: number
+  /** The http-cache-semantics policy, kept for revalidation; only `policy.ts` reads it. */
+  policy: Record<string, unknown>
+}
+
+/**
+ * Stored at a URL's key when its responses carry `Vary`: the request headers that select a variant.
+ * Each variant is a `ResponseEntry` under a key derived from those headers' values.
+ */
+export interface VaryEntry {
+  version: typeof ENTRY_VERSION
+  kind: 'vary'
+  /** Lower-case names of the request headers that select a variant. */
+  names: string[]
+  createdAt: number
+}
+
+/** What a `CacheStore` holds under a key. */
+export type CacheEntry = ResponseEntry | VaryEntry
+
+/**
+ * Where entries live. Any method may return a Promise. A store may hold entries however it likes
+ * (objects, JSON, binary), as long as `get` returns what `set` was given, as plain data.
+ */
+export interface CacheStore {
+  get(key: string): MaybePromise<CacheEntry | undefined>
+  set(key: string, entry: CacheEntry): MaybePromise<void>
+  delete(key: string): MaybePromise<void>
+  keys(): MaybePromise<Iterable<string> | AsyncIterable<string>>
+  clear(): MaybePromise<void>
+  close?(): MaybePromise<void>
+  /** The largest entry (in bytes, see `entrySize`) the store accepts; the cache buffers no more than this. */
+  readonly maxEntrySize?: number
+}
+
+/** The size an entry counts for against a store's bounds: its body, header and URL bytes, and a fixed part. */
+export function entrySize(entry: CacheEntry): number {
+  // A fixed allowance for the numbers, the policy object and the store's own bookkeeping.
+  const FIXED_OVERHEAD_BYTES = 512
+  if (entry.kind === 'vary') return FIXED_OVERHEAD_BYTES + entry.names.join().length
+  return FIXED_OVERHEAD_BYTES + entry.url.length + entry.body.byteLength + headersSize(entry.headers)
+}
+
+/** Bytes of header names and values, as they would travel on the wire (without separators). */
+export function headersSize(headers: HeaderRecord): number {
+  let size = 0
+  for (const name in headers) {
+    const value = headers[name]!
+    if (Array.isArray(value)) for (const item of value) size += name.length + item.length
+    else size += name.length + value.length
+  }
+  return size
+}
+
+/**
+ * Checks that what a store returned is an entry of this format version. Anything else (an older version,
+ * or data that is not an entry at all) is `undefined`: a miss.
+ */
+export function decodeEntry(value: unknown): CacheEntry | undefined {
+  if (value == null || typeof value !== 'object') return undefined
+  const entry = value as Partial<CacheEntry>
+  if (entry.version !== ENTRY_VERSION) return undefined
+  if (entry.kind === 'vary') return Array.isArray(entry.names) ? (entry as VaryEntry) : undefined
+  if (entry.kind !== 'response') return undefined
+  const response = entry as Partial<ResponseEntry>
+  const isWellFormed =
+    typeof response.url === 'string' &&
+    typeof response.method === 'string' &&
+    typeof response.status === 'number' &&
+    response.body instanceof Uint8Array &&
+    typeof response.headers === 'object' &&
+    response.headers !== null &&
+    typeof response.createdAt === 'number' &&
+    typeof response.lifetimeSeconds === 'number'
+  return isWellFormed ? (response as ResponseEntry) : undefined
+}

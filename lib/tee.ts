@@ -1,0 +1,161 @@
+import type { Dispatcher } from 'undici'
+import { formatCacheStatus, withCacheStatus } from './cache-status.js'
+import { ForwardController } from './controller.js'
+import type { GuardedStore } from './guarded-store.js'
+import { joinHeader, withoutHopByHop, type HeaderRecord } from './headers.js'
+import type { CacheRequest } from './key.js'
+import { evaluateResponse, pickHeaders, type ForwardReason } from './policy.js'
+import { ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
+import { save } from './variants.js'
+
+export interface TeeContext {
+  /** Why the request went to the origin, for `Cache-Status`. */
+  reason: ForwardReason
+  cacheName: string | false
+  /** Where a storable response goes; absent when this response must not be stored whatever it says. */
+  storage?: {
+    request: CacheRequest
+    key: string
+    store: GuardedStore
+    shared: boolean
+    maxEntrySize: number
+  }
+}
+
+/** A response being copied for the store. */
+interface PendingEntry {
+  entry: ResponseEntry
+  chunks: Buffer[]
+  bytes: number
+  maxBodyBytes: number
+}
+
+/**
+ * Passes a response from the origin through to the caller as it arrives, adding `Cache-Status`, and keeps
+ * a copy of a storable one, which it stores once the whole body has arrived intact. It never holds more
+ * than `maxEntrySize` bytes: past that it stops copying and the response just passes through.
+ */
+export class TeeHandler implements Dispatcher.DispatchHandler {
+  readonly #handler: Dispatcher.DispatchHandler
+  readonly #context: TeeContext
+  #controller: ForwardController | undefined
+  /** The entry being filled, or undefined when this response is not being stored. */
+  #pending: PendingEntry | undefined
+
+  constructor(handler: Dispatcher.DispatchHandler, context: TeeContext) {
+    this.#handler = handler
+    this.#context = context
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#handler.onRequestStart?.(this.#wrap(controller), context)
+  }
+
+  onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, socket: never): void {
+    this.#handler.onRequestUpgrade?.(this.#wrap(controller), statusCode, headers, socket)
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
+    const wrapped = this.#wrap(controller)
+    // 1xx responses are interim: they pass through untouched and the final response follows.
+    if (statusCode < 200) return this.#handler.onResponseStart?.(wrapped, statusCode, headers, statusText)
+    this.#pending = this.#startEntry(statusCode, headers, statusText ?? '')
+    let headersOut = headers
+    if (this.#context.cacheName !== false) {
+      const member = formatCacheStatus(this.#context.cacheName, {
+        fwd: this.#context.reason,
+        stored: this.#pending !== undefined,
+        ...(this.#pending ? { ttlSeconds: this.#pending.entry.lifetimeSeconds - this.#pending.entry.initialAgeSeconds } : {}),
+      })
+      headersOut = withCacheStatus(headers, member)
+    }
+    wrapped.setHeaders(headersOut)
+    this.#handler.onResponseStart?.(wrapped, statusCode, headersOut, statusText)
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const pending = this.#pending
+    if (pending) {
+      pending.bytes += chunk.byteLength
+      if (pending.bytes > pending.maxBodyBytes) this.#pending = undefined // too large to store: stop copying
+      else pending.chunks.push(chunk)
+    }
+    this.#handler.onResponseData?.(this.#wrap(controller), chunk)
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
+    const pending = this.#pending
+    this.#pending = undefined
+    const storage = this.#context.storage
+    if (pending && storage && isComplete(pending.entry, pending.bytes)) {
+      pending.entry.body = Buffer.concat(pending.chunks, pending.bytes)
+      void save(storage.store, storage.key, pending.entry)
+    }
+    this.#handler.onResponseEnd?.(this.#wrap(controller), trailers)
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.#pending = undefined // an errored or aborted response is never stored
+    this.#handler.onResponseError?.(this.#wrap(controller), error)
+  }
+
+  onResponseStarted(): void {
+    ;(this.#handler as { onResponseStarted?: () => void }).onResponseStarted?.()
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#handler.onBodySent?.(chunk)
+  }
+
+  onRequestSent(): void {
+    this.#handler.onRequestSent?.()
+  }
+
+  #wrap(controller: Dispatcher.DispatchController): ForwardController {
+    this.#controller ??= new ForwardController(controller)
+    return this.#controller
+  }
+
+  /** The entry to fill, if the response may be stored and is not already known to be too large. */
+  #startEntry(status: number, headers: HeaderRecord, statusText: string): PendingEntry | undefined {
+    if (this.#context.storage === undefined) return undefined
+    const { request, shared, maxEntrySize } = this.#context.storage
+    const now = Date.now()
+    const storable = evaluateResponse(request, { status, headers }, { shared, now })
+    if (storable === undefined) return undefined
+    const entry: ResponseEntry = {
+      version: ENTRY_VERSION,
+      kind: 'response',
+      method: request.method,
+      url: request.url,
+      status,
+      statusText,
+      headers: withoutHopByHop(headers),
+      body: new Uint8Array(0),
+      ...(storable.varyNames.length > 0 ? { varyHeaders: pickHeaders(request.headers, storable.varyNames) } : {}),
+      createdAt: now,
+      initialAgeSeconds: storable.initialAgeSeconds,
+      lifetimeSeconds: storable.lifetimeSeconds,
+      policy: storable.policy,
+    }
+    const maxBodyBytes = maxEntrySize - entrySize(entry)
+    const declaredLength = request.method === 'HEAD' ? 0 : contentLength(headers)
+    if (maxBodyBytes < 0 || (declaredLength !== undefined && declaredLength > maxBodyBytes)) return undefined
+    return { entry, chunks: [], bytes: 0, maxBodyBytes }
+  }
+}
+
+/**
+ * A body shorter or longer than its Content-Length is truncated or corrupt, and must not be stored.
+ * (A HEAD response's Content-Length describes the body a GET would get; it has none itself.)
+ */
+function isComplete(entry: ResponseEntry, bytes: number): boolean {
+  if (entry.method === 'HEAD') return bytes === 0
+  const declared = contentLength(entry.headers)
+  return declared === undefined || declared === bytes
+}
+
+function contentLength(headers: HeaderRecord): number | undefined {
+  const value = joinHeader(headers['content-length'])
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined
+}
