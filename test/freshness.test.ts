@@ -1,22 +1,25 @@
-import { request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { startOrigin } from './helpers/origin.js'
+import { fetchText as get } from './helpers/request.js'
+import { startVersionedOrigin } from './helpers/versioned-origin.js'
 
-async function get(url: string, agent: ReturnType<typeof createTestAgent>, headers: Record<string, string> = {}) {
-  const response = await request(url, { dispatcher: agent, headers })
-  return { status: response.statusCode, headers: response.headers, body: await response.body.text() }
+/** Sends the same GET twice, `advanceMs` apart, and says whether the second was served from the cache. */
+async function isReused(headers: Record<string, string>, advanceMs: number, agentOptions = {}): Promise<boolean> {
+  const clock = useFakeDate()
+  const origin = await startVersionedOrigin({ date: new Date().toUTCString(), ...headers })
+  const agent = createTestAgent(agentOptions)
+  await get(origin.url, agent)
+  clock.advance(advanceMs)
+  const second = await get(origin.url, agent)
+  return second.body === 'v1' && origin.requests === 1
 }
 
 describe('freshness', () => {
   it('serves a response with max-age from the cache until it is stale, with a growing Age', async () => {
     const clock = useFakeDate()
-    let version = 0
-    const origin = await startOrigin((_request, response) => {
-      response.setHeader('cache-control', 'max-age=60')
-      response.end(`v${++version}`)
-    })
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
     const agent = createTestAgent()
 
     const first = await get(origin.url, agent)
@@ -37,5 +40,84 @@ describe('freshness', () => {
     expect(statusOf(third.headers)).toBe('miss')
     expect(third.headers['cache-status']).toMatch(/fwd=stale/)
     expect(origin.requests).toBe(2)
+  })
+
+  it('counts the Age the response arrived with against its max-age', async () => {
+    expect(await isReused({ 'cache-control': 'max-age=60', age: '50' }, 5_000)).toBe(true)
+    expect(await isReused({ 'cache-control': 'max-age=60', age: '50' }, 11_000)).toBe(false)
+  })
+
+  it('counts a Date in the past as age already spent (apparent age)', async () => {
+    const clock = useFakeDate()
+    const origin = await startVersionedOrigin(() => ({
+      'cache-control': 'max-age=60',
+      date: new Date(Date.now() - 50_000).toUTCString(),
+    }))
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(11_000)
+    expect((await get(origin.url, agent)).body).toBe('v2')
+  })
+
+  it('uses Expires relative to Date when there is no max-age', async () => {
+    const now = Date.UTC(2026, 0, 1, 12)
+    const expires = new Date(now + 100_000).toUTCString()
+    expect(await isReused({ expires }, 90_000)).toBe(true)
+    expect(await isReused({ expires }, 101_000)).toBe(false)
+  })
+
+  it('lets max-age win over Expires', async () => {
+    const expires = new Date(Date.UTC(2026, 0, 1, 12) + 1_000_000).toUTCString()
+    expect(await isReused({ 'cache-control': 'max-age=10', expires }, 20_000)).toBe(false)
+  })
+
+  it('treats an invalid Expires as already expired, even where Last-Modified would give freshness', async () => {
+    const lastModified = new Date(Date.UTC(2026, 0, 1, 12) - 1_000_000).toUTCString()
+    expect(await isReused({ 'last-modified': lastModified }, 1_000)).toBe(true)
+    expect(await isReused({ 'last-modified': lastModified, expires: '0' }, 1_000)).toBe(false)
+    expect(await isReused({ 'last-modified': lastModified, expires: 'not a date' }, 1_000)).toBe(false)
+  })
+
+  it('gives a response with only Last-Modified 10% of its age as heuristic freshness', async () => {
+    const lastModified = new Date(Date.UTC(2026, 0, 1, 12) - 1_000_000).toUTCString() // 1000 s before Date
+    expect(await isReused({ 'last-modified': lastModified }, 90_000)).toBe(true) // 10% = 100 s
+    expect(await isReused({ 'last-modified': lastModified }, 110_000)).toBe(false)
+  })
+
+  it('gives no heuristic freshness to a status that is not cacheable by default', async () => {
+    const clock = useFakeDate()
+    const lastModified = new Date(Date.now() - 1_000_000).toUTCString()
+    const origin = await startVersionedOrigin({ 'last-modified': lastModified, location: '/elsewhere' }, 302)
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(1_000)
+    await get(origin.url, agent)
+    expect(origin.requests).toBe(2)
+  })
+
+  it('applies s-maxage only in a shared cache', async () => {
+    const headers = { 'cache-control': 'max-age=10, s-maxage=100' }
+    expect(await isReused(headers, 50_000, { shared: true })).toBe(true)
+    expect(await isReused(headers, 50_000, { shared: false })).toBe(false)
+  })
+
+  it('keeps an immutable response without explicit lifetime fresh for a day', async () => {
+    expect(await isReused({ 'cache-control': 'immutable' }, 23 * 3600_000)).toBe(true)
+  })
+
+  it('reports createdAt, expires and isExpired through cacheInfo', async () => {
+    useFakeDate()
+    const origin = await startOrigin((_request, response) => {
+      response.setHeader('cache-control', 'max-age=100')
+      response.end('body')
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    const { cacheInfo } = await import('../lib/index.js')
+    const info = cacheInfo((await get(origin.url, agent)).headers)
+    expect(info).toMatchObject({ fromCache: true, status: 'hit', isExpired: false, revalidated: false })
+    expect(info.createdAt?.getTime()).toBe(Date.now())
+    expect(info.expires?.getTime()).toBe(Date.now() + 100_000)
+    expect(info.cacheKey).toMatch(/^[\w-]{43}$/)
   })
 })
