@@ -197,6 +197,9 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'function') return 'a function'
   if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`
-  if (value !== null && typeof value === 'object') return value.constructor?.name ? `a ${value.constructor.name}` : 'an object'
+  if (value !== null && typeof value === 'object') {
+    const className = value.constructor === Object ? undefined : value.constructor?.name
+    return className ? `an instance of ${className}` : 'an object'
+  }
   return String(value)
 }

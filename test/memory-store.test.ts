@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest'
+import { MemoryStore, type ResponseEntry } from '../lib/index.js'
+import { createTestAgent } from './helpers/agent.js'
+import { statusOf } from './helpers/cache-status.js'
+import { startOrigin } from './helpers/origin.js'
+import { fetchText as get } from './helpers/request.js'
+
+const KIB = 1024
+
+/** An origin whose path says how many KiB of body to send: /10 sends 10 KiB. */
+function startSizedOrigin() {
+  return startOrigin((request, response) => {
+    response.setHeader('cache-control', 'max-age=60')
+    response.end('s'.repeat(Number(request.url?.slice(1)) * KIB))
+  })
+}
+
+function entryOf(bodyBytes: number): ResponseEntry {
+  return {
+    version: 1,
+    kind: 'response',
+    method: 'GET',
+    url: 'http://127.0.0.1/',
+    status: 200,
+    statusText: 'OK',
+    headers: { 'content-type': 'text/plain' },
+    body: new Uint8Array(bodyBytes),
+    createdAt: 0,
+    initialAgeSeconds: 0,
+    lifetimeSeconds: 60,
+    policy: {},
+  }
+}
+
+describe('MemoryStore', () => {
+  it('never holds more than maxSize bytes, evicting the least recently used entry first', async () => {
+    const origin = await startSizedOrigin()
+    const store = new MemoryStore({ maxSize: 100 * KIB, maxEntrySize: 50 * KIB })
+    const agent = createTestAgent({ store })
+    await get(`${origin.origin}/40`, agent) // a
+    await get(`${origin.origin}/41`, agent) // b
+    await get(`${origin.origin}/40`, agent) // a is used again: b is now least recently used
+    await get(`${origin.origin}/42`, agent) // c: 123 KiB with a and b, over maxSize
+    expect(store.size).toBeLessThanOrEqual(100 * KIB)
+    expect(statusOf((await get(`${origin.origin}/40`, agent)).headers)).toBe('hit')
+    expect(statusOf((await get(`${origin.origin}/42`, agent)).headers)).toBe('hit')
+    expect(statusOf((await get(`${origin.origin}/41`, agent)).headers)).toBe('miss')
+  })
+
+  it('counts headers as well as the body against maxSize', () => {
+    const store = new MemoryStore({ maxSize: 10 * KIB })
+    const bodyOnly = entryOf(1000)
+    store.set('a', bodyOnly)
+    const sizeWithSmallHeaders = store.size
+    store.set('b', { ...entryOf(1000), headers: { 'x-big': 'h'.repeat(2000) } })
+    expect(store.size - sizeWithSmallHeaders).toBeGreaterThan(sizeWithSmallHeaders + 1900)
+  })
+
+  it('stays within maxSize under many distinct entries', () => {
+    const store = new MemoryStore({ maxSize: 64 * KIB, maxEntrySize: 8 * KIB })
+    for (let index = 0; index < 1000; index++) store.set(`key-${index}`, entryOf((index % 7) * KIB))
+    expect(store.size).toBeLessThanOrEqual(64 * KIB)
+    expect([...store.keys()].length).toBeGreaterThan(0)
+  })
+
+  it('holds no more than maxCount entries', () => {
+    const store = new MemoryStore({ maxCount: 3 })
+    for (const key of ['a', 'b', 'c', 'd']) store.set(key, entryOf(10))
+    expect([...store.keys()].sort()).toEqual(['b', 'c', 'd'])
+  })
+
+  it('refuses an entry over maxEntrySize and drops the older entry under that key', () => {
+    const store = new MemoryStore({ maxEntrySize: 4 * KIB })
+    store.set('a', entryOf(100))
+    store.set('a', entryOf(8 * KIB))
+    expect(store.get('a')).toBeUndefined()
+    expect(store.size).toBe(0)
+  })
+
+  it('deletes and clears', () => {
+    const store = new MemoryStore()
+    store.set('a', entryOf(1))
+    store.set('b', entryOf(1))
+    store.delete('a')
+    expect([...store.keys()]).toEqual(['b'])
+    store.clear()
+    expect([...store.keys()]).toEqual([])
+    expect(store.size).toBe(0)
+  })
+})

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest'
+import { cacheInterceptor, CachingAgent, MemoryStore } from '../lib/index.js'
+
+describe('options', () => {
+  it.each([
+    [{ shared: 'yes' }, 'options.shared must be a boolean, received "yes"'],
+    [{ methods: 'GET' }, 'options.methods must be an array of method names, received "GET"'],
+    [{ methods: ['GET', 'POST'] }, 'options.methods may hold only "GET" and "HEAD" for now'],
+    [{ cacheStatus: 'two words' }, 'options.cacheStatus must be a token such as "my-cache", or false, received "two words"'],
+    [{ cacheStatus: true }, 'options.cacheStatus must be a token such as "my-cache", or false, received true'],
+    [{ store: {} }, 'options.store must implement CacheStore (get, set, delete, keys, clear), received an object missing get, set, delete, keys, clear'],
+    [{ store: null }, 'options.store must implement CacheStore (get, set, delete, keys, clear), received null'],
+    [{ sharedd: true }, 'unknown option "sharedd"'],
+    [{ coalesce: false }, 'option "coalesce" is not supported yet (planned in issue #4)'],
+    [{ defaultTtl: 60 }, 'option "defaultTtl" is not supported yet (planned in issue #5)'],
+  ])('cacheInterceptor(%j) throws a TypeError naming the option', (options, message) => {
+    expect(() => cacheInterceptor(options as never)).toThrow(TypeError)
+    expect(() => cacheInterceptor(options as never)).toThrow(message)
+  })
+
+  it('refuses options that are not an object', () => {
+    expect(() => cacheInterceptor('fast' as never)).toThrow(new TypeError('options must be an object, received "fast"'))
+    expect(() => new CachingAgent([] as never)).toThrow(new TypeError('options must be an object, received []'))
+  })
+
+  it('checks the CachingAgent options of its own', () => {
+    expect(() => new CachingAgent({ dispatcher: {} as never })).toThrow('options.dispatcher must be an undici Dispatcher, received an object')
+    expect(() => new CachingAgent({ agentOptions: 5 as never })).toThrow('options.agentOptions must be an object of undici Agent options, received 5')
+    expect(() => cacheInterceptor({ dispatcher: {} } as never)).toThrow('unknown option "dispatcher"')
+  })
+
+  it.each([
+    [{ maxSize: '64mb' }, 'MemoryStore options.maxSize must be a positive integer (bytes), received "64mb"'],
+    [{ maxSize: 0 }, 'MemoryStore options.maxSize must be a positive integer (bytes), received 0'],
+    [{ maxEntrySize: 1.5 }, 'MemoryStore options.maxEntrySize must be a positive integer (bytes), received 1.5'],
+    [{ maxCount: -1 }, 'MemoryStore options.maxCount must be a positive integer (entries), received -1'],
+    [{ maxSize: 1000, maxEntrySize: 2000 }, 'MemoryStore options.maxEntrySize (2000) must not exceed options.maxSize (1000)'],
+    [{ maxsize: 1 }, 'unknown option "maxsize"'],
+  ])('new MemoryStore(%j) throws a TypeError naming the option', (options, message) => {
+    expect(() => new MemoryStore(options as never)).toThrow(new TypeError(message))
+  })
+
+  it('accepts the documented defaults', () => {
+    const store = new MemoryStore()
+    expect([store.maxSize, store.maxEntrySize]).toEqual([64 * 1024 * 1024, 8 * 1024 * 1024])
+    expect(() => cacheInterceptor({ shared: true, methods: ['get', 'HEAD'], cacheStatus: false, store })).not.toThrow()
+  })
+})

@@ -1,0 +1,96 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { decide, evaluateResponse, parseCacheControl, parseVary } from '../lib/policy.js'
+import type { ResponseEntry } from '../lib/store.js'
+
+const NOW = Date.UTC(2026, 0, 1, 12)
+
+function entryWith(headers: Record<string, string>, numbers: Partial<ResponseEntry> = {}): ResponseEntry {
+  return {
+    version: 1,
+    kind: 'response',
+    method: 'GET',
+    url: 'http://127.0.0.1/',
+    status: 200,
+    statusText: 'OK',
+    headers,
+    body: new Uint8Array(0),
+    createdAt: NOW,
+    initialAgeSeconds: 0,
+    lifetimeSeconds: 60,
+    policy: {},
+    ...numbers,
+  }
+}
+
+const request = (headers: Record<string, string> = {}) => ({ method: 'GET', url: 'http://127.0.0.1/', headers })
+
+describe('parseCacheControl', () => {
+  it('reads names case-insensitively, unquotes arguments and keeps the first of a repeated directive', () => {
+    const directives = parseCacheControl('Max-Age=60, no-cache="set-cookie, x-a", max-age=5, private')
+    expect(directives.get('max-age')).toBe('60')
+    expect(directives.get('no-cache')).toBe('set-cookie, x-a')
+    expect(directives.get('private')).toBe(true)
+  })
+
+  it('never throws, whatever the field holds', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), (value) => {
+      expect(() => parseCacheControl(value)).not.toThrow()
+    }))
+  })
+})
+
+describe('decide', () => {
+  it('serves a fresh entry and forwards a stale one', () => {
+    expect(decide(entryWith({}), request(), { shared: false, now: NOW + 59_000, missReason: 'uri-miss' }).action).toBe('serve')
+    expect(decide(entryWith({}), request(), { shared: false, now: NOW + 60_000, missReason: 'uri-miss' })).toEqual({
+      action: 'forward',
+      reason: 'stale',
+    })
+  })
+
+  it('never throws and never serves a stale entry without max-stale, whatever the request directives', () => {
+    const directive = fc.constantFrom('no-cache', 'no-store', 'max-age', 'min-fresh', 'only-if-cached', 'max-stale', 'junk', '')
+    const argument = fc.oneof(fc.constant(''), fc.nat().map(String), fc.string())
+    const field = fc.array(fc.tuple(directive, argument).map(([name, value]) => (value === '' ? name : `${name}=${value}`))).map((parts) => parts.join(', '))
+    fc.assert(fc.property(field, fc.integer({ min: 0, max: 200_000 }), (cacheControl, elapsedMs) => {
+      const decision = decide(entryWith({}), request({ 'cache-control': cacheControl }), { shared: false, now: NOW + elapsedMs, missReason: 'uri-miss' })
+      if (decision.action === 'serve' && elapsedMs >= 60_000) expect(cacheControl).toContain('max-stale')
+    }))
+  })
+})
+
+describe('evaluateResponse', () => {
+  it('never throws on malformed Cache-Control, Expires, Date, Age or Vary', () => {
+    const header = fc.oneof(fc.string(), fc.constantFrom('', ' ', ',', '=', '"', 'max-age=', 'max-age=-1', '-1', 'NaN', '1e9'))
+    fc.assert(fc.property(header, header, header, header, header, (cacheControl, expires, date, age, vary) => {
+      const response = { status: 200, headers: { 'cache-control': cacheControl, expires, date, age, vary } }
+      const evaluated = evaluateResponse(request(), response, { shared: false, now: NOW })
+      if (evaluated) {
+        expect(Number.isFinite(evaluated.lifetimeSeconds)).toBe(true)
+        expect(Number.isFinite(evaluated.initialAgeSeconds)).toBe(true)
+      }
+    }))
+  })
+
+  it('ignores a malformed Age rather than trusting it', () => {
+    const evaluated = evaluateResponse(request(), { status: 200, headers: { 'cache-control': 'max-age=60', age: '-30' } }, { shared: false, now: NOW })
+    expect(evaluated?.initialAgeSeconds).toBe(0)
+  })
+
+  it('keeps only the request headers a variant is selected by', () => {
+    const evaluated = evaluateResponse(
+      request({ 'accept-language': 'en', authorization: 'secret' }),
+      { status: 200, headers: { 'cache-control': 'max-age=60', vary: 'Accept-Language' } },
+      { shared: false, now: NOW },
+    )
+    expect(evaluated?.policy.reqh).toEqual({ 'accept-language': 'en' })
+    expect(evaluated?.varyNames).toEqual(['accept-language'])
+  })
+})
+
+describe('parseVary', () => {
+  it('lower-cases and trims the names, and joins repeated fields', () => {
+    expect(parseVary(['Accept-Encoding ,X-A', ' x-b'])).toEqual(['accept-encoding', 'x-a', 'x-b'])
+  })
+})
