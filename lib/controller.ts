@@ -10,9 +10,10 @@ abstract class HeadersController {
   #headers: HeaderRecord = {}
   #rawHeaders: Buffer[] | undefined
 
-  setHeaders(headers: HeaderRecord): void {
+  /** `rawHeaders`, when the caller has them already, must say the same as `headers`. */
+  setHeaders(headers: HeaderRecord, rawHeaders?: Buffer[]): void {
     this.#headers = headers
-    this.#rawHeaders = undefined
+    this.#rawHeaders = rawHeaders
   }
 
   get rawHeaders(): Buffer[] {

@@ -1,7 +1,7 @@
 import { debuglog } from 'node:util'
 import type { Dispatcher } from 'undici'
 import { GuardedStore } from './guarded-store.js'
-import { createKey, toCacheRequest, type CacheRequest } from './key.js'
+import { keyOfNormalized, toCacheRequest, type CacheRequest } from './key.js'
 import { toCurrentHandler, type AnyHandler } from './legacy-handler.js'
 import { andThen } from './maybe-promise.js'
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js'
@@ -62,7 +62,7 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
     if (!acted) forward(exchange, 'bypass')
   }
   try {
-    const key = createKey(request)
+    const key = keyOfNormalized(request.method, request.url)
     if (isLookupBypassed(request.headers)) {
       acted = true
       return forwardAndStore(exchange, request, key, 'request')

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { formatCacheStatus, withCacheStatus } from './cache-status.js'
 import { ReplayController } from './controller.js'
-import type { HeaderRecord } from './headers.js'
+import { toRawHeaders, type HeaderRecord } from './headers.js'
 import { currentAgeSeconds, ttlSeconds, type ForwardReason } from './policy.js'
 import type { ResponseEntry } from './store.js'
 
@@ -12,7 +12,30 @@ interface ReplayedResponse {
   status: number
   statusText: string
   headers: HeaderRecord
+  /** The same headers in undici's raw form, when already at hand. */
+  rawHeaders?: Buffer[]
   body: Buffer
+}
+
+/** Fields a hit writes afresh; the rest of the stored headers are served as stored. */
+const REPLAY_FIELDS = new Set(['age', 'cache-status', 'content-length'])
+
+/**
+ * The raw form of an entry's stored headers other than `REPLAY_FIELDS`, built once per entry object: undici's
+ * request() and fetch() read `controller.rawHeaders` on every response, and a store that keeps entries
+ * as objects (MemoryStore) hands back the same object on every hit.
+ */
+const storedRawHeaders = new WeakMap<ResponseEntry, Buffer[]>()
+
+function storedRawHeadersOf(entry: ResponseEntry): Buffer[] {
+  let raw = storedRawHeaders.get(entry)
+  if (raw === undefined) {
+    const kept: HeaderRecord = {}
+    for (const name in entry.headers) if (!REPLAY_FIELDS.has(name)) kept[name] = entry.headers[name]!
+    raw = toRawHeaders(kept)
+    storedRawHeaders.set(entry, raw)
+  }
+  return raw
 }
 
 /** Serves a stored entry: its status, headers with a current `Age` and `Cache-Status`, and its body. */
@@ -21,16 +44,25 @@ export function serveEntry(
   handler: Dispatcher.DispatchHandler,
   context: { status: 'hit' | 'stale'; key: string; method: string; cacheName: string | false; now: number },
 ): void {
-  let headers: HeaderRecord = { ...entry.headers, age: String(Math.floor(currentAgeSeconds(entry, context.now))) }
   const hasBody = context.method !== 'HEAD' && entry.method !== 'HEAD'
+  let fresh: HeaderRecord = { age: String(Math.floor(currentAgeSeconds(entry, context.now))) }
   // The body is replayed whole, so its length is known even when the origin sent it chunked.
-  if (hasBody && headers['content-length'] === undefined) headers['content-length'] = String(entry.body.byteLength)
+  const contentLength = entry.headers['content-length'] ?? (hasBody ? String(entry.body.byteLength) : undefined)
+  if (contentLength !== undefined) fresh['content-length'] = contentLength
+  // Members written by caches nearer the origin stay, in front of ours.
+  const storedCacheStatus = entry.headers['cache-status']
+  if (storedCacheStatus !== undefined) fresh['cache-status'] = storedCacheStatus
   if (context.cacheName !== false) {
-    const member = formatCacheStatus(context.cacheName, { hit: true, ttlSeconds: ttlSeconds(entry, context.now), key: context.key })
-    headers = withCacheStatus(headers, member)
+    fresh = withCacheStatus(fresh, formatCacheStatus(context.cacheName, { hit: true, ttlSeconds: ttlSeconds(entry, context.now), key: context.key }))
   }
   const body = hasBody ? Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength) : Buffer.alloc(0)
-  replay(handler, { status: entry.status, statusText: entry.statusText, headers, body })
+  replay(handler, {
+    status: entry.status,
+    statusText: entry.statusText,
+    headers: { ...entry.headers, ...fresh },
+    rawHeaders: storedRawHeadersOf(entry).concat(toRawHeaders(fresh)),
+    body,
+  })
 }
 
 /** RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored is answered 504 Gateway Timeout. */
@@ -78,7 +110,7 @@ function replay(handler: Dispatcher.DispatchHandler, response: ReplayedResponse)
     try {
       handler.onRequestStart?.(controller, {})
       if (controller.aborted) return
-      controller.setHeaders(response.headers)
+      controller.setHeaders(response.headers, response.rawHeaders)
       handler.onResponseStart?.(controller, response.status, response.headers, response.statusText)
     } catch (error) {
       return fail(error)

@@ -1,8 +1,9 @@
 import { parseList } from 'structured-headers'
-import { fetch } from 'undici'
+import { fetch, request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { cacheInfo } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
+import { startOrigin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 import { startVersionedOrigin } from './helpers/versioned-origin.js'
 
@@ -46,6 +47,35 @@ describe('Cache-Status', () => {
     expect(cacheInfo(miss.headers)).toMatchObject({ fromCache: false, status: 'miss' })
     expect(cacheInfo(hit.headers)).toMatchObject({ fromCache: true, status: 'hit' })
     expect(cacheInfo(miss.headers).createdAt).toBeInstanceOf(Date)
+  })
+
+  it("keeps an upstream cache's member in front of ours on a hit, the same in every form of the headers", async () => {
+    const origin = await startOrigin((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'cache-status': 'edge; fwd=uri-miss', 'x-kept': 'yes' })
+      response.end('stored body')
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+
+    const record = await request(origin.url, { dispatcher: agent })
+    await record.body.text()
+    const raw = await request(origin.url, { dispatcher: agent, responseHeaders: 'raw' })
+    await raw.body.text()
+    const fetched = await fetch(origin.url, { dispatcher: agent })
+    await fetched.text()
+
+    const fromRaw = (name: string): string | undefined => {
+      const pairs = raw.headers as unknown as string[] // undici gives a flat [name, value, …] list for 'raw'
+      const index = pairs.findIndex((item, at) => at % 2 === 0 && item.toLowerCase() === name)
+      return index === -1 ? undefined : pairs[index + 1]
+    }
+    for (const read of [(name: string) => record.headers[name], fromRaw, (name: string) => fetched.headers.get(name) ?? undefined]) {
+      expect(read('cache-status')).toMatch(/^edge; fwd=uri-miss, undici-http-cache; hit; ttl=\d+; key="[\w-]+"$/)
+      expect(read('x-kept')).toBe('yes')
+      expect(read('content-length')).toBe('11')
+      expect(read('age')).toMatch(/^\d+$/)
+    }
+    expect(origin.requests).toBe(1)
   })
 
   it('gives an empty verdict for a response that did not pass through this cache, or a malformed field', () => {
