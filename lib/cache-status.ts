@@ -12,7 +12,13 @@ export type CacheStatus = 'hit' | 'miss' | 'revalidated' | 'stale' | 'bypass'
 /** The parameters of this cache's member of `Cache-Status` (RFC 9211 §2). */
 export type CacheStatusParameters =
   | { hit: true; ttlSeconds: number; key: string }
-  | { fwd: ForwardReason; fwdStatus?: number; stored?: boolean; ttlSeconds?: number; key?: string }
+  | { fwd: ForwardReason; fwdStatus?: number; stored?: boolean; ttlSeconds?: number; key?: string; detail?: CacheStatusDetail }
+
+/**
+ * RFC 9211 §2.8 `detail`: `stale-if-error` marks a stale response served because the origin failed
+ * (`fwd-status` then gives the origin's error status, or is absent when no response came at all).
+ */
+export type CacheStatusDetail = 'stale-if-error'
 
 /** Serialises this cache's member. The names used are tokens and keys are base64url, so nothing needs escaping. */
 export function formatCacheStatus(cacheName: string, parameters: CacheStatusParameters): string {
@@ -25,6 +31,7 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
   }
   if (parameters.ttlSeconds !== undefined) member += `; ttl=${Math.floor(parameters.ttlSeconds)}`
   if (parameters.key !== undefined) member += `; key="${parameters.key}"`
+  if ('detail' in parameters && parameters.detail !== undefined) member += `; detail=${parameters.detail}`
   return member
 }
 
@@ -79,9 +86,11 @@ export function cacheInfo(headers: HeadersInput, cacheName = 'undici-http-cache'
   const fwdStatus = member.get('fwd-status')
   const ttl = member.get('ttl')
   const key = member.get('key')
-  info.revalidated = fwd === 'stale' && fwdStatus === 304
-  info.fromCache = member.get('hit') === true || info.revalidated
-  info.status = classify(member.get('hit') === true, fwd, info.revalidated, typeof ttl === 'number' ? ttl : undefined)
+  const hit = member.get('hit') === true
+  const staleIfError = member.get('detail')?.toString() === 'stale-if-error'
+  info.revalidated = !hit && fwdStatus === 304
+  info.fromCache = hit || info.revalidated || staleIfError
+  info.status = classify({ hit, fwd, revalidated: info.revalidated, staleIfError, ttl: typeof ttl === 'number' ? ttl : undefined })
   info.isExpired = typeof ttl === 'number' && ttl <= 0
   if (typeof ttl === 'number') info.expires = new Date(now + ttl * 1000)
   if (typeof key === 'string') info.cacheKey = key
@@ -92,8 +101,16 @@ export function cacheInfo(headers: HeadersInput, cacheName = 'undici-http-cache'
   return info
 }
 
-function classify(hit: boolean, fwd: string | undefined, revalidated: boolean, ttl: number | undefined): CacheStatus {
+function classify(member: {
+  hit: boolean
+  fwd: string | undefined
+  revalidated: boolean
+  staleIfError: boolean
+  ttl: number | undefined
+}): CacheStatus {
+  const { hit, fwd, revalidated, staleIfError, ttl } = member
   if (revalidated) return 'revalidated'
+  if (staleIfError) return 'stale'
   if (hit) return ttl !== undefined && ttl <= 0 ? 'stale' : 'hit'
   return fwd === 'bypass' || fwd === 'method' ? 'bypass' : 'miss'
 }

@@ -1,43 +1,41 @@
 import type { Dispatcher } from 'undici'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
 
-/**
- * undici's fetch reads a response's headers from `controller.rawHeaders`, so whenever the cache hands a
- * handler headers of its own making (a hit, or a passed-through response with `Cache-Status` added) the
- * controller must show those headers in raw form. They are built only if someone reads them.
- */
-abstract class HeadersController {
-  #headers: HeaderRecord = {}
-  #rawHeaders: Buffer[] | undefined
-
-  /** `rawHeaders`, when the caller has them already, must say the same as `headers`. */
-  setHeaders(headers: HeaderRecord, rawHeaders?: Buffer[]): void {
-    this.#headers = headers
-    this.#rawHeaders = rawHeaders
-  }
-
-  get rawHeaders(): Buffer[] {
-    this.#rawHeaders ??= toRawHeaders(this.#headers)
-    return this.#rawHeaders
-  }
-
-  get rawTrailers(): Buffer[] {
-    return []
-  }
+/** What a caller's pause, resume and abort act on: the origin's response, or a replay from the store. */
+export interface ResponseSource {
+  pause(): void
+  resume(): void
+  abort(reason: Error): void
+  readonly rawTrailers?: Dispatcher.DispatchController['rawTrailers']
 }
 
-/** The controller of a response replayed from the store: pausing holds back the rest of the body. */
-export class ReplayController extends HeadersController implements Dispatcher.DispatchController {
+/** Before a response has a source: pausing and resuming wait for one; an abort is remembered. */
+const NO_SOURCE: ResponseSource = { pause() {}, resume() {}, abort() {} }
+
+/**
+ * The controller a caller's handler is given. Its source can change during one response (a revalidation
+ * that the origin answers 304 starts as a request to the origin and ends as a replay from the store), so
+ * the caller keeps one controller throughout and its abort always reaches whatever is producing the body.
+ *
+ * undici's request() and fetch() read the response's headers from `rawHeaders`, so whenever the cache hands
+ * a handler headers of its own making, the controller shows those headers in raw form too.
+ */
+export class CallerController implements Dispatcher.DispatchController {
+  #source: ResponseSource
   #aborted = false
   #paused = false
   #reason: Error | null = null
-  #onResume: (() => void) | undefined
-  readonly #onAbort: (reason: Error) => void
+  #headers: HeaderRecord = {}
+  #rawHeaders: Buffer[] | undefined
 
-  /** `onAbort` runs once, when the consumer aborts. */
-  constructor(onAbort: (reason: Error) => void) {
-    super()
-    this.#onAbort = onAbort
+  constructor(source: ResponseSource = NO_SOURCE) {
+    this.#source = source
+  }
+
+  /** From now on pause, resume and abort act on `source`; an abort that came first reaches it at once. */
+  switchTo(source: ResponseSource): void {
+    this.#source = source
+    if (this.#aborted) source.abort(this.#reason!)
   }
 
   get aborted(): boolean {
@@ -56,62 +54,32 @@ export class ReplayController extends HeadersController implements Dispatcher.Di
     if (this.#aborted) return
     this.#aborted = true
     this.#reason = reason
-    this.#onAbort(reason)
+    this.#source.abort(reason)
   }
 
   pause(): void {
     this.#paused = true
+    this.#source.pause()
   }
 
   resume(): void {
-    if (!this.#paused) return
     this.#paused = false
-    const onResume = this.#onResume
-    this.#onResume = undefined
-    onResume?.()
+    this.#source.resume()
   }
 
-  /** Runs `callback` when the consumer next resumes. */
-  whenResumed(callback: () => void): void {
-    this.#onResume = callback
-  }
-}
-
-/** The controller of a response passed through from the origin: the origin's controller, with our headers. */
-export class ForwardController extends HeadersController implements Dispatcher.DispatchController {
-  readonly #upstream: Dispatcher.DispatchController
-
-  constructor(upstream: Dispatcher.DispatchController) {
-    super()
-    this.#upstream = upstream
+  /** `rawHeaders`, when the caller has them already, must say the same as `headers`. */
+  setHeaders(headers: HeaderRecord, rawHeaders?: Buffer[]): void {
+    this.#headers = headers
+    this.#rawHeaders = rawHeaders
   }
 
-  get aborted(): boolean {
-    return this.#upstream.aborted
+  get rawHeaders(): Buffer[] {
+    this.#rawHeaders ??= toRawHeaders(this.#headers)
+    return this.#rawHeaders
   }
 
-  get paused(): boolean {
-    return this.#upstream.paused
-  }
-
-  get reason(): Error | null {
-    return this.#upstream.reason
-  }
-
-  abort(reason: Error): void {
-    this.#upstream.abort(reason)
-  }
-
-  pause(): void {
-    this.#upstream.pause()
-  }
-
-  resume(): void {
-    this.#upstream.resume()
-  }
-
-  override get rawTrailers(): Buffer[] {
-    const trailers = this.#upstream.rawTrailers
+  get rawTrailers(): Buffer[] {
+    const trailers = this.#source.rawTrailers
     return Array.isArray(trailers) ? trailers.map((item) => Buffer.from(item)) : []
   }
 }

@@ -20,6 +20,13 @@ export interface CacheOptions {
    * Default `'undici-http-cache'`; `false` adds no field.
    */
   cacheStatus?: string | false
+  /**
+   * Serve a stale stored response when the origin fails (no response, or 500, 502, 503, 504), RFC 5861 §4.
+   * Default: only as the response's or the request's `stale-if-error` directive allows. `true`: at any
+   * staleness; a number: up to that many seconds stale (or longer where a directive allows); `false`: never.
+   * `must-revalidate`, `no-cache` (and in shared mode `proxy-revalidate`, `s-maxage`) always forbid it.
+   */
+  staleIfError?: boolean | number
 }
 
 /** Options of `CachingAgent`: the cache's options, and the dispatcher the cache sits in front of. */
@@ -36,6 +43,7 @@ export interface ResolvedOptions {
   shared: boolean
   methods: ReadonlySet<string>
   cacheStatus: string | false
+  staleIfError: boolean | number | undefined
   /** The largest entry the cache buffers for the store, in bytes. */
   maxEntrySize: number
 }
@@ -54,11 +62,10 @@ const NOT_YET_SUPPORTED: Record<string, string> = {
   matchHeaders: 'issue #5',
   defaultTtl: 'issue #5',
   urlsExpireAfter: 'issue #5',
-  staleIfError: 'issue #4',
   coalesce: 'issue #4',
 }
 
-const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'cacheStatus']
+const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'cacheStatus', 'staleIfError']
 const AGENT_OPTION_NAMES = ['dispatcher', 'agentOptions']
 
 // RFC 9651 §3.3.4: the cache's name in Cache-Status is written as a token.
@@ -73,6 +80,7 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
     shared: checkBoolean('options.shared', options.shared ?? false),
     methods: checkMethods(options.methods ?? DEFAULT_METHODS),
     cacheStatus: checkCacheStatus(options.cacheStatus ?? DEFAULT_CACHE_STATUS),
+    staleIfError: checkStaleIfError(options.staleIfError),
     maxEntrySize: store.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE,
   }
 }
@@ -183,6 +191,12 @@ function checkMethods(value: unknown): ReadonlySet<string> {
 function checkCacheStatus(value: unknown): string | false {
   if (value === false || (typeof value === 'string' && TOKEN.test(value))) return value
   throw new TypeError(`options.cacheStatus must be a token such as "my-cache", or false, received ${describe(value)}`)
+}
+
+function checkStaleIfError(value: unknown): boolean | number | undefined {
+  if (value === undefined || typeof value === 'boolean') return value
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
+  throw new TypeError(`options.staleIfError must be a boolean or a whole number of seconds, received ${describe(value)}`)
 }
 
 function checkPositiveInteger(name: string, value: unknown, unit: string): number {

@@ -32,7 +32,12 @@ export interface StorableResponse {
 export type ForwardReason = 'uri-miss' | 'vary-miss' | 'miss' | 'stale' | 'request' | 'method' | 'bypass'
 
 export type Decision =
+  /** Serve the stored response: fresh (`hit`), or stale because the request allows it (`max-stale`). */
   | { action: 'serve'; entry: ResponseEntry; status: 'hit' | 'stale' }
+  /** RFC 5861 §3: serve the stale response now and revalidate it in the background. */
+  | { action: 'serve-stale-and-revalidate'; entry: ResponseEntry }
+  /** The stored response may not be served as it is: ask the origin, conditionally where it has validators. */
+  | { action: 'revalidate'; entry: ResponseEntry; reason: 'stale' | 'request' }
   | { action: 'forward'; reason: ForwardReason }
   | { action: 'gateway-timeout'; reason: ForwardReason }
 
@@ -80,52 +85,96 @@ function initialAgeSeconds(headers: Record<string, string>, now: number): number
   return Math.max(ageValue, apparentAge)
 }
 
-/** Decides what to do with a request given the entry stored for it (RFC 9111 §4, §5.2.1). */
+/** Decides what to do with a request given the entry stored for it (RFC 9111 §4, §5.2.1; RFC 5861). */
 export function decide(
   entry: ResponseEntry | undefined,
   request: PolicyRequest,
   options: { shared: boolean; now: number; missReason: 'uri-miss' | 'vary-miss' },
 ): Decision {
   const requestDirectives = parseRequestDirectives(request.headers)
+  // RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored means 504, never a request to the origin.
   const onlyIfCached = requestDirectives.has('only-if-cached')
   const forward = (reason: ForwardReason): Decision =>
-    // RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored means 504, never a request to the origin.
     onlyIfCached ? { action: 'gateway-timeout', reason } : { action: 'forward', reason }
+  const revalidate = (stored: ResponseEntry, reason: 'stale' | 'request'): Decision =>
+    onlyIfCached ? { action: 'gateway-timeout', reason } : { action: 'revalidate', entry: stored, reason }
 
   if (entry === undefined) return forward(options.missReason)
   // A stored HEAD response has no body to give a GET.
   if (entry.method === 'HEAD' && request.method !== 'HEAD') return forward('miss')
-  if (requestDirectives.has('no-cache')) return forward('request')
+  if (requestDirectives.has('no-cache')) return revalidate(entry, 'request')
 
   const ageSeconds = currentAgeSeconds(entry, options.now)
   const ttlSeconds = entry.lifetimeSeconds - ageSeconds
   const maxAge = parseDeltaSeconds(requestDirectives.get('max-age'))
-  if (maxAge !== undefined && ageSeconds > maxAge) return forward('request')
+  if (maxAge !== undefined && ageSeconds > maxAge) return revalidate(entry, 'request')
   const minFresh = parseDeltaSeconds(requestDirectives.get('min-fresh'))
-  if (minFresh !== undefined && ttlSeconds < minFresh) return forward('request')
+  if (minFresh !== undefined && ttlSeconds < minFresh) return revalidate(entry, 'request')
 
   if (ttlSeconds > 0) return { action: 'serve', entry, status: 'hit' }
-  if (allowsStaleWithoutRevalidation(entry, requestDirectives, { staleSeconds: -ttlSeconds, shared: options.shared })) {
-    return { action: 'serve', entry, status: 'stale' }
-  }
-  return forward('stale')
+  const staleness = { staleSeconds: -ttlSeconds, shared: options.shared }
+  if (maxStaleAllows(entry, requestDirectives, staleness)) return { action: 'serve', entry, status: 'stale' }
+  if (staleWhileRevalidateAllows(entry, staleness)) return { action: 'serve-stale-and-revalidate', entry }
+  return revalidate(entry, 'stale')
 }
 
 /** RFC 9111 §5.2.1.1: `max-stale` lets a stale response be served, unless the response forbids it. */
-function allowsStaleWithoutRevalidation(
-  entry: ResponseEntry,
-  requestDirectives: Directives,
-  context: { staleSeconds: number; shared: boolean },
-): boolean {
+function maxStaleAllows(entry: ResponseEntry, requestDirectives: Directives, context: { staleSeconds: number; shared: boolean }): boolean {
   const maxStale = requestDirectives.get('max-stale')
-  if (maxStale === undefined) return false
-  const responseDirectives = parseCacheControl(joinHeader(entry.headers['cache-control']))
-  // §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10: these make serving stale without revalidation forbidden.
-  if (responseDirectives.has('must-revalidate') || responseDirectives.has('no-cache')) return false
-  if (context.shared && (responseDirectives.has('proxy-revalidate') || responseDirectives.has('s-maxage'))) return false
+  if (maxStale === undefined || forbidsStale(entry, context.shared)) return false
   if (maxStale === true) return true
   const limit = parseDeltaSeconds(maxStale)
   return limit !== undefined && context.staleSeconds <= limit
+}
+
+/** RFC 5861 §3: within the response's `stale-while-revalidate` window, serve stale and revalidate behind. */
+function staleWhileRevalidateAllows(entry: ResponseEntry, context: { staleSeconds: number; shared: boolean }): boolean {
+  const window = parseDeltaSeconds(responseDirectives(entry).get('stale-while-revalidate'))
+  return window !== undefined && context.staleSeconds <= window && !forbidsStale(entry, context.shared)
+}
+
+/**
+ * RFC 5861 §4: whether a stale entry may be served because the origin failed (a 500, 502, 503 or 504, or
+ * no response at all). The window is the largest of the response's and the request's `stale-if-error`
+ * and the `staleIfError` option (`true`: any staleness; `false`: never, whatever the directives say).
+ */
+export function staleIfErrorAllows(
+  entry: ResponseEntry,
+  request: PolicyRequest,
+  options: { shared: boolean; now: number; staleIfError: boolean | number | undefined },
+): boolean {
+  if (options.staleIfError === false || forbidsStale(entry, options.shared)) return false
+  const staleSeconds = Math.max(0, -ttlSeconds(entry, options.now))
+  if (options.staleIfError === true) return true
+  const windows = [
+    parseDeltaSeconds(responseDirectives(entry).get('stale-if-error')),
+    parseDeltaSeconds(parseRequestDirectives(request.headers).get('stale-if-error')),
+    options.staleIfError,
+  ].filter((window) => window !== undefined)
+  return windows.some((window) => staleSeconds <= window)
+}
+
+/** RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10: directives that forbid serving a stale response. */
+function forbidsStale(entry: ResponseEntry, shared: boolean): boolean {
+  const directives = responseDirectives(entry)
+  if (directives.has('must-revalidate') || directives.has('no-cache')) return true
+  return shared && (directives.has('proxy-revalidate') || directives.has('s-maxage'))
+}
+
+function responseDirectives(entry: ResponseEntry): Directives {
+  return parseCacheControl(joinHeader(entry.headers['cache-control']))
+}
+
+/**
+ * The headers of a request that revalidates `entry` (RFC 9111 §4.3.1), from http-cache-semantics: the
+ * caller's headers without hop-by-hop fields, with `If-None-Match` from the entry's `ETag` and
+ * `If-Modified-Since` from its `Last-Modified`. `conditional` says whether any validator was added.
+ */
+export function revalidationHeaders(entry: ResponseEntry, request: PolicyRequest): { headers: RequestHeaders; conditional: boolean } {
+  const policy = CachePolicy.fromObject({ ...entry.policy, resh: joinHeaders(entry.headers) } as unknown as CachePolicy.CachePolicyObject)
+  const headers = policy.revalidationHeaders({ method: request.method, url: request.url, headers: request.headers }) as RequestHeaders
+  const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined
+  return { headers, conditional }
 }
 
 /** The entry's current age (RFC 9111 §4.2.3), in seconds. */
@@ -143,14 +192,14 @@ export function expiresAt(entry: ResponseEntry): number {
   return entry.createdAt + (entry.lifetimeSeconds - entry.initialAgeSeconds) * 1000
 }
 
-/** Whether a request must skip the stored response for reasons of its own (conditional or range requests). */
+/**
+ * Requests the cache does not answer from storage: ranges (206 responses are neither stored nor served)
+ * and preconditions other than validation (`If-Match`, `If-Unmodified-Since`, `If-Range`) go to the
+ * origin untouched. `If-None-Match` and `If-Modified-Since` are answered from a fresh entry (validation.ts).
+ */
 export function isLookupBypassed(headers: RequestHeaders): boolean {
-  // TODO(issue #4): answer a caller's own conditional request from a fresh entry (§4.3.2).
-  // Ranges (206) are not stored or served; such requests go to the origin untouched.
   return (
     headers.range !== undefined ||
-    headers['if-none-match'] !== undefined ||
-    headers['if-modified-since'] !== undefined ||
     headers['if-match'] !== undefined ||
     headers['if-unmodified-since'] !== undefined ||
     headers['if-range'] !== undefined

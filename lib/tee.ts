@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { formatCacheStatus, withCacheStatus } from './cache-status.js'
-import { ForwardController } from './controller.js'
+import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import { joinHeader, withoutHopByHop, type HeaderRecord } from './headers.js'
 import type { CacheRequest } from './key.js'
@@ -19,7 +19,14 @@ export interface TeeContext {
     store: GuardedStore
     shared: boolean
     maxEntrySize: number
+    /**
+     * The response replaces one stored under `key` (it answers a revalidation): when it is not stored,
+     * the stored one is deleted, unless the response is a server error (RFC 9111 §4.3.3 keeps it then).
+     */
+    replaces?: boolean
   }
+  /** The controller the caller is to be given, when the caller of this exchange already made one. */
+  controller?: CallerController
 }
 
 /** A response being copied for the store. */
@@ -38,13 +45,14 @@ interface PendingEntry {
 export class TeeHandler implements Dispatcher.DispatchHandler {
   readonly #handler: Dispatcher.DispatchHandler
   readonly #context: TeeContext
-  #controller: ForwardController | undefined
+  #controller: CallerController | undefined
   /** The entry being filled, or undefined when this response is not being stored. */
   #pending: PendingEntry | undefined
 
   constructor(handler: Dispatcher.DispatchHandler, context: TeeContext) {
     this.#handler = handler
     this.#context = context
+    this.#controller = context.controller
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -60,6 +68,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     // 1xx responses are interim: they pass through untouched and the final response follows.
     if (statusCode < 200) return this.#handler.onResponseStart?.(wrapped, statusCode, headers, statusText)
     this.#pending = this.#startEntry(statusCode, headers, statusText ?? '')
+    if (this.#pending === undefined && statusCode < 500) this.#deleteReplaced()
     let headersOut = headers
     if (this.#context.cacheName !== false) {
       const member = formatCacheStatus(this.#context.cacheName, {
@@ -77,8 +86,10 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     const pending = this.#pending
     if (pending) {
       pending.bytes += chunk.byteLength
-      if (pending.bytes > pending.maxBodyBytes) this.#pending = undefined // too large to store: stop copying
-      else pending.chunks.push(chunk)
+      if (pending.bytes > pending.maxBodyBytes) {
+        this.#pending = undefined // too large to store: stop copying
+        this.#deleteReplaced()
+      } else pending.chunks.push(chunk)
     }
     this.#handler.onResponseData?.(this.#wrap(controller), chunk)
   }
@@ -111,9 +122,15 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     this.#handler.onRequestSent?.()
   }
 
-  #wrap(controller: Dispatcher.DispatchController): ForwardController {
-    this.#controller ??= new ForwardController(controller)
+  #wrap(controller: Dispatcher.DispatchController): CallerController {
+    this.#controller ??= new CallerController(controller)
     return this.#controller
+  }
+
+  /** A newer full response that is not stored leaves no older one behind to be served in its place. */
+  #deleteReplaced(): void {
+    const storage = this.#context.storage
+    if (storage?.replaces) void storage.store.delete(storage.key)
   }
 
   /** The entry to fill, if the response may be stored and is not already known to be too large. */

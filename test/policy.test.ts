@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decide, evaluateResponse, parseCacheControl, parseVary } from '../lib/policy.js'
+import { decide, evaluateResponse, parseCacheControl, parseVary, staleIfErrorAllows } from '../lib/policy.js'
 import type { ResponseEntry } from '../lib/store.js'
 
 const NOW = Date.UTC(2026, 0, 1, 12)
@@ -41,12 +41,24 @@ describe('parseCacheControl', () => {
 })
 
 describe('decide', () => {
-  it('serves a fresh entry and forwards a stale one', () => {
-    expect(decide(entryWith({}), request(), { shared: false, now: NOW + 59_000, missReason: 'uri-miss' }).action).toBe('serve')
-    expect(decide(entryWith({}), request(), { shared: false, now: NOW + 60_000, missReason: 'uri-miss' })).toEqual({
-      action: 'forward',
+  it('serves a fresh entry and revalidates a stale one', () => {
+    const entry = entryWith({})
+    expect(decide(entry, request(), { shared: false, now: NOW + 59_000, missReason: 'uri-miss' }).action).toBe('serve')
+    expect(decide(entry, request(), { shared: false, now: NOW + 60_000, missReason: 'uri-miss' })).toEqual({
+      action: 'revalidate',
+      entry,
       reason: 'stale',
     })
+  })
+
+  it('serves stale and revalidates behind within stale-while-revalidate, unless the response forbids stale', () => {
+    const at = (cacheControl: string, elapsedMs: number, shared = false) =>
+      decide(entryWith({ 'cache-control': cacheControl }), request(), { shared, now: NOW + elapsedMs, missReason: 'uri-miss' }).action
+    expect(at('max-age=60, stale-while-revalidate=30', 89_000)).toBe('serve-stale-and-revalidate')
+    expect(at('max-age=60, stale-while-revalidate=30', 91_000)).toBe('revalidate')
+    expect(at('max-age=60, stale-while-revalidate=30, must-revalidate', 70_000)).toBe('revalidate')
+    expect(at('max-age=60, stale-while-revalidate=30, proxy-revalidate', 70_000)).toBe('serve-stale-and-revalidate')
+    expect(at('max-age=60, stale-while-revalidate=30, proxy-revalidate', 70_000, true)).toBe('revalidate')
   })
 
   it('never throws and never serves a stale entry without max-stale, whatever the request directives', () => {
@@ -57,6 +69,39 @@ describe('decide', () => {
       const decision = decide(entryWith({}), request({ 'cache-control': cacheControl }), { shared: false, now: NOW + elapsedMs, missReason: 'uri-miss' })
       if (decision.action === 'serve' && elapsedMs >= 60_000) expect(cacheControl).toContain('max-stale')
     }))
+  })
+})
+
+describe('staleIfErrorAllows', () => {
+  const allows = (
+    cacheControl: string,
+    elapsedMs: number,
+    { requestCacheControl, staleIfError, shared = false }: { requestCacheControl?: string; staleIfError?: boolean | number; shared?: boolean } = {},
+  ) =>
+    staleIfErrorAllows(
+      entryWith({ 'cache-control': cacheControl }),
+      request(requestCacheControl === undefined ? {} : { 'cache-control': requestCacheControl }),
+      { shared, now: NOW + elapsedMs, staleIfError },
+    )
+
+  it("takes the widest of the response's directive, the request's directive and the option", () => {
+    expect(allows('max-age=60', 70_000)).toBe(false)
+    expect(allows('max-age=60, stale-if-error=20', 80_000)).toBe(true)
+    expect(allows('max-age=60, stale-if-error=20', 81_000)).toBe(false)
+    expect(allows('max-age=60', 80_000, { requestCacheControl: 'stale-if-error=20' })).toBe(true)
+    expect(allows('max-age=60', 80_000, { staleIfError: 20 })).toBe(true)
+    expect(allows('max-age=60', 81_000, { staleIfError: 20 })).toBe(false)
+    expect(allows('max-age=60', 10_000_000, { staleIfError: true })).toBe(true)
+  })
+
+  it('is forbidden by must-revalidate and no-cache, by proxy-revalidate and s-maxage when shared, and by the option false', () => {
+    expect(allows('max-age=60, must-revalidate, stale-if-error=999', 70_000)).toBe(false)
+    expect(allows('no-cache, stale-if-error=999', 70_000)).toBe(false)
+    expect(allows('max-age=60, must-revalidate', 70_000, { staleIfError: true })).toBe(false)
+    expect(allows('max-age=60, proxy-revalidate, stale-if-error=999', 70_000)).toBe(true)
+    expect(allows('max-age=60, proxy-revalidate, stale-if-error=999', 70_000, { shared: true })).toBe(false)
+    expect(allows('s-maxage=60, stale-if-error=999', 70_000, { shared: true })).toBe(false)
+    expect(allows('max-age=60, stale-if-error=999', 70_000, { staleIfError: false })).toBe(false)
   })
 })
 

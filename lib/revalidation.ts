@@ -1,0 +1,150 @@
+import type { Dispatcher } from 'undici'
+import type { CacheStatusDetail, CacheStatusParameters } from './cache-status.js'
+import { CallerController } from './controller.js'
+import type { GuardedStore } from './guarded-store.js'
+import type { HeaderRecord } from './headers.js'
+import type { CacheRequest } from './key.js'
+import { ttlSeconds } from './policy.js'
+import { serveEntry } from './serve.js'
+import type { ResponseEntry } from './store.js'
+import { TeeHandler } from './tee.js'
+import { applyNotModified } from './validation.js'
+import { save } from './variants.js'
+
+/** RFC 5861 §4: the origin errors a stale entry may stand in for. */
+const SERVER_ERRORS = new Set([500, 502, 503, 504])
+
+export interface RevalidationContext {
+  /** The stored response being revalidated. */
+  entry: ResponseEntry
+  request: CacheRequest
+  key: string
+  store: GuardedStore
+  shared: boolean
+  maxEntrySize: number
+  cacheName: string | false
+  /** Why the stored response could not be served as it was, for `Cache-Status`. */
+  reason: 'stale' | 'request'
+  /** Whether the request carries the entry's validators, so that a 304 refers to the entry. */
+  conditional: boolean
+  /** Whether the origin's answer may be stored (a HEAD's answer never replaces a stored GET). */
+  mayStore: boolean
+  /** Whether the entry may stand in for an origin that fails (stale-if-error), judged when it fails. */
+  mayServeStaleOnError: () => boolean
+}
+
+/**
+ * Handles the origin's answer to a revalidation (RFC 9111 §4.3.3, §4.3.4; RFC 5861 §4):
+ * - a 304 updates the stored entry and renews its freshness, and the caller gets the stored body with the
+ *   updated headers (never the 304 itself, which it did not ask for);
+ * - a 500, 502, 503 or 504, or no response at all, lets the stale entry stand in when stale-if-error allows;
+ * - anything else passes through to the caller as a miss would, replacing the entry or deleting it.
+ * The caller holds one controller throughout, so its abort reaches the origin or the replay, whichever
+ * is producing the body at the time.
+ */
+export class RevalidationHandler implements Dispatcher.DispatchHandler {
+  readonly #context: RevalidationContext
+  readonly #caller: Dispatcher.DispatchHandler
+  readonly #controller = new CallerController()
+  readonly #passThrough: TeeHandler
+  #started = false
+  /** Set once the origin's final response has begun to pass through to the caller. */
+  #passingThrough = false
+  /** Set once the stored entry answers the caller: the origin's further events are then ignored. */
+  #answeredFromStore = false
+
+  constructor(caller: Dispatcher.DispatchHandler, context: RevalidationContext) {
+    this.#caller = caller
+    this.#context = context
+    this.#passThrough = new TeeHandler(caller, {
+      reason: context.reason,
+      cacheName: context.cacheName,
+      controller: this.#controller,
+      ...(context.mayStore
+        ? {
+            storage: {
+              request: context.request,
+              key: context.key,
+              store: context.store,
+              shared: context.shared,
+              maxEntrySize: context.maxEntrySize,
+              replaces: true,
+            },
+          }
+        : {}),
+    })
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#started = true
+    this.#controller.switchTo(controller)
+    this.#passThrough.onRequestStart(controller, context)
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
+    if (statusCode === 304 && this.#context.conditional) return this.#answerNotModified(headers)
+    if (SERVER_ERRORS.has(statusCode) && this.#mayStandIn()) {
+      return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })
+    }
+    if (statusCode >= 200) this.#passingThrough = true
+    this.#passThrough.onResponseStart(controller, statusCode, headers, statusText)
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#answeredFromStore) this.#passThrough.onResponseData(controller, chunk)
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
+    if (!this.#answeredFromStore) this.#passThrough.onResponseEnd(controller, trailers)
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#answeredFromStore) return
+    // The origin could not be reached or broke off before answering; an abort by the caller is not that.
+    if (!this.#controller.aborted && this.#mayStandIn()) {
+      return this.#answerFromStore(this.#context.entry, { detail: 'stale-if-error' })
+    }
+    this.#passThrough.onResponseError(controller, error)
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#passThrough.onBodySent(chunk)
+  }
+
+  onRequestSent(): void {
+    this.#passThrough.onRequestSent()
+  }
+
+  #mayStandIn(): boolean {
+    // Once the caller has seen the start of the origin's response, nothing else may answer it.
+    return !this.#passingThrough && !this.#answeredFromStore && this.#context.mayServeStaleOnError()
+  }
+
+  #answerNotModified(notModifiedHeaders: HeaderRecord): void {
+    const { entry, request, shared, store, key } = this.#context
+    const result = applyNotModified(entry, request, notModifiedHeaders, { shared, now: Date.now() })
+    if (!result.selected) return this.#answerFromStore(entry, { fwdStatus: 304 })
+    if (result.storable) void save(store, key, result.entry)
+    else void store.delete(key)
+    this.#answerFromStore(result.entry, { fwdStatus: 304, stored: result.storable })
+  }
+
+  /** Answers the caller with a stored response, on the controller it already holds when it was started. */
+  #answerFromStore(entry: ResponseEntry, outcome: { fwdStatus?: number; stored?: boolean; detail?: CacheStatusDetail }): void {
+    this.#answeredFromStore = true
+    const now = Date.now()
+    const member: CacheStatusParameters = {
+      fwd: this.#context.reason,
+      ...outcome,
+      ttlSeconds: ttlSeconds(entry, now),
+      key: this.#context.key,
+    }
+    serveEntry(entry, this.#caller, {
+      method: this.#context.request.method,
+      cacheName: this.#context.cacheName,
+      member,
+      now,
+      ...(this.#started ? { controller: this.#controller } : {}),
+    })
+  }
+}
