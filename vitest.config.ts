@@ -11,5 +11,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 10_000,
     hookTimeout: 10_000,
+    // Memory tests call gc() to measure what stays retained, not what awaits collection.
+    execArgv: ['--expose-gc'],
   },
 })

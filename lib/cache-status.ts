@@ -29,7 +29,8 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
     if (parameters.fwdStatus !== undefined) member += `; fwd-status=${parameters.fwdStatus}`
     if (parameters.stored) member += '; stored'
   }
-  if (parameters.ttlSeconds !== undefined) member += `; ttl=${Math.floor(parameters.ttlSeconds)}`
+  // Rounded up, so that ttl > 0 exactly when the response is fresh (a response with 0.4 s left is fresh).
+  if (parameters.ttlSeconds !== undefined) member += `; ttl=${Math.ceil(parameters.ttlSeconds)}`
   if (parameters.key !== undefined) member += `; key="${parameters.key}"`
   if ('detail' in parameters && parameters.detail !== undefined) member += `; detail=${parameters.detail}`
   return member
