@@ -108,13 +108,20 @@ describe('stale-while-revalidate', () => {
 describe('stale-if-error', () => {
   const STALE_IF_ERROR = { 'cache-control': 'max-age=60, stale-if-error=600' }
 
-  it('serves the stale entry when the origin answers 503, saying so in Cache-Status', async () => {
+  /** Stores "v1" (max-age=60, stale-if-error=600), makes the origin fail `how`, and lets `staleMs` pass. */
+  async function storeThenFail(how: 'status-503' | 'reset' | 'hang' | 'refuse', staleMs = 120_000, agentOptions = {}) {
     const clock = useFakeDate()
     const origin = await startFailingOrigin(STALE_IF_ERROR)
-    const agent = createTestAgent()
+    const agent = createTestAgent(agentOptions)
     await get(origin.url, agent)
-    origin.fail('status-503')
-    clock.advance(120_000)
+    if (how === 'refuse') await origin.stop()
+    else origin.fail(how)
+    clock.advance(staleMs)
+    return { origin, agent }
+  }
+
+  it('serves the stale entry when the origin answers 503, saying so in Cache-Status', async () => {
+    const { origin, agent } = await storeThenFail('status-503')
     const response = await get(origin.url, agent)
     expect(response.status).toBe(200)
     expect(response.body).toBe('v1')
@@ -123,44 +130,24 @@ describe('stale-if-error', () => {
   })
 
   it('serves the stale entry when the connection is refused', async () => {
-    const clock = useFakeDate()
-    const origin = await startFailingOrigin(STALE_IF_ERROR)
-    const agent = createTestAgent()
-    await get(origin.url, agent)
-    await origin.stop()
-    clock.advance(120_000)
+    const { origin, agent } = await storeThenFail('refuse')
     const response = await get(origin.url, agent)
     expect(response.body).toBe('v1')
     expect(response.headers['cache-status']).toMatch(/; fwd=stale; ttl=-60; key="[\w-]+"; detail=stale-if-error$/)
   })
 
   it('serves the stale entry when the origin resets the connection', async () => {
-    const clock = useFakeDate()
-    const origin = await startFailingOrigin(STALE_IF_ERROR)
-    const agent = createTestAgent()
-    await get(origin.url, agent)
-    origin.fail('reset')
-    clock.advance(120_000)
+    const { origin, agent } = await storeThenFail('reset')
     expect((await get(origin.url, agent)).body).toBe('v1')
   })
 
   it('serves the stale entry when the origin does not answer in time', async () => {
-    const clock = useFakeDate()
-    const origin = await startFailingOrigin(STALE_IF_ERROR)
-    const agent = createTestAgent({ agentOptions: { headersTimeout: 200 } })
-    await get(origin.url, agent)
-    origin.fail('hang')
-    clock.advance(120_000)
+    const { origin, agent } = await storeThenFail('hang', 120_000, { agentOptions: { headersTimeout: 200 } })
     expect((await get(origin.url, agent)).body).toBe('v1')
   })
 
   it('passes the error on once the entry is staler than the window allows', async () => {
-    const clock = useFakeDate()
-    const origin = await startFailingOrigin(STALE_IF_ERROR)
-    const agent = createTestAgent()
-    await get(origin.url, agent)
-    origin.fail('status-503')
-    clock.advance(661_000)
+    const { origin, agent } = await storeThenFail('status-503', 661_000)
     const response = await get(origin.url, agent)
     expect(response.status).toBe(503)
     expect(response.body).toBe('unavailable')
@@ -193,12 +180,7 @@ describe('stale-if-error', () => {
   })
 
   it("never answers a caller that aborted: the abort is the caller's, not the origin's failure", async () => {
-    const clock = useFakeDate()
-    const origin = await startFailingOrigin(STALE_IF_ERROR)
-    const agent = createTestAgent()
-    await get(origin.url, agent)
-    origin.fail('hang')
-    clock.advance(120_000)
+    const { origin, agent } = await storeThenFail('hang')
     const controller = new AbortController()
     const pending = request(origin.url, { dispatcher: agent, signal: controller.signal })
     await vi.waitFor(() => expect(origin.requests).toBe(2))
