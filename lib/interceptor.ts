@@ -2,6 +2,7 @@ import { debuglog } from 'node:util'
 import type { Dispatcher } from 'undici'
 import { BackgroundRevalidations } from './background-revalidation.js'
 import { GuardedStore } from './guarded-store.js'
+import { invalidateAfterUnsafeRequest, isUnsafeMethod } from './invalidation.js'
 import { keyOfNormalized, toCacheRequest, type CacheRequest } from './key.js'
 import { toCurrentHandler, type AnyHandler } from './legacy-handler.js'
 import { andThen } from './maybe-promise.js'
@@ -10,7 +11,7 @@ import { decide, isLookupBypassed, revalidationHeaders, staleIfErrorAllows, ttlS
 import { RevalidationHandler } from './revalidation.js'
 import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } from './serve.js'
 import type { ResponseEntry } from './store.js'
-import { TeeHandler } from './tee.js'
+import { TeeHandler, type TeeContext } from './tee.js'
 import { isNotModified, isValidationRequest } from './validation.js'
 import { lookup } from './variants.js'
 
@@ -41,7 +42,10 @@ export function createCacheInterceptor(options: ResolvedOptions): CacheIntercept
     const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, background }
     const request = toCacheRequest(dispatchOptions)
     if (request === undefined) return forward(exchange, 'bypass')
-    if (!options.methods.has(request.method)) return forward(exchange, 'method')
+    if (!options.methods.has(request.method)) {
+      if (!isUnsafeMethod(request.method)) return forward(exchange, 'method')
+      return forward(exchange, 'method', (status, headers) => invalidateAfterUnsafeRequest(store, request.url, status, headers))
+    }
     handleCacheable(exchange, request)
     return true
   }
@@ -183,9 +187,16 @@ function revalidationOf(exchange: Exchange, request: CacheRequest, key: string, 
   return { headers, context }
 }
 
-/** Sends the request to the origin; the response passes through with `Cache-Status` and is not stored. */
-function forward(exchange: Exchange, reason: ForwardReason): boolean {
-  const tee = new TeeHandler(exchange.handler, { reason, cacheName: exchange.options.cacheStatus })
+/**
+ * Sends the request to the origin; the response passes through with `Cache-Status` and is not stored.
+ * `onFinalResponse` sees the response's status and headers first (invalidation after unsafe methods).
+ */
+function forward(exchange: Exchange, reason: ForwardReason, onFinalResponse?: TeeContext['onFinalResponse']): boolean {
+  const tee = new TeeHandler(exchange.handler, {
+    reason,
+    cacheName: exchange.options.cacheStatus,
+    ...(onFinalResponse ? { onFinalResponse } : {}),
+  })
   return exchange.dispatch(exchange.dispatchOptions, tee)
 }
 

@@ -9,7 +9,7 @@ import { serveEntry } from './serve.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler } from './tee.js'
 import { applyNotModified } from './validation.js'
-import { save } from './variants.js'
+import { forget, save } from './variants.js'
 
 /** RFC 5861 §4: the origin errors a stale entry may stand in for. */
 const SERVER_ERRORS = new Set([500, 502, 503, 504])
@@ -125,7 +125,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const result = applyNotModified(entry, request, notModifiedHeaders, { shared, now: Date.now() })
     if (!result.selected) return this.#answerFromStore(entry, { fwdStatus: 304 })
     if (result.storable) void save(store, key, result.entry)
-    else void store.delete(key)
+    else void forget(store, key)
     this.#answerFromStore(result.entry, { fwdStatus: 304, stored: result.storable })
   }
 

@@ -5,7 +5,7 @@ import type { MaybePromise } from './maybe-promise.js'
  * The format version of stored entries. An entry written by another version is a miss, and is deleted,
  * so that a store shared by several releases never serves data it cannot read correctly.
  */
-export const ENTRY_VERSION = 1
+export const ENTRY_VERSION = 2
 
 /** One stored response: plain, serialisable data, so that a store never needs to know HTTP. */
 export interface ResponseEntry {
@@ -42,6 +42,12 @@ export interface VaryEntry {
   kind: 'vary'
   /** Lower-case names of the request headers that select a variant. */
   names: string[]
+  /**
+   * The keys of the variants stored since this entry was written, newest last. Only these are served:
+   * when this entry is deleted (invalidation, replacement), variants left in the store stay unreachable
+   * even after a new `VaryEntry` takes its place.
+   */
+  variants: string[]
   createdAt: number
 }
 
@@ -67,7 +73,7 @@ export interface CacheStore {
 export function entrySize(entry: CacheEntry): number {
   // A fixed allowance for the numbers, the policy object and the store's own bookkeeping.
   const FIXED_OVERHEAD_BYTES = 512
-  if (entry.kind === 'vary') return FIXED_OVERHEAD_BYTES + entry.names.join().length
+  if (entry.kind === 'vary') return FIXED_OVERHEAD_BYTES + entry.names.join().length + entry.variants.join().length
   return FIXED_OVERHEAD_BYTES + entry.url.length + entry.body.byteLength + headersSize(entry.headers)
 }
 
@@ -90,7 +96,7 @@ export function decodeEntry(value: unknown): CacheEntry | undefined {
   if (value == null || typeof value !== 'object') return undefined
   const entry = value as Partial<CacheEntry>
   if (entry.version !== ENTRY_VERSION) return undefined
-  if (entry.kind === 'vary') return Array.isArray(entry.names) ? (entry as VaryEntry) : undefined
+  if (entry.kind === 'vary') return Array.isArray(entry.names) && Array.isArray(entry.variants) ? (entry as VaryEntry) : undefined
   if (entry.kind !== 'response') return undefined
   const response = entry as Partial<ResponseEntry>
   const isWellFormed =

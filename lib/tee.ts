@@ -6,7 +6,7 @@ import { joinHeader, withoutHopByHop, type HeaderRecord } from './headers.js'
 import type { CacheRequest } from './key.js'
 import { evaluateResponse, pickHeaders, type ForwardReason } from './policy.js'
 import { ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
-import { save } from './variants.js'
+import { forget, save } from './variants.js'
 
 export interface TeeContext {
   /** Why the request went to the origin, for `Cache-Status`. */
@@ -27,6 +27,8 @@ export interface TeeContext {
   }
   /** The controller the caller is to be given, when the caller of this exchange already made one. */
   controller?: CallerController
+  /** Called with the final response's status and headers as they arrive, before the caller sees them. */
+  onFinalResponse?: (statusCode: number, headers: HeaderRecord) => void
 }
 
 /** A response being copied for the store. */
@@ -67,6 +69,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     const wrapped = this.#wrap(controller)
     // 1xx responses are interim: they pass through untouched and the final response follows.
     if (statusCode < 200) return this.#handler.onResponseStart?.(wrapped, statusCode, headers, statusText)
+    this.#context.onFinalResponse?.(statusCode, headers)
     this.#pending = this.#startEntry(statusCode, headers, statusText ?? '')
     if (this.#pending === undefined && statusCode < 500) this.#deleteReplaced()
     let headersOut = headers
@@ -130,7 +133,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   /** A newer full response that is not stored leaves no older one behind to be served in its place. */
   #deleteReplaced(): void {
     const storage = this.#context.storage
-    if (storage?.replaces) void storage.store.delete(storage.key)
+    if (storage?.replaces) void forget(storage.store, storage.key)
   }
 
   /** The entry to fill, if the response may be stored and is not already known to be too large. */

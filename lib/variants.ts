@@ -1,18 +1,22 @@
 /**
  * How the responses for one key are laid out in the store. A response without `Vary` is stored under the
  * key itself. Responses with `Vary` leave a `VaryEntry` under the key, naming the request headers that
- * select a variant, and each variant under a key derived from those headers' values.
+ * select a variant and listing the variants stored since, and each variant under a key derived from
+ * those headers' values. Only listed variants are served.
  */
 import type { GuardedStore } from './guarded-store.js'
 import type { RequestHeaders } from './headers.js'
 import { createVariantKey } from './key.js'
 import { andThen, type MaybePromise } from './maybe-promise.js'
 import { pickHeaders } from './policy.js'
-import { ENTRY_VERSION, type CacheEntry, type ResponseEntry } from './store.js'
+import { ENTRY_VERSION, type ResponseEntry, type VaryEntry } from './store.js'
 
 export type Lookup =
   | { found: 'response'; entry: ResponseEntry }
   | { found: 'nothing'; missReason: 'uri-miss' | 'vary-miss' }
+
+/** Variants listed per URL, at most; the oldest drops out of the list (and so out of reach) first. */
+const MAX_VARIANTS = 64
 
 /** Finds the stored response a request would be served, following a `VaryEntry` to the matching variant. */
 export function lookup(store: GuardedStore, key: string, headers: RequestHeaders, url: string): MaybePromise<Lookup> {
@@ -20,7 +24,9 @@ export function lookup(store: GuardedStore, key: string, headers: RequestHeaders
     if (entry === undefined) return { found: 'nothing', missReason: 'uri-miss' }
     if (entry.kind === 'response') return matchResponse(entry, url, 'uri-miss')
     const varyHeaders = pickHeaders(headers, entry.names)
-    return andThen(store.get(createVariantKey(key, varyHeaders)), (variant) =>
+    const variantKey = createVariantKey(key, varyHeaders)
+    if (!entry.variants.includes(variantKey)) return { found: 'nothing', missReason: 'vary-miss' }
+    return andThen(store.get(variantKey), (variant) =>
       variant?.kind === 'response' && sameValues(variant.varyHeaders, varyHeaders)
         ? matchResponse(variant, url, 'vary-miss')
         : { found: 'nothing', missReason: 'vary-miss' },
@@ -35,14 +41,35 @@ function matchResponse(entry: ResponseEntry, url: string, missReason: 'uri-miss'
 
 /** Stores a response where `lookup` will find it. */
 export function save(store: GuardedStore, key: string, entry: ResponseEntry): MaybePromise<void> {
-  if (entry.varyHeaders === undefined) return store.set(key, entry)
-  const varyEntry: CacheEntry = {
-    version: ENTRY_VERSION,
-    kind: 'vary',
-    names: Object.keys(entry.varyHeaders),
-    createdAt: entry.createdAt,
-  }
-  return andThen(store.set(createVariantKey(key, entry.varyHeaders), entry), () => store.set(key, varyEntry))
+  const varyHeaders = entry.varyHeaders
+  if (varyHeaders === undefined) return store.set(key, entry)
+  const names = Object.keys(varyHeaders)
+  const variantKey = createVariantKey(key, varyHeaders)
+  return andThen(store.get(key), (existing) => {
+    // Variants listed under the same header names stay listed; a change of names starts a new list.
+    const listed =
+      existing?.kind === 'vary' && existing.names.join() === names.join()
+        ? existing.variants.filter((listedKey) => listedKey !== variantKey).slice(-(MAX_VARIANTS - 1))
+        : []
+    const varyEntry: VaryEntry = {
+      version: ENTRY_VERSION,
+      kind: 'vary',
+      names,
+      variants: [...listed, variantKey],
+      createdAt: entry.createdAt,
+    }
+    return andThen(store.set(variantKey, entry), () => store.set(key, varyEntry))
+  })
+}
+
+/** Deletes everything stored for a key: the response, or the `VaryEntry` and the variants it lists. */
+export function forget(store: GuardedStore, key: string): MaybePromise<void> {
+  return andThen(store.get(key), (entry) => {
+    const variantDeletions = entry?.kind === 'vary' ? entry.variants.map((variantKey) => store.delete(variantKey)) : []
+    const deletion = store.delete(key)
+    const pending = [...variantDeletions, deletion].filter((result) => result instanceof Promise)
+    if (pending.length > 0) return Promise.all(pending).then(() => undefined)
+  })
 }
 
 // RFC 9111 §4.1: a header absent from both requests matches; absent in one only does not.

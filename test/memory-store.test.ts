@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore, type ResponseEntry } from '../lib/index.js'
+import { ENTRY_VERSION } from '../lib/store.js'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { startOrigin } from './helpers/origin.js'
@@ -17,7 +18,7 @@ function startSizedOrigin() {
 
 function entryOf(bodyBytes: number): ResponseEntry {
   return {
-    version: 1,
+    version: ENTRY_VERSION,
     kind: 'response',
     method: 'GET',
     url: 'http://127.0.0.1/',

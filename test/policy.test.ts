@@ -1,13 +1,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decide, evaluateResponse, parseCacheControl, parseVary, staleIfErrorAllows } from '../lib/policy.js'
-import type { ResponseEntry } from '../lib/store.js'
+import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
 
 const NOW = Date.UTC(2026, 0, 1, 12)
 
 function entryWith(headers: Record<string, string>, numbers: Partial<ResponseEntry> = {}): ResponseEntry {
   return {
-    version: 1,
+    version: ENTRY_VERSION,
     kind: 'response',
     method: 'GET',
     url: 'http://127.0.0.1/',

@@ -10,7 +10,7 @@ export interface ReadResponse {
 export async function fetchText(
   url: string,
   dispatcher: Dispatcher,
-  options: { method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE'; headers?: Record<string, string>; body?: string } = {},
+  options: { method?: Dispatcher.HttpMethod; headers?: Record<string, string>; body?: string } = {},
 ): Promise<ReadResponse> {
   const response = await request(url, { dispatcher, ...options })
   return { status: response.statusCode, headers: response.headers, body: await response.body.text() }
