@@ -27,6 +27,11 @@ export interface CacheOptions {
    * `must-revalidate`, `no-cache` (and in shared mode `proxy-revalidate`, `s-maxage`) always forbid it.
    */
   staleIfError?: boolean | number
+  /**
+   * Concurrent requests that would each go to the origin for the same response (a miss, or a stale entry
+   * to revalidate) send one; the others wait and are then served from what it stored. Default `true`.
+   */
+  coalesce?: boolean
 }
 
 /** Options of `CachingAgent`: the cache's options, and the dispatcher the cache sits in front of. */
@@ -44,6 +49,7 @@ export interface ResolvedOptions {
   methods: ReadonlySet<string>
   cacheStatus: string | false
   staleIfError: boolean | number | undefined
+  coalesce: boolean
   /** The largest entry the cache buffers for the store, in bytes. */
   maxEntrySize: number
 }
@@ -62,10 +68,9 @@ const NOT_YET_SUPPORTED: Record<string, string> = {
   matchHeaders: 'issue #5',
   defaultTtl: 'issue #5',
   urlsExpireAfter: 'issue #5',
-  coalesce: 'issue #4',
 }
 
-const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'cacheStatus', 'staleIfError']
+const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'cacheStatus', 'staleIfError', 'coalesce']
 const AGENT_OPTION_NAMES = ['dispatcher', 'agentOptions']
 
 // RFC 9651 §3.3.4: the cache's name in Cache-Status is written as a token.
@@ -81,6 +86,7 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
     methods: checkMethods(options.methods ?? DEFAULT_METHODS),
     cacheStatus: checkCacheStatus(options.cacheStatus ?? DEFAULT_CACHE_STATUS),
     staleIfError: checkStaleIfError(options.staleIfError),
+    coalesce: checkBoolean('options.coalesce', options.coalesce ?? true),
     maxEntrySize: store.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE,
   }
 }

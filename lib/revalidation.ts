@@ -9,6 +9,7 @@ import { serveEntry } from './serve.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler } from './tee.js'
 import { applyNotModified } from './validation.js'
+import { andThen } from './maybe-promise.js'
 import { forget, save } from './variants.js'
 
 /** RFC 5861 §4: the origin errors a stale entry may stand in for. */
@@ -31,6 +32,10 @@ export interface RevalidationContext {
   mayStore: boolean
   /** Whether the entry may stand in for an origin that fails (stale-if-error), judged when it fails. */
   mayServeStaleOnError: () => boolean
+  /** The controller of a caller that was started already (a coalesced request that waited). */
+  startedController?: CallerController
+  /** Called once what this revalidation leaves in the store is final (see `TeeContext`). */
+  onSettled?: () => void
 }
 
 /**
@@ -45,9 +50,10 @@ export interface RevalidationContext {
 export class RevalidationHandler implements Dispatcher.DispatchHandler {
   readonly #context: RevalidationContext
   readonly #caller: Dispatcher.DispatchHandler
-  readonly #controller = new CallerController()
+  readonly #controller: CallerController
   readonly #passThrough: TeeHandler
-  #started = false
+  /** Whether the caller holds `#controller` already. */
+  #started: boolean
   /** Set once the origin's final response has begun to pass through to the caller. */
   #passingThrough = false
   /** Set once the stored entry answers the caller: the origin's further events are then ignored. */
@@ -56,10 +62,13 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   constructor(caller: Dispatcher.DispatchHandler, context: RevalidationContext) {
     this.#caller = caller
     this.#context = context
+    this.#controller = context.startedController ?? new CallerController()
+    this.#started = context.startedController !== undefined
     this.#passThrough = new TeeHandler(caller, {
       reason: context.reason,
       cacheName: context.cacheName,
       controller: this.#controller,
+      callerStarted: this.#started,
       ...(context.mayStore
         ? {
             storage: {
@@ -69,6 +78,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
               shared: context.shared,
               maxEntrySize: context.maxEntrySize,
               replaces: true,
+              ...(context.onSettled ? { onSettled: context.onSettled } : {}),
             },
           }
         : {}),
@@ -76,14 +86,14 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#passThrough.onRequestStart(controller, context) // points the caller's controller at the origin
     this.#started = true
-    this.#controller.switchTo(controller)
-    this.#passThrough.onRequestStart(controller, context)
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
     if (statusCode === 304 && this.#context.conditional) return this.#answerNotModified(headers)
     if (SERVER_ERRORS.has(statusCode) && this.#mayStandIn()) {
+      this.#context.onSettled?.()
       return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })
     }
     if (statusCode >= 200) this.#passingThrough = true
@@ -102,6 +112,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     if (this.#answeredFromStore) return
     // The origin could not be reached or broke off before answering; an abort by the caller is not that.
     if (!this.#controller.aborted && this.#mayStandIn()) {
+      this.#context.onSettled?.()
       return this.#answerFromStore(this.#context.entry, { detail: 'stale-if-error' })
     }
     this.#passThrough.onResponseError(controller, error)
@@ -122,10 +133,13 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   #answerNotModified(notModifiedHeaders: HeaderRecord): void {
     const { entry, request, shared, store, key } = this.#context
+    const settled = (): void => this.#context.onSettled?.()
     const result = applyNotModified(entry, request, notModifiedHeaders, { shared, now: Date.now() })
-    if (!result.selected) return this.#answerFromStore(entry, { fwdStatus: 304 })
-    if (result.storable) void save(store, key, result.entry)
-    else void forget(store, key)
+    if (!result.selected) {
+      settled()
+      return this.#answerFromStore(entry, { fwdStatus: 304 })
+    }
+    void andThen(result.storable ? save(store, key, result.entry) : forget(store, key), settled)
     this.#answerFromStore(result.entry, { fwdStatus: 304, stored: result.storable })
   }
 

@@ -97,11 +97,11 @@ function freshFields(entry: ResponseEntry, context: ServeContext, fields: Header
 /** RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored is answered 504 Gateway Timeout. */
 export function serveGatewayTimeout(
   handler: Dispatcher.DispatchHandler,
-  context: { reason: ForwardReason; cacheName: string | false },
+  context: { reason: ForwardReason; cacheName: string | false; controller?: CallerController },
 ): void {
   let headers: HeaderRecord = { 'content-length': '0' }
   if (context.cacheName !== false) headers = withCacheStatus(headers, formatCacheStatus(context.cacheName, { fwd: context.reason }))
-  replay(handler, { status: 504, statusText: 'Gateway Timeout', headers, body: Buffer.alloc(0) })
+  replay(handler, { status: 504, statusText: 'Gateway Timeout', headers, body: Buffer.alloc(0) }, context.controller)
 }
 
 /**

@@ -6,6 +6,7 @@ import { joinHeader, withoutHopByHop, type HeaderRecord } from './headers.js'
 import type { CacheRequest } from './key.js'
 import { evaluateResponse, pickHeaders, type ForwardReason } from './policy.js'
 import { ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
+import { andThen } from './maybe-promise.js'
 import { forget, save } from './variants.js'
 
 export interface TeeContext {
@@ -24,9 +25,20 @@ export interface TeeContext {
      * the stored one is deleted, unless the response is a server error (RFC 9111 §4.3.3 keeps it then).
      */
     replaces?: boolean
+    /**
+     * Called once, when what this response leaves in the store is final: stored (after the store took
+     * it), or known not to be stored (not storable, too large, cut short, failed). Coalesced requests
+     * waiting on this one look the store up again then.
+     */
+    onSettled?: () => void
   }
-  /** The controller the caller is to be given, when the caller of this exchange already made one. */
+  /**
+   * The controller the caller is to be given, when the caller of this exchange already made one; it is
+   * pointed at the origin's response when that starts.
+   */
   controller?: CallerController
+  /** The caller was started already (given `controller`): it is not started again. */
+  callerStarted?: boolean
   /** Called with the final response's status and headers as they arrive, before the caller sees them. */
   onFinalResponse?: (statusCode: number, headers: HeaderRecord) => void
 }
@@ -50,6 +62,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   #controller: CallerController | undefined
   /** The entry being filled, or undefined when this response is not being stored. */
   #pending: PendingEntry | undefined
+  #settled = false
 
   constructor(handler: Dispatcher.DispatchHandler, context: TeeContext) {
     this.#handler = handler
@@ -58,7 +71,9 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    this.#handler.onRequestStart?.(this.#wrap(controller), context)
+    const wrapped = this.#wrap(controller)
+    if (this.#context.controller) wrapped.switchTo(controller)
+    if (!this.#context.callerStarted) this.#handler.onRequestStart?.(wrapped, context)
   }
 
   onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, socket: never): void {
@@ -71,7 +86,10 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return this.#handler.onResponseStart?.(wrapped, statusCode, headers, statusText)
     this.#context.onFinalResponse?.(statusCode, headers)
     this.#pending = this.#startEntry(statusCode, headers, statusText ?? '')
-    if (this.#pending === undefined && statusCode < 500) this.#deleteReplaced()
+    if (this.#pending === undefined) {
+      if (statusCode < 500) this.#deleteReplaced()
+      this.#settle()
+    }
     let headersOut = headers
     if (this.#context.cacheName !== false) {
       const member = formatCacheStatus(this.#context.cacheName, {
@@ -92,6 +110,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       if (pending.bytes > pending.maxBodyBytes) {
         this.#pending = undefined // too large to store: stop copying
         this.#deleteReplaced()
+        this.#settle()
       } else pending.chunks.push(chunk)
     }
     this.#handler.onResponseData?.(this.#wrap(controller), chunk)
@@ -103,13 +122,14 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     const storage = this.#context.storage
     if (pending && storage && isComplete(pending.entry, pending.bytes)) {
       pending.entry.body = Buffer.concat(pending.chunks, pending.bytes)
-      void save(storage.store, storage.key, pending.entry)
-    }
+      void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
+    } else this.#settle()
     this.#handler.onResponseEnd?.(this.#wrap(controller), trailers)
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     this.#pending = undefined // an errored or aborted response is never stored
+    this.#settle()
     this.#handler.onResponseError?.(this.#wrap(controller), error)
   }
 
@@ -128,6 +148,12 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   #wrap(controller: Dispatcher.DispatchController): CallerController {
     this.#controller ??= new CallerController(controller)
     return this.#controller
+  }
+
+  #settle(): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#context.storage?.onSettled?.()
   }
 
   /** A newer full response that is not stored leaves no older one behind to be served in its place. */

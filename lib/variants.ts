@@ -13,7 +13,8 @@ import { ENTRY_VERSION, type ResponseEntry, type VaryEntry } from './store.js'
 
 export type Lookup =
   | { found: 'response'; entry: ResponseEntry }
-  | { found: 'nothing'; missReason: 'uri-miss' | 'vary-miss' }
+  /** `varyNames`: the request headers that select a variant, when a `VaryEntry` said so. */
+  | { found: 'nothing'; missReason: 'uri-miss' | 'vary-miss'; varyNames?: string[] }
 
 /** Variants listed per URL, at most; the oldest drops out of the list (and so out of reach) first. */
 const MAX_VARIANTS = 64
@@ -25,11 +26,10 @@ export function lookup(store: GuardedStore, key: string, headers: RequestHeaders
     if (entry.kind === 'response') return matchResponse(entry, url, 'uri-miss')
     const varyHeaders = pickHeaders(headers, entry.names)
     const variantKey = createVariantKey(key, varyHeaders)
-    if (!entry.variants.includes(variantKey)) return { found: 'nothing', missReason: 'vary-miss' }
+    const varyMiss: Lookup = { found: 'nothing', missReason: 'vary-miss', varyNames: entry.names }
+    if (!entry.variants.includes(variantKey)) return varyMiss
     return andThen(store.get(variantKey), (variant) =>
-      variant?.kind === 'response' && sameValues(variant.varyHeaders, varyHeaders)
-        ? matchResponse(variant, url, 'vary-miss')
-        : { found: 'nothing', missReason: 'vary-miss' },
+      variant?.kind === 'response' && sameValues(variant.varyHeaders, varyHeaders) ? matchResponse(variant, url, 'vary-miss') : varyMiss,
     )
   })
 }

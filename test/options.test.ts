@@ -11,7 +11,9 @@ describe('options', () => {
     [{ store: {} }, 'options.store must implement CacheStore (get, set, delete, keys, clear), received an object missing get, set, delete, keys, clear'],
     [{ store: null }, 'options.store must implement CacheStore (get, set, delete, keys, clear), received null'],
     [{ sharedd: true }, 'unknown option "sharedd"'],
-    [{ coalesce: false }, 'option "coalesce" is not supported yet (planned in issue #4)'],
+    [{ coalesce: 'yes' }, 'options.coalesce must be a boolean, received "yes"'],
+    [{ staleIfError: -1 }, 'options.staleIfError must be a boolean or a whole number of seconds, received -1'],
+    [{ staleIfError: '60' }, 'options.staleIfError must be a boolean or a whole number of seconds, received "60"'],
     [{ defaultTtl: 60 }, 'option "defaultTtl" is not supported yet (planned in issue #5)'],
   ])('cacheInterceptor(%j) throws a TypeError naming the option', (options, message) => {
     expect(() => cacheInterceptor(options as never)).toThrow(TypeError)

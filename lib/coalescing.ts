@@ -1,0 +1,196 @@
+/**
+ * Coalescing (option `coalesce`): concurrent requests that would each go to the origin for the same stored
+ * response (the same key and variant, a miss or a stale entry) send one request. The first, the leader,
+ * goes to the origin as usual; the others wait, and when what the leader's response leaves in the store is
+ * final they look the store up again, each on its own: a hit then replays the stored response to each at
+ * its own pace, and whatever did not get stored (not storable, too large, `Vary` that does not match,
+ * an error) sends each waiter to the origin on its own. So a waiter only ever gets what it would have got
+ * from the store, and nothing is shared but stored entries, bounded by `maxEntrySize`.
+ */
+import type { Dispatcher } from 'undici'
+import { CallerController } from './controller.js'
+import type { HeaderRecord } from './headers.js'
+
+/** A request waiting on a leader; started already, so that its abort takes it out of the wait at once. */
+export interface Waiter {
+  controller: CallerController
+  /** Runs the request again from the store lookup, once the leader's outcome is in the store. */
+  retry(): void
+}
+
+/** The requests in flight, by coalescing identity (method, key, variant). */
+export class Flights {
+  readonly #flights = new Map<string, Flight>()
+
+  /** The flight a request with this identity may wait on, if one is in the air. */
+  get(id: string): Flight | undefined {
+    return this.#flights.get(id)
+  }
+
+  /** Starts a flight; it is forgotten when it settles. */
+  start(id: string): Flight {
+    const flight = new Flight(() => this.#flights.delete(id))
+    this.#flights.set(id, flight)
+    return flight
+  }
+
+  /** Flights in the air now. */
+  get size(): number {
+    return this.#flights.size
+  }
+}
+
+export class Flight {
+  readonly #waiters = new Set<Waiter>()
+  readonly #onSettled: () => void
+  #settled = false
+
+  constructor(onSettled: () => void) {
+    this.#onSettled = onSettled
+  }
+
+  /** Whether anyone still waits on this flight (and it has not settled). */
+  get hasWaiters(): boolean {
+    return !this.#settled && this.#waiters.size > 0
+  }
+
+  /**
+   * Starts `handler` on a controller of its own and makes it wait. An abort while waiting ends it with
+   * onResponseError and leaves the flight and the other waiters alone.
+   */
+  wait(handler: Dispatcher.DispatchHandler, retry: (controller: CallerController) => void): void {
+    const controller = new CallerController()
+    const waiter: Waiter = { controller, retry: () => retry(controller) }
+    controller.switchTo({
+      pause() {},
+      resume() {},
+      abort: (reason) => {
+        if (!this.#waiters.delete(waiter)) return
+        queueMicrotask(() => handler.onResponseError?.(controller, reason))
+      },
+    })
+    this.#waiters.add(waiter)
+    handler.onRequestStart?.(controller, {})
+  }
+
+  /** The leader's outcome is in the store (or known not to be): every waiter looks again. Once. */
+  settle(): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#onSettled()
+    const waiters = [...this.#waiters]
+    this.#waiters.clear()
+    for (const waiter of waiters) waiter.retry()
+  }
+}
+
+type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderRecord } | { kind: 'error'; error: Error }
+
+/**
+ * Stands between the leader's response and the leader's own handler, so that the leader cannot hold the
+ * waiters up or cut them off while they wait: its abort detaches it (it gets its error, the response goes
+ * on into the store), and its pause queues the body for it instead of pausing the origin. Once nobody
+ * waits, pause and abort act on the origin again. The queue never outgrows the body being stored, which
+ * the store's `maxEntrySize` bounds: past it the flight settles and waiting ends.
+ */
+export class LeaderRelay implements Dispatcher.DispatchHandler {
+  readonly #leader: Dispatcher.DispatchHandler
+  readonly #flight: Flight
+  readonly #controller = new CallerController()
+  #upstream: Dispatcher.DispatchController | undefined
+  readonly #queue: Queued[] = []
+  #detached = false
+  #pausedUpstream = false
+
+  constructor(leader: Dispatcher.DispatchHandler, flight: Flight) {
+    this.#leader = leader
+    this.#flight = flight
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#upstream = controller
+    this.#controller.switchTo({
+      pause: () => {
+        if (!this.#flight.hasWaiters) this.#pauseUpstream()
+      },
+      resume: () => this.#drain(),
+      abort: (reason) => {
+        if (this.#flight.hasWaiters) this.#detach(reason)
+        else controller.abort(reason)
+      },
+      get rawTrailers() {
+        return controller.rawTrailers
+      },
+    })
+    this.#leader.onRequestStart?.(this.#controller, context)
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
+    if (this.#detached) return
+    this.#controller.setHeaders(headers, Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : undefined)
+    this.#leader.onResponseStart?.(this.#controller, statusCode, headers, statusText)
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#deliver({ kind: 'data', chunk })
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
+    this.#deliver({ kind: 'end', trailers })
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#deliver({ kind: 'error', error })
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#leader.onBodySent?.(chunk)
+  }
+
+  onRequestSent(): void {
+    this.#leader.onRequestSent?.()
+  }
+
+  #deliver(item: Queued): void {
+    if (this.#detached) return
+    if (this.#queue.length > 0 || this.#controller.paused) {
+      this.#queue.push(item)
+      // Nobody waits any longer: hold the origin back until the leader reads again.
+      if (!this.#flight.hasWaiters) this.#pauseUpstream()
+      return
+    }
+    this.#hand(item)
+  }
+
+  /** Hands the queue to the leader while it reads, then lets the origin go on. */
+  #drain(): void {
+    while (this.#queue.length > 0 && !this.#controller.paused && !this.#detached) this.#hand(this.#queue.shift()!)
+    if (this.#queue.length === 0 && !this.#controller.paused && this.#pausedUpstream) {
+      this.#pausedUpstream = false
+      this.#upstream?.resume()
+    }
+  }
+
+  #hand(item: Queued): void {
+    if (item.kind === 'data') this.#leader.onResponseData?.(this.#controller, item.chunk)
+    else if (item.kind === 'end') this.#leader.onResponseEnd?.(this.#controller, item.trailers)
+    else this.#leader.onResponseError?.(this.#controller, item.error)
+  }
+
+  #pauseUpstream(): void {
+    if (this.#pausedUpstream) return
+    this.#pausedUpstream = true
+    this.#upstream?.pause()
+  }
+
+  /** The leader leaves: it gets its abort as an error; the response goes on for the waiters' sake. */
+  #detach(reason: Error): void {
+    this.#detached = true
+    this.#queue.length = 0
+    if (this.#pausedUpstream) {
+      this.#pausedUpstream = false
+      this.#upstream?.resume()
+    }
+    queueMicrotask(() => this.#leader.onResponseError?.(this.#controller, reason))
+  }
+}

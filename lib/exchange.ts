@@ -1,0 +1,226 @@
+/**
+ * What the cache does with one request once it has decided: serve from the store, revalidate, send to the
+ * origin (storing what may be stored), or wait on an identical request already on its way (coalescing).
+ */
+import type { Dispatcher } from 'undici'
+import type { BackgroundRevalidations } from './background-revalidation.js'
+import { LeaderRelay, type Flights } from './coalescing.js'
+import type { CallerController } from './controller.js'
+import type { GuardedStore } from './guarded-store.js'
+import type { CacheRequest } from './key.js'
+import type { ResolvedOptions } from './options.js'
+import { revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason } from './policy.js'
+import { RevalidationHandler, type RevalidationContext } from './revalidation.js'
+import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } from './serve.js'
+import type { ResponseEntry } from './store.js'
+import { TeeHandler, type TeeContext } from './tee.js'
+import { isNotModified } from './validation.js'
+
+/** A dispatch function, as undici passes one to an interceptor. */
+export type Dispatch = (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => boolean
+
+/** Everything one request's handling needs. */
+export interface Exchange {
+  dispatch: Dispatch
+  dispatchOptions: Dispatcher.DispatchOptions
+  handler: Dispatcher.DispatchHandler
+  options: ResolvedOptions
+  store: GuardedStore
+  background: BackgroundRevalidations
+  flights: Flights
+  /** Whether this request may wait on an identical one; a request that waited once never waits again. */
+  mayCoalesce: boolean
+  /** The caller's controller, when the caller was started already (it waited on a coalesced request). */
+  controller?: CallerController
+  /** Set when this request leads a coalesced flight: called once its outcome is in the store. */
+  onSettled?: () => void
+}
+
+/** The decision for one request, with what acting on it needs. */
+export interface Verdict {
+  request: CacheRequest
+  key: string
+  decision: Decision
+  /** Whether the origin's answer may be stored (a HEAD's answer never replaces a stored GET). */
+  mayStore: boolean
+  /** The `Vary` selection of the entry or variant concerned, when known: part of the coalescing identity. */
+  variant: Record<string, string | null> | undefined
+}
+
+/** Re-runs a request from the store lookup: how a coalesced request goes on after its wait. */
+export type Retry = (exchange: Exchange, request: CacheRequest) => void
+
+export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
+  const { request, key, decision, mayStore } = verdict
+  const { options, handler } = exchange
+  switch (decision.action) {
+    case 'serve':
+      return serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
+    case 'serve-stale-and-revalidate':
+      serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
+      return revalidateInBackground(exchange, request, key, decision.entry)
+    case 'gateway-timeout':
+      return serveGatewayTimeout(handler, { reason: decision.reason, cacheName: options.cacheStatus, ...started(exchange) })
+    case 'revalidate':
+    case 'forward': {
+      const sender = coalesce(exchange, verdict, retry)
+      if (sender === undefined) return // waiting on an identical request
+      if (decision.action === 'revalidate') return revalidate(sender, { request, key, entry: decision.entry, reason: decision.reason, mayStore })
+      if (!mayStore) return void forward(sender, decision.reason)
+      return forwardAndStore(sender, request, key, decision.reason)
+    }
+  }
+}
+
+/**
+ * A caller's own `If-None-Match`/`If-Modified-Since` (RFC 9111 §4.3.2): a fresh entry whose validators
+ * match answers 304; otherwise the request goes to the origin as the caller made it.
+ */
+export function answerValidation(exchange: Exchange, { request, key, decision, mayStore }: Verdict): void {
+  if (decision.action === 'serve' && decision.status === 'hit' && isNotModified(decision.entry, request.headers)) {
+    return serveNotModified(decision.entry, exchange.handler, servedFromStore(exchange, request, key, decision.entry))
+  }
+  if (!mayStore) return void forward(exchange, 'request')
+  forwardAndStore(exchange, request, key, 'request')
+}
+
+/**
+ * Sends the request to the origin; the response passes through with `Cache-Status` and is not stored.
+ * `onFinalResponse` sees the response's status and headers first (invalidation after unsafe methods).
+ */
+export function forward(exchange: Exchange, reason: ForwardReason, onFinalResponse?: TeeContext['onFinalResponse']): boolean {
+  const tee = new TeeHandler(exchange.handler, {
+    reason,
+    cacheName: exchange.options.cacheStatus,
+    ...startedForTee(exchange),
+    ...(onFinalResponse ? { onFinalResponse } : {}),
+  })
+  return exchange.dispatch(exchange.dispatchOptions, tee)
+}
+
+/** Sends the request to the origin and stores the response if it may be stored. */
+export function forwardAndStore(exchange: Exchange, request: CacheRequest, key: string, reason: ForwardReason): void {
+  const { options, store, onSettled } = exchange
+  const tee = new TeeHandler(exchange.handler, {
+    reason,
+    cacheName: options.cacheStatus,
+    ...startedForTee(exchange),
+    storage: { request, key, store, shared: options.shared, maxEntrySize: options.maxEntrySize, ...(onSettled ? { onSettled } : {}) },
+  })
+  send(exchange, exchange.dispatchOptions, tee)
+}
+
+/**
+ * Coalescing: returns the exchange to send (this request's own, or as the leader of a new flight), or
+ * `undefined` when the request now waits on an identical one already sent.
+ */
+function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange | undefined {
+  if (!isCoalescible(exchange, verdict)) return exchange
+  const { request, key, variant } = verdict
+  const id = `${request.method} ${key} ${JSON.stringify(variant ?? null)}`
+  const inFlight = exchange.flights.get(id)
+  if (inFlight !== undefined) {
+    inFlight.wait(exchange.handler, (controller) => retry({ ...exchange, controller, mayCoalesce: false }, request))
+    return undefined
+  }
+  const flight = exchange.flights.start(id)
+  return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: () => flight.settle() }
+}
+
+/**
+ * Only requests that would go to the origin for the stored response everyone shares wait on each other:
+ * misses and revalidations of stale entries, whose answers may be stored. A request that asked the origin
+ * itself (`no-cache`, `max-age`, a conditional) is sent as it is.
+ */
+function isCoalescible(exchange: Exchange, { decision, mayStore }: Verdict): boolean {
+  if (!exchange.options.coalesce || !exchange.mayCoalesce || !mayStore || exchange.controller !== undefined) return false
+  if (decision.action === 'revalidate') return decision.reason === 'stale'
+  return decision.action === 'forward' && (decision.reason === 'uri-miss' || decision.reason === 'vary-miss' || decision.reason === 'miss')
+}
+
+/** How a response goes out from the store without asking the origin: a `hit` member, fresh or stale by its ttl. */
+function servedFromStore(exchange: Exchange, request: CacheRequest, key: string, entry: ResponseEntry): ServeContext {
+  const now = Date.now()
+  return {
+    method: request.method,
+    cacheName: exchange.options.cacheStatus,
+    member: { hit: true, ttlSeconds: ttlSeconds(entry, now), key },
+    now,
+    ...started(exchange),
+  }
+}
+
+/** Asks the origin about a stored response that may not be served as it is, with its validators. */
+function revalidate(
+  exchange: Exchange,
+  { request, key, entry, reason, mayStore }: { request: CacheRequest; key: string; entry: ResponseEntry; reason: 'stale' | 'request'; mayStore: boolean },
+): void {
+  const { shared, staleIfError, cacheStatus } = exchange.options
+  const { headers, context } = revalidationOf(exchange, request, key, entry)
+  const handler = new RevalidationHandler(exchange.handler, {
+    ...context,
+    cacheName: cacheStatus,
+    reason,
+    mayStore,
+    mayServeStaleOnError: () => staleIfErrorAllows(entry, request, { shared, now: Date.now(), staleIfError }),
+    ...(exchange.controller ? { startedController: exchange.controller } : {}),
+    ...(exchange.onSettled ? { onSettled: exchange.onSettled } : {}),
+  })
+  send(exchange, { ...exchange.dispatchOptions, headers }, handler)
+}
+
+/**
+ * RFC 5861 §3: refreshes a stale entry behind the response already served from it. It asks for the
+ * entry's own method (a HEAD served from a stored GET refreshes the GET), answers nobody and never
+ * serves stale on error.
+ */
+function revalidateInBackground(exchange: Exchange, request: CacheRequest, key: string, entry: ResponseEntry): void {
+  const ownRequest: CacheRequest = { ...request, method: entry.method }
+  const { headers, context } = revalidationOf(exchange, ownRequest, key, entry)
+  exchange.background.start(key, (discard) => {
+    const handler = new RevalidationHandler(discard, {
+      ...context,
+      cacheName: false,
+      reason: 'stale',
+      mayStore: true,
+      mayServeStaleOnError: () => false,
+    })
+    exchange.dispatch({ ...exchange.dispatchOptions, method: entry.method, headers, body: null }, handler)
+  })
+}
+
+/** The request headers that revalidate `entry`, and what any revalidation of it needs to know. */
+function revalidationOf(exchange: Exchange, request: CacheRequest, key: string, entry: ResponseEntry) {
+  const { options, store } = exchange
+  const { headers, conditional } = revalidationHeaders(entry, request)
+  const context: Pick<RevalidationContext, 'entry' | 'request' | 'key' | 'store' | 'shared' | 'maxEntrySize' | 'conditional'> = {
+    entry,
+    request,
+    key,
+    store,
+    shared: options.shared,
+    maxEntrySize: options.maxEntrySize,
+    conditional,
+  }
+  return { headers, context }
+}
+
+/** Dispatches; should dispatching throw, a flight this request leads is settled so that no waiter hangs. */
+function send(exchange: Exchange, dispatchOptions: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  try {
+    exchange.dispatch(dispatchOptions, handler)
+  } catch (error) {
+    exchange.onSettled?.()
+    throw error
+  }
+}
+
+/** The started caller's controller, for a replay. */
+function started(exchange: Exchange): { controller?: CallerController } {
+  return exchange.controller ? { controller: exchange.controller } : {}
+}
+
+/** The started caller's controller, for a response from the origin. */
+function startedForTee(exchange: Exchange): Pick<TeeContext, 'controller' | 'callerStarted'> {
+  return exchange.controller ? { controller: exchange.controller, callerStarted: true } : {}
+}
