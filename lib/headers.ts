@@ -118,3 +118,11 @@ export function withoutHopByHop(headers: HeaderRecord): HeaderRecord {
   }
   return result
 }
+
+/** The fields other than those named (lower-case names). */
+export function withoutFields(headers: HeaderRecord, names: readonly string[]): HeaderRecord {
+  if (names.length === 0) return headers
+  const result: HeaderRecord = {}
+  for (const name in headers) if (!names.includes(name)) result[name] = headers[name]!
+  return result
+}

@@ -6,6 +6,7 @@
  */
 import CachePolicy from 'http-cache-semantics'
 import { joinHeader, type HeaderRecord, type RequestHeaders } from './headers.js'
+import { readResponseFields, splitOutsideQuotes, UNDERSTOOD_STATUSES } from './response-fields.js'
 import type { ResponseEntry } from './store.js'
 
 export interface PolicyRequest {
@@ -25,6 +26,8 @@ export interface StorableResponse {
   initialAgeSeconds: number
   /** Lower-case names of the request headers its `Vary` names; empty without `Vary`. */
   varyNames: string[]
+  /** Fields the response may not be reused with (qualified `no-cache`, and `private` when shared): never stored. */
+  omittedFields: string[]
   policy: Record<string, unknown>
 }
 
@@ -55,10 +58,12 @@ export function evaluateResponse(
   const varyNames = parseVary(response.headers.vary)
   // RFC 9111 §4.1: "Vary: *" never matches a later request, so storing it would only waste space.
   if (varyNames.includes('*')) return undefined
-  const responseHeaders = joinHeaders(response.headers)
+  const { policyHeaders, omittedFields } = readResponseFields(response.status, response.headers, options)
+  const status = statusForPolicy(response.status, policyHeaders, options.shared)
+  if (status === undefined) return undefined
   const policy = new CachePolicy(
     { method: request.method, url: request.url, headers: request.headers },
-    { status: response.status, headers: responseHeaders },
+    { status, headers: policyHeaders },
     { shared: options.shared },
   )
   if (!policy.storable()) return undefined
@@ -68,15 +73,31 @@ export function evaluateResponse(
   serialized.reqh = varyNames.length === 0 ? null : pickHeaders(request.headers, varyNames)
   return {
     lifetimeSeconds: policy.maxAge(),
-    initialAgeSeconds: initialAgeSeconds(responseHeaders, options.now),
+    initialAgeSeconds: initialAgeSeconds(policyHeaders, options.now),
     varyNames,
+    omittedFields,
     policy: serialized,
   }
 }
 
 /**
+ * The status to show http-cache-semantics, which stores only the statuses it understands. RFC 9111 §3 lets
+ * a cache store any other final status (not 206 or 304) when the response gives explicit freshness
+ * (`max-age`, `s-maxage` when shared, `Expires`) or is `public`, which also allows heuristic freshness
+ * (§4.2.2); such a response is judged as a 200 would be. `undefined`: never stored.
+ */
+function statusForPolicy(status: number, headers: Record<string, string>, shared: boolean): number | undefined {
+  if (UNDERSTOOD_STATUSES.has(status)) return status
+  if (status < 200 || status === 206 || status === 304) return undefined
+  const directives = parseCacheControl(headers['cache-control'])
+  const explicit =
+    directives.has('max-age') || (shared && directives.has('s-maxage')) || headers.expires !== undefined || directives.has('public')
+  return explicit ? 200 : undefined
+}
+
+/**
  * RFC 9111 §4.2.3: the age a response already had when it arrived is the larger of its `Age` field and
- * how far its `Date` lies in the past. A malformed `Age` or `Date` counts as absent.
+ * how far its `Date` lies in the past. `readResponseFields` has dropped a malformed `Age` or `Date`.
  */
 function initialAgeSeconds(headers: Record<string, string>, now: number): number {
   const ageValue = parseDeltaSeconds(headers.age) ?? 0
@@ -232,24 +253,6 @@ export function parseCacheControl(value: string | undefined): Directives {
   return directives
 }
 
-/** Splits a list field on the commas that are not inside a quoted string. */
-function splitOutsideQuotes(value: string): string[] {
-  const members: string[] = []
-  let start = 0
-  let quoted = false
-  for (let index = 0; index < value.length; index++) {
-    const char = value[index]
-    if (char === '\\' && quoted) index++
-    else if (char === '"') quoted = !quoted
-    else if (char === ',' && !quoted) {
-      members.push(value.slice(start, index))
-      start = index + 1
-    }
-  }
-  members.push(value.slice(start))
-  return members
-}
-
 function unquote(argument: string): string {
   if (argument.length < 2 || !argument.startsWith('"') || !argument.endsWith('"')) return argument
   return argument.slice(1, -1).replace(/\\(.)/g, '$1')
@@ -271,10 +274,23 @@ export function parseVary(value: string | string[] | undefined): string[] {
     .filter((name) => name !== '')
 }
 
-/** Each named request header's value, `null` when absent: what a variant is selected by. */
+/**
+ * Each named request header's value, `null` when absent: what a variant is selected by. Values are
+ * normalised as RFC 9111 §4.1 allows, so that requests that mean the same select the same variant:
+ * whitespace around list commas and at the ends removed, and `Accept-Language` (whose language tags are
+ * case-insensitive) lower-cased.
+ */
 export function pickHeaders(headers: RequestHeaders, names: readonly string[]): Record<string, string | null> {
   const picked: Record<string, string | null> = {}
-  for (const name of names) picked[name] = headers[name] ?? null
+  for (const name of names) {
+    const value = headers[name]
+    if (value === undefined) {
+      picked[name] = null
+      continue
+    }
+    const normalised = value.trim().replace(/[ \t]*,[ \t]*/g, ',')
+    picked[name] = name === 'accept-language' ? normalised.toLowerCase() : normalised
+  }
   return picked
 }
 

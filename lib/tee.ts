@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import { formatCacheStatus, withCacheStatus } from './cache-status.js'
 import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
-import { joinHeader, withoutHopByHop, type HeaderRecord } from './headers.js'
+import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord } from './headers.js'
 import type { CacheRequest } from './key.js'
 import { evaluateResponse, pickHeaders, type ForwardReason } from './policy.js'
 import { ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
@@ -176,7 +176,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       url: request.url,
       status,
       statusText,
-      headers: withoutHopByHop(headers),
+      headers: withoutFields(withoutHopByHop(headers), storable.omittedFields),
       body: new Uint8Array(0),
       ...(storable.varyNames.length > 0 ? { varyHeaders: pickHeaders(request.headers, storable.varyNames) } : {}),
       createdAt: now,

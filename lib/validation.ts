@@ -2,7 +2,8 @@
  * Validators (RFC 9110 §8.8, §13; RFC 9111 §4.3): answering a caller's own conditional request from a
  * stored response, and folding an origin's 304 into the stored response it validated.
  */
-import { joinHeader, withoutHopByHop, type HeaderRecord, type RequestHeaders } from './headers.js'
+import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord, type RequestHeaders } from './headers.js'
+import { parseHttpDate } from './http-date.js'
 import { evaluateResponse, type PolicyRequest } from './policy.js'
 import type { ResponseEntry } from './store.js'
 
@@ -24,10 +25,10 @@ export function isNotModified(entry: ResponseEntry, headers: RequestHeaders): bo
     if (stored === undefined) return false
     return parseEntityTags(ifNoneMatch).some((tag) => weakMatch(tag, stored))
   }
-  const since = Date.parse(headers['if-modified-since'] ?? '')
-  if (!Number.isFinite(since)) return false // an invalid date is ignored (RFC 9110 §13.1.3)
-  const lastModified = Date.parse(joinHeader(entry.headers['last-modified']) ?? joinHeader(entry.headers.date) ?? '')
-  return (Number.isFinite(lastModified) ? lastModified : entry.createdAt) <= since
+  const since = parseHttpDate(headers['if-modified-since'])
+  if (since === undefined) return false // an invalid date is ignored (RFC 9110 §13.1.3)
+  const lastModified = parseHttpDate(joinHeader(entry.headers['last-modified'])) ?? parseHttpDate(joinHeader(entry.headers.date))
+  return (lastModified ?? entry.createdAt) <= since
 }
 
 /** The entity-tags of an `If-None-Match` list, kept whole (`W/"x"`); commas inside quotes stay inside. */
@@ -75,6 +76,7 @@ export function applyNotModified(
   const updated: ResponseEntry = { ...entry, headers, createdAt: options.now }
   const storable = evaluateResponse(request, { status: entry.status, headers }, options)
   if (storable === undefined) return { selected: true, entry: updated, storable: false }
+  updated.headers = withoutFields(headers, storable.omittedFields)
   updated.initialAgeSeconds = storable.initialAgeSeconds
   updated.lifetimeSeconds = storable.lifetimeSeconds
   updated.policy = storable.policy

@@ -2,19 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { fetchText as get } from './helpers/request.js'
+import { requestTwice } from './helpers/request-twice.js'
 import { startVersionedOrigin } from './helpers/versioned-origin.js'
-
-/** Sends a request twice and returns how many reached the origin, and the second response. */
-async function requestTwice(
-  responseHeaders: Record<string, string>,
-  options: { shared?: boolean; status?: number; requestHeaders?: Record<string, string> } = {},
-) {
-  const origin = await startVersionedOrigin(responseHeaders, options.status)
-  const agent = createTestAgent({ shared: options.shared ?? false })
-  const first = await get(origin.url, agent, { headers: options.requestHeaders ?? {} })
-  const second = await get(origin.url, agent, { headers: options.requestHeaders ?? {} })
-  return { originRequests: origin.requests, first, second }
-}
 
 describe('storing responses', () => {
   it('never stores a no-store response', async () => {

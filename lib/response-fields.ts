@@ -1,0 +1,137 @@
+/**
+ * The response fields the cache's decisions rest on, read as RFC 9111 says before http-cache-semantics
+ * sees them. It parses dates with `Date.parse`, takes directive names case-sensitively, reads a qualified
+ * `no-cache="field"` as plain `no-cache`, and in shared mode refuses responses with `Set-Cookie`; where
+ * those differ from the RFC, the fields it is given are rewritten here so that its answers are the RFC's.
+ */
+import { parseDictionary, Token } from 'structured-headers'
+import { joinHeader, type HeaderRecord } from './headers.js'
+import { parseHttpDate } from './http-date.js'
+
+/** The fields to judge a response by, and the fields it must not be served with from the cache. */
+export interface ResponseFields {
+  /** One string per field, lower-case names, rewritten as described above. */
+  policyHeaders: Record<string, string>
+  /**
+   * Lower-case names of fields a qualified `no-cache="…"` (and, in shared mode, `private="…"`) lists: the
+   * response may be stored and reused without revalidation as long as these fields are left out
+   * (RFC 9111 §5.2.2.4, §5.2.2.7).
+   */
+  omittedFields: string[]
+}
+
+/** An `Expires` value that every date parser reads as invalid, so as "already expired" (RFC 9111 §5.3). */
+const INVALID_EXPIRES = '0'
+
+/**
+ * The statuses this cache understands (RFC 9111 §3, §5.2.2.3): those http-cache-semantics implements.
+ * 206 and 304 are not among them, so they are never stored.
+ */
+export const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501])
+
+export function readResponseFields(status: number, headers: HeaderRecord, options: { shared: boolean; now: number }): ResponseFields {
+  const policyHeaders: Record<string, string> = {}
+  for (const name in headers) policyHeaders[name] = joinHeader(headers[name])!
+  const omittedFields: string[] = []
+
+  // RFC 9213: a shared cache stands where a CDN or reverse proxy does, and follows `CDN-Cache-Control`,
+  // when present and valid, instead of `Cache-Control`.
+  const targeted = options.shared ? cdnCacheControl(policyHeaders['cdn-cache-control']) : undefined
+  if (targeted !== undefined) policyHeaders['cache-control'] = targeted
+
+  if (policyHeaders['cache-control'] !== undefined) {
+    const members = []
+    for (const member of splitOutsideQuotes(policyHeaders['cache-control'])) {
+      const equals = member.indexOf('=')
+      const name = (equals === -1 ? member : member.slice(0, equals)).trim().toLowerCase()
+      const argument = equals === -1 ? undefined : member.slice(equals + 1).trim()
+      const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && options.shared))
+      if (qualifies) {
+        omittedFields.push(...fieldNames(argument))
+        continue
+      }
+      if (name !== '') members.push(argument === undefined ? name : `${name}=${argument}`)
+    }
+    // §5.2.2.3: with must-understand, a cache that understands the status ignores no-store; one that does
+    // not must not store the response at all.
+    if (members.includes('must-understand')) {
+      const others = members.filter((member) => member !== 'no-store')
+      members.length = 0
+      members.push(...(UNDERSTOOD_STATUSES.has(status) ? others : [...others, 'no-store']))
+    }
+    policyHeaders['cache-control'] = members.join(', ')
+  }
+
+  // §5.1: a list-valued Age counts by its first member; an invalid one is ignored.
+  const age = policyHeaders.age?.split(',')[0]?.trim()
+  if (age !== undefined && /^\d+$/.test(age)) policyHeaders.age = age
+  else delete policyHeaders.age
+
+  // §5.3: an invalid Expires (any other format, or several values) means already expired.
+  if (policyHeaders.expires !== undefined) {
+    const expires = parseHttpDate(policyHeaders.expires, options.now)
+    policyHeaders.expires = expires === undefined ? INVALID_EXPIRES : new Date(expires).toUTCString()
+  }
+  // An invalid Date or Last-Modified counts as absent (§4.2.3, §4.2.2).
+  for (const name of ['date', 'last-modified']) {
+    if (policyHeaders[name] === undefined) continue
+    const value = parseHttpDate(policyHeaders[name], options.now)
+    if (value === undefined) delete policyHeaders[name]
+    else policyHeaders[name] = new Date(value).toUTCString()
+  }
+
+  // RFC 9111 lets a shared cache store a response with Set-Cookie (§7.3 leaves marking it private to the
+  // origin); http-cache-semantics refuses it unless `public`. Its decisions never otherwise read the field.
+  delete policyHeaders['set-cookie']
+  for (const name of omittedFields) delete policyHeaders[name]
+  return { policyHeaders, omittedFields }
+}
+
+const DELTA_SECONDS_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error'])
+
+/** `CDN-Cache-Control` as `Cache-Control` directives, if it is a valid RFC 9651 Dictionary (RFC 9213 §2.1). */
+function cdnCacheControl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  let dictionary
+  try {
+    dictionary = parseDictionary(value)
+  } catch {
+    return undefined // an invalid targeted field is ignored
+  }
+  const directives: string[] = []
+  for (const [name, [item]] of dictionary) {
+    // A directive whose value has the wrong type makes the whole field invalid.
+    if (DELTA_SECONDS_DIRECTIVES.has(name) && !(typeof item === 'number' && Number.isInteger(item) && item >= 0)) return undefined
+    if (item === true) directives.push(name)
+    else if (typeof item === 'number' || typeof item === 'string' || item instanceof Token) directives.push(`${name}=${String(item)}`)
+    else return undefined
+  }
+  return directives.join(', ')
+}
+
+/** The field names of a qualified directive's argument: `"a, B"` or `a`. */
+function fieldNames(argument: string): string[] {
+  return argument
+    .replace(/^"|"$/g, '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter((name) => name !== '')
+}
+
+/** Splits a list field on the commas that are not inside a quoted string. */
+export function splitOutsideQuotes(value: string): string[] {
+  const members: string[] = []
+  let start = 0
+  let quoted = false
+  for (let index = 0; index < value.length; index++) {
+    const char = value[index]
+    if (char === '\\' && quoted) index++
+    else if (char === '"') quoted = !quoted
+    else if (char === ',' && !quoted) {
+      members.push(value.slice(start, index))
+      start = index + 1
+    }
+  }
+  members.push(value.slice(start))
+  return members
+}
