@@ -41,16 +41,24 @@ export function readResponseFields(status: number, headers: HeaderRecord, option
 
   if (policyHeaders['cache-control'] !== undefined) {
     const members = []
+    const seen = new Set<string>()
     for (const member of splitOutsideQuotes(policyHeaders['cache-control'])) {
-      const equals = member.indexOf('=')
-      const name = (equals === -1 ? member : member.slice(0, equals)).trim().toLowerCase()
-      const argument = equals === -1 ? undefined : member.slice(equals + 1).trim()
+      const trimmed = member.trim()
+      const equals = trimmed.indexOf('=')
+      const rawName = equals === -1 ? trimmed : trimmed.slice(0, equals)
+      const argument = equals === -1 ? undefined : trimmed.slice(equals + 1)
+      // §5.2: `name=argument` has no whitespace around "="; such a directive is invalid and ignored.
+      if (/\s$/.test(rawName) || (argument !== undefined && /^\s/.test(argument))) continue
+      const name = rawName.toLowerCase()
+      // §4.2.1: of a directive given more than once, the first counts.
+      if (name === '' || seen.has(name)) continue
+      seen.add(name)
       const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && options.shared))
       if (qualifies) {
         omittedFields.push(...fieldNames(argument))
         continue
       }
-      if (name !== '') members.push(argument === undefined ? name : `${name}=${argument}`)
+      members.push(argument === undefined ? name : `${name}=${argument}`)
     }
     // §5.2.2.3: with must-understand, a cache that understands the status ignores no-store; one that does
     // not must not store the response at all.

@@ -37,6 +37,12 @@ describe('reading response fields as RFC 9111 does', () => {
     expect(await isReused({ 'cache-control': 'MAX-AGE=3600' })).toBe(true)
   })
 
+  it('ignores a directive with whitespace around "=", and counts the first of a repeated one', async () => {
+    expect(await isReused({ 'cache-control': 'max-age = 3600' })).toBe(false)
+    expect(await isReused({ 'cache-control': 'max-age=3600, max-age=0' })).toBe(true)
+    expect(await isReused({ 'cache-control': 'max-age=0, max-age=3600' })).toBe(false)
+  })
+
   it('counts a list-valued Age by its first member', async () => {
     expect(await isReused({ 'cache-control': 'max-age=3600', age: '7200, 0' })).toBe(false)
     expect(await isReused({ 'cache-control': 'max-age=3600', age: '0, 7200' })).toBe(true)
