@@ -20,7 +20,7 @@ export type CacheStatusParameters =
  */
 export type CacheStatusDetail = 'stale-if-error'
 
-/** Serialises this cache's member. The names used are tokens and keys are base64url, so nothing needs escaping. */
+/** Serialises this cache's member. The names used are tokens; a key is written as an RFC 9651 String. */
 export function formatCacheStatus(cacheName: string, parameters: CacheStatusParameters): string {
   let member = cacheName
   if ('hit' in parameters) member += '; hit'
@@ -31,9 +31,19 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
   }
   // Rounded up, so that ttl > 0 exactly when the response is fresh (a response with 0.4 s left is fresh).
   if (parameters.ttlSeconds !== undefined) member += `; ttl=${Math.ceil(parameters.ttlSeconds)}`
-  if (parameters.key !== undefined) member += `; key="${parameters.key}"`
+  const key = parameters.key === undefined ? undefined : structuredString(parameters.key)
+  if (key !== undefined) member += `; key=${key}`
   if ('detail' in parameters && parameters.detail !== undefined) member += `; detail=${parameters.detail}`
   return member
+}
+
+/**
+ * RFC 9651 §3.3.3: a String holds printable ASCII, with `"` and `\` escaped. The default keys are base64url;
+ * a custom key function's key that cannot be written so is left out of the field (`undefined`).
+ */
+function structuredString(value: string): string | undefined {
+  if (!/^[\x20-\x7e]*$/.test(value)) return undefined
+  return `"${value.replace(/[\\"]/g, '\\$&')}"`
 }
 
 /**

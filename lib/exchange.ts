@@ -7,7 +7,7 @@ import type { BackgroundRevalidations } from './background-revalidation.js'
 import { LeaderRelay, type Flights } from './coalescing.js'
 import type { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
-import type { CacheRequest } from './key.js'
+import type { CacheRequest, KeyedRequest } from './key.js'
 import type { ResolvedOptions } from './options.js'
 import { revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason } from './policy.js'
 import { RevalidationHandler, type RevalidationContext } from './revalidation.js'
@@ -38,7 +38,7 @@ export interface Exchange {
 
 /** The decision for one request, with what acting on it needs. */
 export interface Verdict {
-  request: CacheRequest
+  request: KeyedRequest
   key: string
   decision: Decision
   /** Whether the origin's answer may be stored (a HEAD's answer never replaces a stored GET). */
@@ -99,7 +99,7 @@ export function forward(exchange: Exchange, reason: ForwardReason, onFinalRespon
 }
 
 /** Sends the request to the origin and stores the response if it may be stored. */
-export function forwardAndStore(exchange: Exchange, request: CacheRequest, key: string, reason: ForwardReason): void {
+export function forwardAndStore(exchange: Exchange, request: KeyedRequest, key: string, reason: ForwardReason): void {
   const { options, store, onSettled } = exchange
   const tee = new TeeHandler(exchange.handler, {
     reason,
@@ -153,7 +153,7 @@ function servedFromStore(exchange: Exchange, request: CacheRequest, key: string,
 /** Asks the origin about a stored response that may not be served as it is, with its validators. */
 function revalidate(
   exchange: Exchange,
-  { request, key, entry, reason, mayStore }: { request: CacheRequest; key: string; entry: ResponseEntry; reason: 'stale' | 'request'; mayStore: boolean },
+  { request, key, entry, reason, mayStore }: { request: KeyedRequest; key: string; entry: ResponseEntry; reason: 'stale' | 'request'; mayStore: boolean },
 ): void {
   const { shared, staleIfError, cacheStatus } = exchange.options
   const { headers, context } = revalidationOf(exchange, request, key, entry)
@@ -174,8 +174,8 @@ function revalidate(
  * entry's own method (a HEAD served from a stored GET refreshes the GET), answers nobody and never
  * serves stale on error.
  */
-function revalidateInBackground(exchange: Exchange, request: CacheRequest, key: string, entry: ResponseEntry): void {
-  const ownRequest: CacheRequest = { ...request, method: entry.method }
+function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry): void {
+  const ownRequest: KeyedRequest = { ...request, method: entry.method }
   const { headers, context } = revalidationOf(exchange, ownRequest, key, entry)
   exchange.background.start(key, (discard) => {
     const handler = new RevalidationHandler(discard, {
@@ -185,12 +185,14 @@ function revalidateInBackground(exchange: Exchange, request: CacheRequest, key: 
       mayStore: true,
       mayServeStaleOnError: () => false,
     })
-    exchange.dispatch({ ...exchange.dispatchOptions, method: entry.method, headers, body: null }, handler)
+    // A body-keyed method (POST) sends its body again: it was read whole for the key, so it can be.
+    const body = entry.method === 'GET' || entry.method === 'HEAD' ? null : exchange.dispatchOptions.body
+    exchange.dispatch({ ...exchange.dispatchOptions, method: entry.method, headers, body }, handler)
   })
 }
 
 /** The request headers that revalidate `entry`, and what any revalidation of it needs to know. */
-function revalidationOf(exchange: Exchange, request: CacheRequest, key: string, entry: ResponseEntry) {
+function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry) {
   const { options, store } = exchange
   const { headers, conditional } = revalidationHeaders(entry, request)
   const context: Pick<RevalidationContext, 'entry' | 'request' | 'key' | 'store' | 'shared' | 'maxEntrySize' | 'conditional'> = {

@@ -25,10 +25,10 @@ export class GuardedStore {
     try {
       const result = this.#store.get(key)
       return isPromise(result)
-        ? result.then((value) => this.#decode(key, value), (error: unknown) => this.#fail('get', error, undefined))
+        ? result.then((value) => this.#decode(key, value), (error: unknown) => this.#fail('store get', error, undefined))
         : this.#decode(key, result)
     } catch (error) {
-      return this.#fail('get', error, undefined)
+      return this.#fail('store get', error, undefined)
     }
   }
 
@@ -43,9 +43,9 @@ export class GuardedStore {
   #call(kind: string, call: () => MaybePromise<void>): MaybePromise<void> {
     try {
       const result = call()
-      if (isPromise(result)) return result.catch((error: unknown) => this.#fail(kind, error, undefined))
+      if (isPromise(result)) return result.catch((error: unknown) => this.#fail(`store ${kind}`, error, undefined))
     } catch (error) {
-      this.#fail(kind, error, undefined)
+      this.#fail(`store ${kind}`, error, undefined)
     }
   }
 
@@ -54,17 +54,25 @@ export class GuardedStore {
     if (value === undefined || value === null) return undefined
     const entry = decodeEntry(value)
     if (entry === undefined) {
-      this.#fail('decode', new Error('stored value is not an entry of this format version'), undefined)
+      this.#fail('store decode', new Error('stored value is not an entry of this format version'), undefined)
       void this.delete(key)
     }
     return entry
+  }
+
+  /**
+   * Counts and logs (once per kind) a failure that the cache absorbed: a store call, or the cache's own
+   * logic or a user callback failing around one request.
+   */
+  recordFailure(kind: string, error: unknown): void {
+    this.#fail(kind, error, undefined)
   }
 
   #fail<T>(kind: string, error: unknown, fallback: T): T {
     this.errors++
     if (!this.#loggedKinds.has(kind)) {
       this.#loggedKinds.add(kind)
-      log('store %s failed (further %s failures are counted, not logged): %s', kind, kind, error)
+      log('%s failed (further %s failures are counted, not logged): %s', kind, kind, error)
     }
     return fallback
   }

@@ -1,19 +1,18 @@
-import { debuglog } from 'node:util'
 import type { Dispatcher } from 'undici'
 import { BackgroundRevalidations } from './background-revalidation.js'
 import { Flights } from './coalescing.js'
+import { CallerController } from './controller.js'
 import { act, answerValidation, forward, forwardAndStore, type Dispatch, type Exchange } from './exchange.js'
 import { GuardedStore } from './guarded-store.js'
 import { invalidateAfterUnsafeRequest, isUnsafeMethod } from './invalidation.js'
-import { keyOfNormalized, toCacheRequest, type CacheRequest } from './key.js'
+import { keyRequest, toCacheRequest, type CacheRequest } from './key.js'
 import { toCurrentHandler, type AnyHandler } from './legacy-handler.js'
 import { andThen } from './maybe-promise.js'
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js'
 import { decide, isLookupBypassed, pickHeaders } from './policy.js'
+import { readRequestBody } from './request-body.js'
 import { isValidationRequest } from './validation.js'
 import { lookup } from './variants.js'
-
-const log = debuglog('undici-http-cache')
 
 /** An interceptor for `dispatcher.compose()`; it accepts handlers of the current and the legacy shape. */
 export type CacheInterceptor = (dispatch: Dispatch) => (options: Dispatcher.DispatchOptions, handler: AnyHandler) => boolean
@@ -40,11 +39,48 @@ export function createCacheInterceptor(options: ResolvedOptions): CacheIntercept
     if (request === undefined) return forward(exchange, 'bypass')
     if (!options.methods.has(request.method)) {
       if (!isUnsafeMethod(request.method)) return forward(exchange, 'method')
-      return forward(exchange, 'method', (status, headers) => invalidateAfterUnsafeRequest(store, request.url, status, headers))
+      const keyOfTarget = (url: string): string => keyRequest({ method: 'GET', url, headers: request.headers }, options).key
+      return forward(exchange, 'method', (status, headers) => invalidateAfterUnsafeRequest(store, { url: request.url, status, headers, keyOfTarget }))
     }
-    handleCacheable(exchange, request)
+    if (request.method === 'GET' || request.method === 'HEAD') handleCacheable(exchange, request)
+    else handleWithBody(exchange, request).catch((error: unknown) => failAfterDispatch(handler, error))
     return true
   }
+}
+
+/**
+ * A method cached with its body in the key (POST, QUERY): the body is read whole first, then the request
+ * goes on as any other, sending those bytes. A body that cannot be keyed (too large, a FormData) or fails
+ * to read is sent as the caller gave it, uncached, so that the request behaves as it would without a cache.
+ */
+async function handleWithBody(exchange: Exchange, request: CacheRequest): Promise<void> {
+  let read
+  try {
+    read = await readRequestBody(exchange.dispatchOptions.body)
+  } catch (error) {
+    read = { read: 'not-keyable' as const, body: failingBody(error) }
+  }
+  if (read.read === 'not-keyable') {
+    forward({ ...exchange, dispatchOptions: { ...exchange.dispatchOptions, body: read.body as Dispatcher.DispatchOptions['body'] } }, 'bypass')
+    return
+  }
+  const body = Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength)
+  handleCacheable({ ...exchange, dispatchOptions: { ...exchange.dispatchOptions, body } }, { ...request, body })
+}
+
+/** A body that fails as the caller's did, so that undici reports that failure through the usual path. */
+async function* failingBody(error: unknown): AsyncGenerator<Uint8Array> {
+  throw error
+}
+
+/**
+ * Once `dispatch()` has returned, an error (undici refusing the request as it is sent on, say) goes to the
+ * handler, as undici's own dispatchers report it, and is never thrown.
+ */
+function failAfterDispatch(handler: Dispatcher.DispatchHandler, error: unknown): void {
+  const controller = new CallerController()
+  handler.onRequestStart?.(controller, {})
+  handler.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)))
 }
 
 /**
@@ -54,17 +90,17 @@ export function createCacheInterceptor(options: ResolvedOptions): CacheIntercept
 function handleCacheable(exchange: Exchange, request: CacheRequest): void {
   let acted = false
   const fallBack = (error: unknown): void => {
-    exchange.store.errors++
-    log('cache logic failed, sending the request uncached: %s', error)
+    exchange.store.recordFailure('keying or lookup', error) // the request goes on uncached
     if (!acted) forward(exchange, 'bypass')
   }
   try {
-    const key = keyOfNormalized(request.method, request.url)
+    const keyed = keyRequest(request, exchange.options)
+    const key = keyed.key
     if (isLookupBypassed(request.headers)) {
       acted = true
-      return forwardAndStore(exchange, request, key, 'request')
+      return forwardAndStore(exchange, keyed, key, 'request')
     }
-    const result = andThen(lookup(exchange.store, key, request.headers, request.url), (found) => {
+    const result = andThen(lookup(exchange.store, key, request.headers, keyed.checksUrl ? keyed.storedUrl : undefined), (found) => {
       const entry = found.found === 'response' ? found.entry : undefined
       const missReason = found.found === 'nothing' ? found.missReason : 'uri-miss'
       const decision = decide(entry, request, { shared: exchange.options.shared, now: Date.now(), missReason })
@@ -73,11 +109,11 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
       const varyNames = found.found === 'nothing' ? found.varyNames : undefined
       const variant = entry?.varyHeaders ?? (varyNames ? pickHeaders(request.headers, varyNames) : undefined)
       acted = true
-      const verdict = { request, key, decision, mayStore, variant }
+      const verdict = { request: keyed, key, decision, mayStore, variant }
       if (isValidationRequest(request.headers)) answerValidation(exchange, verdict)
       else act(exchange, verdict, handleCacheable)
     })
-    if (result instanceof Promise) result.catch(fallBack)
+    if (result instanceof Promise) result.catch(fallBack).catch((error: unknown) => failAfterDispatch(exchange.handler, error))
   } catch (error) {
     fallBack(error)
   }

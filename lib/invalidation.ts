@@ -5,7 +5,6 @@
  */
 import type { GuardedStore } from './guarded-store.js'
 import { joinHeader, type HeaderRecord } from './headers.js'
-import { keyOfNormalized } from './key.js'
 import { forget } from './variants.js'
 
 // RFC 9110 §9.2.1: the methods defined as safe; every other method may change the target.
@@ -16,17 +15,32 @@ export function isUnsafeMethod(method: string): boolean {
 }
 
 /**
- * Deletes what is stored for `url` (every `Vary` variant too), and for the response's `Location` and
- * `Content-Location` when they are on the same origin, if `status` is a non-error status (2xx, 3xx).
+ * Deletes what is stored for the request's URL (every `Vary` variant too), and for the response's
+ * `Location` and `Content-Location` when they are on the same origin, if `status` is a non-error status
+ * (2xx, 3xx). `keyOfTarget` gives the key a GET of a URL has: with `matchHeaders` or a custom key function
+ * that reads headers, that is the key for the unsafe request's own headers.
  */
-export function invalidateAfterUnsafeRequest(store: GuardedStore, url: string, status: number, headers: HeaderRecord): void {
+export function invalidateAfterUnsafeRequest(
+  store: GuardedStore,
+  response: { url: string; status: number; headers: HeaderRecord; keyOfTarget: (url: string) => string },
+): void {
+  const { url, status, headers } = response
   if (status < 200 || status >= 400) return
   const targets = new Set([url])
   for (const name of ['location', 'content-location']) {
     const target = sameOriginTarget(joinHeader(headers[name]), url)
     if (target !== undefined) targets.add(target)
   }
-  for (const target of targets) void forget(store, keyOfNormalized('GET', target))
+  for (const target of targets) {
+    let key
+    try {
+      key = response.keyOfTarget(target)
+    } catch (error) {
+      store.recordFailure('key', error) // a custom key function that fails leaves the entry in place
+      continue
+    }
+    void forget(store, key)
+  }
 }
 
 /** `reference` resolved against `base`, normalised as request URLs are, if it is on `base`'s origin. */

@@ -1,4 +1,5 @@
 import type { Agent, Dispatcher } from 'undici'
+import { createKey, ignoredNames, type CacheRequest } from './key.js'
 import type { CacheStore } from './store.js'
 import { MemoryStore } from './stores/memory-store.js'
 
@@ -13,8 +14,35 @@ export interface CacheOptions {
    * `Authorization` prevent storing). Default `false`: a private cache, as in a browser.
    */
   shared?: boolean
-  /** Methods whose responses are stored and served. Default `['GET', 'HEAD']`; no others yet. */
+  /**
+   * Methods whose responses are stored and served. Default `['GET', 'HEAD']`. Any other method listed
+   * (`'POST'`, `'QUERY'`) is cached with its request body in the key (bodies up to 1 MiB; a larger one, or
+   * a `FormData` body, goes to the origin uncached), and as the user's choice it does not invalidate what
+   * is stored for its URL, as unsafe methods otherwise do (RFC 9111 §4.4).
+   */
   methods?: readonly string[]
+  /**
+   * A custom key function: the string under which a request's response is stored. Requests with the
+   * same key share a response (`Vary` still selects among variants), whatever their URLs: the function
+   * owns that choice. `helpers.createKey` is the default key function with this cache's `ignoredParameters`
+   * and `matchHeaders`, for a function that only adjusts the request. A function that throws or returns
+   * something other than a non-empty string sends that request to the origin uncached, counted in
+   * `stats.errors`. Default: `createKey`.
+   */
+  key?: (request: CacheRequest, helpers: KeyHelpers) => string
+  /**
+   * Names left out of keys wherever they appear (query parameters, JSON and form body members, matched
+   * request headers), compared case-insensitively, and redacted from the request URL, headers and body
+   * stored with each response. Default: `DEFAULT_IGNORED_PARAMETERS` (common credentials). In a shared
+   * cache where such a parameter tells users apart, pass a list without it.
+   */
+  ignoredParameters?: readonly string[]
+  /**
+   * Request headers that become part of the key besides those `Vary` names: `true` for all of them, or a
+   * list of names (case-insensitive; values compared with surrounding whitespace and list spacing
+   * normalised). Default `false`.
+   */
+  matchHeaders?: boolean | readonly string[]
   /**
    * The name this cache uses in the RFC 9211 `Cache-Status` response field, a token.
    * Default `'undici-http-cache'`; `false` adds no field.
@@ -34,6 +62,12 @@ export interface CacheOptions {
   coalesce?: boolean
 }
 
+/** What a custom key function is given besides the request. */
+export interface KeyHelpers {
+  /** The default key function, with this cache's `ignoredParameters` and `matchHeaders`. */
+  createKey(request: CacheRequest): string
+}
+
 /** Options of `CachingAgent`: the cache's options, and the dispatcher the cache sits in front of. */
 export interface CachingAgentOptions extends CacheOptions {
   /** The dispatcher that reaches the origin. Default: `new Agent(agentOptions)`. */
@@ -47,6 +81,11 @@ export interface ResolvedOptions {
   store: CacheStore
   shared: boolean
   methods: ReadonlySet<string>
+  /** Lower-case ignored parameter names. */
+  ignoredParameters: ReadonlySet<string>
+  matchHeaders: boolean | readonly string[]
+  /** The custom key function bound to its helpers, when one was given. */
+  customKey: ((request: CacheRequest) => string) | undefined
   cacheStatus: string | false
   staleIfError: boolean | number | undefined
   coalesce: boolean
@@ -55,6 +94,8 @@ export interface ResolvedOptions {
 }
 
 const DEFAULT_METHODS = ['GET', 'HEAD'] as const
+/** Credentials that requests-cache users know to be left out of keys and stored data by default. */
+export const DEFAULT_IGNORED_PARAMETERS: readonly string[] = ['Authorization', 'X-API-Key', 'access_token', 'api_key']
 const DEFAULT_CACHE_STATUS = 'undici-http-cache'
 /** Used when a custom store does not say what it accepts. */
 const DEFAULT_MAX_ENTRY_SIZE = 8 * MIB
@@ -63,27 +104,31 @@ const DEFAULT_MAX_ENTRY_SIZE = 8 * MIB
 // rather than silently ignored.
 const NOT_YET_SUPPORTED: Record<string, string> = {
   filter: 'issue #5',
-  key: 'issue #5',
-  ignoredParameters: 'issue #5',
-  matchHeaders: 'issue #5',
   defaultTtl: 'issue #5',
   urlsExpireAfter: 'issue #5',
 }
 
-const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'cacheStatus', 'staleIfError', 'coalesce']
+const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'key', 'ignoredParameters', 'matchHeaders', 'cacheStatus', 'staleIfError', 'coalesce']
 const AGENT_OPTION_NAMES = ['dispatcher', 'agentOptions']
 
 // RFC 9651 §3.3.4: the cache's name in Cache-Status is written as a token.
 const TOKEN = /^[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*$/
+// RFC 9110 §5.6.2: method and field names are tokens.
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 /** Checks cache options and fills in defaults. Every option `TypeError` of the cache is thrown here. */
 export function resolveOptions(input: unknown, allowedExtraNames: readonly string[] = []): ResolvedOptions {
   const options = checkOptionsObject('options', input, [...CACHE_OPTION_NAMES, ...allowedExtraNames])
   const store = options.store === undefined ? new MemoryStore() : checkStore(options.store)
+  const ignoredParameters = ignoredNames(checkNames('options.ignoredParameters', options.ignoredParameters ?? DEFAULT_IGNORED_PARAMETERS))
+  const matchHeaders = checkMatchHeaders(options.matchHeaders ?? false)
   return {
     store,
     shared: checkBoolean('options.shared', options.shared ?? false),
     methods: checkMethods(options.methods ?? DEFAULT_METHODS),
+    ignoredParameters,
+    matchHeaders,
+    customKey: bindKeyFunction(options.key, { ignoredParameters: [...ignoredParameters], matchHeaders }),
     cacheStatus: checkCacheStatus(options.cacheStatus ?? DEFAULT_CACHE_STATUS),
     staleIfError: checkStaleIfError(options.staleIfError),
     coalesce: checkBoolean('options.coalesce', options.coalesce ?? true),
@@ -182,16 +227,37 @@ function checkBoolean(name: string, value: unknown): boolean {
 }
 
 function checkMethods(value: unknown): ReadonlySet<string> {
-  if (!Array.isArray(value) || value.some((method) => typeof method !== 'string')) {
+  if (!Array.isArray(value) || value.some((method) => typeof method !== 'string' || !HTTP_TOKEN.test(method))) {
     throw new TypeError(`options.methods must be an array of method names, received ${describe(value)}`)
   }
   const methods = new Set(value.map((method: string) => method.toUpperCase()))
-  for (const method of methods) {
-    if (method !== 'GET' && method !== 'HEAD') {
-      throw new TypeError(`options.methods may hold only "GET" and "HEAD" for now (other methods: issue #5), received ${describe(value)}`)
-    }
-  }
+  if (methods.has('CONNECT')) throw new TypeError('options.methods cannot hold "CONNECT": a tunnel has no response to cache')
   return methods
+}
+
+function checkNames(name: string, value: unknown): readonly string[] {
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string' || item === '')) {
+    throw new TypeError(`${name} must be an array of names, received ${describe(value)}`)
+  }
+  return value as string[]
+}
+
+function checkMatchHeaders(value: unknown): boolean | readonly string[] {
+  if (typeof value === 'boolean') return value
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string' && HTTP_TOKEN.test(item))) {
+    return value.map((name: string) => name.toLowerCase())
+  }
+  throw new TypeError(`options.matchHeaders must be true, false or an array of header names, received ${describe(value)}`)
+}
+
+function bindKeyFunction(
+  value: unknown,
+  keyOptions: { ignoredParameters: string[]; matchHeaders: boolean | readonly string[] },
+): ((request: CacheRequest) => string) | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw new TypeError(`options.key must be a function (request, helpers) => string, received ${describe(value)}`)
+  const helpers: KeyHelpers = { createKey: (request) => createKey(request, keyOptions) }
+  return (request) => value(request, helpers)
 }
 
 function checkCacheStatus(value: unknown): string | false {

@@ -20,6 +20,16 @@ export interface PolicyResponse {
   headers: HeaderRecord
 }
 
+/**
+ * A request as http-cache-semantics is to judge it: the stored (normalised) URL, and a method it stores.
+ * Methods cached with their body in the key (`methods: ['POST']`) are the user's choice to cache like a
+ * GET of the resource that URL and body name, so they are judged as GET (http-cache-semantics would
+ * otherwise store a POST response only with explicit freshness, and a QUERY response never).
+ */
+export function policyRequestOf(request: { method: string; storedUrl: string; headers: RequestHeaders }): PolicyRequest {
+  return { method: request.method === 'HEAD' ? 'HEAD' : 'GET', url: request.storedUrl, headers: request.headers }
+}
+
 /** What a storable response contributes to its entry. */
 export interface StorableResponse {
   lifetimeSeconds: number
@@ -191,9 +201,10 @@ function responseDirectives(entry: ResponseEntry): Directives {
  * caller's headers without hop-by-hop fields, with `If-None-Match` from the entry's `ETag` and
  * `If-Modified-Since` from its `Last-Modified`. `conditional` says whether any validator was added.
  */
-export function revalidationHeaders(entry: ResponseEntry, request: PolicyRequest): { headers: RequestHeaders; conditional: boolean } {
+export function revalidationHeaders(entry: ResponseEntry, request: { method: string; headers: RequestHeaders }): { headers: RequestHeaders; conditional: boolean } {
   const policy = CachePolicy.fromObject({ ...entry.policy, resh: joinHeaders(entry.headers) } as unknown as CachePolicy.CachePolicyObject)
-  const headers = policy.revalidationHeaders({ method: request.method, url: request.url, headers: request.headers }) as RequestHeaders
+  const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
+  const headers = policy.revalidationHeaders(policyRequest) as RequestHeaders
   const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined
   return { headers, conditional }
 }

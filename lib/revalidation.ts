@@ -3,8 +3,8 @@ import type { CacheStatusDetail, CacheStatusParameters } from './cache-status.js
 import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { HeaderRecord } from './headers.js'
-import type { CacheRequest } from './key.js'
-import { ttlSeconds } from './policy.js'
+import type { KeyedRequest } from './key.js'
+import { policyRequestOf, ttlSeconds } from './policy.js'
 import { serveEntry } from './serve.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler } from './tee.js'
@@ -18,7 +18,7 @@ const SERVER_ERRORS = new Set([500, 502, 503, 504])
 export interface RevalidationContext {
   /** The stored response being revalidated. */
   entry: ResponseEntry
-  request: CacheRequest
+  request: KeyedRequest
   key: string
   store: GuardedStore
   shared: boolean
@@ -134,7 +134,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   #answerNotModified(notModifiedHeaders: HeaderRecord): void {
     const { entry, request, shared, store, key } = this.#context
     const settled = (): void => this.#context.onSettled?.()
-    const result = applyNotModified(entry, request, notModifiedHeaders, { shared, now: Date.now() })
+    const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
+    const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now() })
     if (!result.selected) {
       settled()
       return this.#answerFromStore(entry, { fwdStatus: 304 })

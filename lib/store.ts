@@ -1,20 +1,27 @@
-import type { HeaderRecord } from './headers.js'
+import type { HeaderRecord, RequestHeaders } from './headers.js'
 import type { MaybePromise } from './maybe-promise.js'
 
 /**
  * The format version of stored entries. An entry written by another version is a miss, and is deleted,
  * so that a store shared by several releases never serves data it cannot read correctly.
  */
-export const ENTRY_VERSION = 2
+export const ENTRY_VERSION = 3
 
 /** One stored response: plain, serialisable data, so that a store never needs to know HTTP. */
 export interface ResponseEntry {
   version: typeof ENTRY_VERSION
   kind: 'response'
-  /** The request method the response answered (`GET` or `HEAD`). */
+  /** The request method the response answered. */
   method: string
-  /** The request URL the response answered; compared on every read, so a key collision is never served. */
+  /**
+   * The normalised request URL the response answered, ignored parameters removed; with the default key
+   * function it is compared on every read, so that a key collision is never served.
+   */
   url: string
+  /** The request's headers, ignored parameters removed: what `recreateKeys()` keys the entry by again. */
+  requestHeaders: RequestHeaders
+  /** The normalised request body, for methods cached with their body in the key. */
+  requestBody?: Uint8Array
   status: number
   statusText: string
   /** The response's end-to-end header fields, as received (hop-by-hop fields removed). */
@@ -74,11 +81,12 @@ export function entrySize(entry: CacheEntry): number {
   // A fixed allowance for the numbers, the policy object and the store's own bookkeeping.
   const FIXED_OVERHEAD_BYTES = 512
   if (entry.kind === 'vary') return FIXED_OVERHEAD_BYTES + entry.names.join().length + entry.variants.join().length
-  return FIXED_OVERHEAD_BYTES + entry.url.length + entry.body.byteLength + headersSize(entry.headers)
+  const request = entry.url.length + headersSize(entry.requestHeaders) + (entry.requestBody?.byteLength ?? 0)
+  return FIXED_OVERHEAD_BYTES + request + entry.body.byteLength + headersSize(entry.headers)
 }
 
 /** Bytes of header names and values, as they would travel on the wire (without separators). */
-export function headersSize(headers: HeaderRecord): number {
+export function headersSize(headers: HeaderRecord | RequestHeaders): number {
   let size = 0
   for (const name in headers) {
     const value = headers[name]!
@@ -106,6 +114,8 @@ export function decodeEntry(value: unknown): CacheEntry | undefined {
     response.body instanceof Uint8Array &&
     typeof response.headers === 'object' &&
     response.headers !== null &&
+    typeof response.requestHeaders === 'object' &&
+    response.requestHeaders !== null &&
     typeof response.createdAt === 'number' &&
     typeof response.lifetimeSeconds === 'number'
   return isWellFormed ? (response as ResponseEntry) : undefined

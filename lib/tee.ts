@@ -3,8 +3,8 @@ import { formatCacheStatus, withCacheStatus } from './cache-status.js'
 import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord } from './headers.js'
-import type { CacheRequest } from './key.js'
-import { evaluateResponse, pickHeaders, type ForwardReason } from './policy.js'
+import type { KeyedRequest } from './key.js'
+import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason } from './policy.js'
 import { ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
 import { andThen } from './maybe-promise.js'
 import { forget, save } from './variants.js'
@@ -15,7 +15,7 @@ export interface TeeContext {
   cacheName: string | false
   /** Where a storable response goes; absent when this response must not be stored whatever it says. */
   storage?: {
-    request: CacheRequest
+    request: KeyedRequest
     key: string
     store: GuardedStore
     shared: boolean
@@ -167,13 +167,15 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (this.#context.storage === undefined) return undefined
     const { request, shared, maxEntrySize } = this.#context.storage
     const now = Date.now()
-    const storable = evaluateResponse(request, { status, headers }, { shared, now })
+    const storable = evaluateResponse(policyRequestOf(request), { status, headers }, { shared, now })
     if (storable === undefined) return undefined
     const entry: ResponseEntry = {
       version: ENTRY_VERSION,
       kind: 'response',
       method: request.method,
-      url: request.url,
+      url: request.storedUrl,
+      requestHeaders: request.storedHeaders,
+      ...(request.storedBody === undefined ? {} : { requestBody: request.storedBody }),
       status,
       statusText,
       headers: withoutFields(withoutHopByHop(headers), storable.omittedFields),

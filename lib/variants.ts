@@ -19,8 +19,11 @@ export type Lookup =
 /** Variants listed per URL, at most; the oldest drops out of the list (and so out of reach) first. */
 const MAX_VARIANTS = 64
 
-/** Finds the stored response a request would be served, following a `VaryEntry` to the matching variant. */
-export function lookup(store: GuardedStore, key: string, headers: RequestHeaders, url: string): MaybePromise<Lookup> {
+/**
+ * Finds the stored response a request would be served, following a `VaryEntry` to the matching variant.
+ * `url`, when given, is the normalised URL the response must have been stored for.
+ */
+export function lookup(store: GuardedStore, key: string, headers: RequestHeaders, url: string | undefined): MaybePromise<Lookup> {
   return andThen(store.get(key), (entry) => {
     if (entry === undefined) return { found: 'nothing', missReason: 'uri-miss' }
     if (entry.kind === 'response') return matchResponse(entry, url, 'uri-miss')
@@ -34,9 +37,9 @@ export function lookup(store: GuardedStore, key: string, headers: RequestHeaders
   })
 }
 
-/** A stored response for another URL (a key collision, or a custom key function's choice) is never served. */
-function matchResponse(entry: ResponseEntry, url: string, missReason: 'uri-miss' | 'vary-miss'): Lookup {
-  return entry.url === url ? { found: 'response', entry } : { found: 'nothing', missReason }
+/** A stored response for another URL than the one expected (a key collision) is never served. */
+function matchResponse(entry: ResponseEntry, url: string | undefined, missReason: 'uri-miss' | 'vary-miss'): Lookup {
+  return url === undefined || entry.url === url ? { found: 'response', entry } : { found: 'nothing', missReason }
 }
 
 /** Stores a response where `lookup` will find it. */

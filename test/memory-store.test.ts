@@ -22,6 +22,7 @@ function entryOf(bodyBytes: number): ResponseEntry {
     kind: 'response',
     method: 'GET',
     url: 'http://127.0.0.1/',
+    requestHeaders: {},
     status: 200,
     statusText: 'OK',
     headers: { 'content-type': 'text/plain' },

@@ -5,7 +5,13 @@ describe('options', () => {
   it.each([
     [{ shared: 'yes' }, 'options.shared must be a boolean, received "yes"'],
     [{ methods: 'GET' }, 'options.methods must be an array of method names, received "GET"'],
-    [{ methods: ['GET', 'POST'] }, 'options.methods may hold only "GET" and "HEAD" for now'],
+    [{ methods: ['GET', 'two words'] }, 'options.methods must be an array of method names, received ["GET", "two words"]'],
+    [{ methods: ['CONNECT'] }, 'options.methods cannot hold "CONNECT": a tunnel has no response to cache'],
+    [{ key: 'url' }, 'options.key must be a function (request, helpers) => string, received "url"'],
+    [{ ignoredParameters: 'token' }, 'options.ignoredParameters must be an array of names, received "token"'],
+    [{ ignoredParameters: [''] }, 'options.ignoredParameters must be an array of names, received [""]'],
+    [{ matchHeaders: 'accept' }, 'options.matchHeaders must be true, false or an array of header names, received "accept"'],
+    [{ matchHeaders: ['bad header'] }, 'options.matchHeaders must be true, false or an array of header names, received ["bad header"]'],
     [{ cacheStatus: 'two words' }, 'options.cacheStatus must be a token such as "my-cache", or false, received "two words"'],
     [{ cacheStatus: true }, 'options.cacheStatus must be a token such as "my-cache", or false, received true'],
     [{ store: {} }, 'options.store must implement CacheStore (get, set, delete, keys, clear), received an object missing get, set, delete, keys, clear'],
@@ -45,6 +51,7 @@ describe('options', () => {
   it('accepts the documented defaults', () => {
     const store = new MemoryStore()
     expect([store.maxSize, store.maxEntrySize]).toEqual([64 * 1024 * 1024, 8 * 1024 * 1024])
-    expect(() => cacheInterceptor({ shared: true, methods: ['get', 'HEAD'], cacheStatus: false, store })).not.toThrow()
+    expect(() => cacheInterceptor({ shared: true, methods: ['get', 'HEAD', 'POST', 'QUERY'], cacheStatus: false, store })).not.toThrow()
+    expect(() => cacheInterceptor({ key: () => 'k', ignoredParameters: [], matchHeaders: ['Accept'] })).not.toThrow()
   })
 })

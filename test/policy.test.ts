@@ -11,6 +11,7 @@ function entryWith(headers: Record<string, string>, numbers: Partial<ResponseEnt
     kind: 'response',
     method: 'GET',
     url: 'http://127.0.0.1/',
+    requestHeaders: {},
     status: 200,
     statusText: 'OK',
     headers,

@@ -1,0 +1,128 @@
+/**
+ * Request bodies of the methods cached with their body in the key (`methods: ['GET', 'HEAD', 'POST']`):
+ * read whole before the request is sent, so that the key can be computed, then sent as those bytes; and
+ * normalised, so that bodies that mean the same share a key and what is stored holds no ignored member.
+ */
+import { Blob } from 'node:buffer'
+
+/**
+ * Bodies larger than this are not read for a key: the request goes to the origin uncached, its body
+ * streamed as the caller gave it. Keyed bodies are queries, not uploads.
+ */
+export const MAX_KEYED_BODY_BYTES = 1024 * 1024
+
+export type ReadBody =
+  | { read: 'whole'; bytes: Uint8Array }
+  /** Not keyable (too large, or a form undici encodes itself); `body` replaces the original if any was consumed. */
+  | { read: 'not-keyable'; body: unknown }
+
+/**
+ * Reads a dispatch body (string, bytes, Blob, stream or async iterable) whole, up to `maxBytes`.
+ * A body found too large while streaming is handed back as an iterable of what was read and the rest,
+ * so that the request can still be sent unchanged.
+ */
+export async function readRequestBody(body: unknown, maxBytes = MAX_KEYED_BODY_BYTES): Promise<ReadBody> {
+  if (body === null || body === undefined) return { read: 'whole', bytes: new Uint8Array(0) }
+  if (typeof body === 'string') return bounded(Buffer.from(body), body, maxBytes)
+  if (body instanceof Uint8Array) return bounded(body, body, maxBytes)
+  if (body instanceof ArrayBuffer) return bounded(new Uint8Array(body), body, maxBytes)
+  if (body instanceof Blob || isWebBlob(body)) {
+    const blob = body as Blob
+    if (blob.size > maxBytes) return { read: 'not-keyable', body }
+    return { read: 'whole', bytes: new Uint8Array(await blob.arrayBuffer()) }
+  }
+  if (isAsyncIterable(body)) return readIterable(body, maxBytes)
+  return { read: 'not-keyable', body } // FormData and anything undici encodes itself
+}
+
+function bounded(bytes: Uint8Array, body: unknown, maxBytes: number): ReadBody {
+  return bytes.byteLength > maxBytes ? { read: 'not-keyable', body } : { read: 'whole', bytes }
+}
+
+async function readIterable(body: AsyncIterable<unknown>, maxBytes: number): Promise<ReadBody> {
+  const iterator = body[Symbol.asyncIterator]()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const next = await iterator.next()
+    if (next.done) return { read: 'whole', bytes: Buffer.concat(chunks, size) }
+    const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : (next.value as Uint8Array)
+    chunks.push(chunk)
+    size += chunk.byteLength
+    if (size > maxBytes) return { read: 'not-keyable', body: resume(chunks, iterator) }
+  }
+}
+
+/** What was read, then the rest of the iterator: the body as the caller gave it. */
+async function* resume(chunks: Uint8Array[], iterator: AsyncIterator<unknown>): AsyncGenerator<unknown> {
+  yield* chunks
+  for (;;) {
+    const next = await iterator.next()
+    if (next.done) return
+    yield next.value
+  }
+}
+
+/**
+ * The body as a key and a stored entry hold it. JSON (by `Content-Type`) is re-serialised with object
+ * members sorted and ignored members removed at any depth; a form (`application/x-www-form-urlencoded`)
+ * has its fields sorted by name and ignored ones removed; any other body, or one that does not parse as
+ * its type says, is kept byte for byte.
+ */
+export function normalizeBody(bytes: Uint8Array, contentType: string | undefined, ignored: ReadonlySet<string>): Uint8Array {
+  const mediaType = contentType?.split(';')[0]?.trim().toLowerCase() ?? ''
+  if (mediaType === 'application/json' || mediaType.endsWith('+json')) {
+    let value: unknown
+    try {
+      value = JSON.parse(Buffer.from(bytes).toString('utf8'))
+    } catch {
+      return bytes
+    }
+    return Buffer.from(JSON.stringify(normalizeJson(value, ignored)))
+  }
+  if (mediaType === 'application/x-www-form-urlencoded') {
+    return Buffer.from(normalizeParameters(Buffer.from(bytes).toString('utf8'), ignored))
+  }
+  return bytes
+}
+
+/**
+ * Query or form parameters (`a=1&b=2`) without the ignored ones, sorted by name; the values of one name
+ * keep their order, which may carry meaning. Each pair is kept as written, so that no two parameters that
+ * an origin could tell apart (`%20` and `+`, say) become one.
+ */
+export function normalizeParameters(raw: string, ignored: ReadonlySet<string>): string {
+  const pairs = raw
+    .split('&')
+    .filter((pair) => pair !== '')
+    .map((pair) => ({ pair, name: decodeName(pair.split('=', 1)[0]!) }))
+    .filter(({ name }) => !ignored.has(name.toLowerCase()))
+  pairs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  return pairs.map(({ pair }) => pair).join('&')
+}
+
+function decodeName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '))
+  } catch {
+    return name // a malformed escape is compared as written
+  }
+}
+
+function normalizeJson(value: unknown, ignored: ReadonlySet<string>): unknown {
+  if (Array.isArray(value)) return value.map((item) => normalizeJson(item, ignored))
+  if (value === null || typeof value !== 'object') return value
+  const sorted: Record<string, unknown> = {}
+  for (const name of Object.keys(value).sort()) {
+    if (!ignored.has(name.toLowerCase())) sorted[name] = normalizeJson((value as Record<string, unknown>)[name], ignored)
+  }
+  return sorted
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof (value as Partial<AsyncIterable<unknown>>)?.[Symbol.asyncIterator] === 'function'
+}
+
+function isWebBlob(value: unknown): boolean {
+  return typeof (value as { arrayBuffer?: unknown }).arrayBuffer === 'function' && typeof (value as { size?: unknown }).size === 'number'
+}
