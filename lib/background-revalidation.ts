@@ -1,5 +1,6 @@
 import { debuglog } from 'node:util'
 import type { Dispatcher } from 'undici'
+import type { StatsCounters } from './stats.js'
 
 const log = debuglog('undici-http-cache')
 
@@ -14,10 +15,11 @@ const DEFAULT_MAX_IN_FLIGHT = 64
 export class BackgroundRevalidations {
   readonly #inFlight = new Set<string>()
   readonly #maxInFlight: number
-  /** Revalidations that failed: no response, or a server error. */
-  failures = 0
+  /** Counts revalidations that failed (no response, or a server error) in `errors`. */
+  readonly #stats: StatsCounters
 
-  constructor(maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
+  constructor(stats: StatsCounters, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
+    this.#stats = stats
     this.#maxInFlight = maxInFlight
   }
 
@@ -37,7 +39,7 @@ export class BackgroundRevalidations {
     const finish = (error?: Error): void => {
       if (!this.#inFlight.delete(key)) return
       if (error === undefined && status < 500) return
-      this.failures++
+      this.#stats.errors++
       log('background revalidation failed: %s', error ?? `status ${status}`)
     }
     const discard: Dispatcher.DispatchHandler = {

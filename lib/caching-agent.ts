@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events'
 import { Agent, Dispatcher } from 'undici'
+import type { CacheInspector } from './inspect.js'
 import { createCacheInterceptor } from './interceptor.js'
 import type { AnyHandler } from './legacy-handler.js'
 import { resolveAgentOptions, type CachingAgentOptions } from './options.js'
@@ -15,13 +16,17 @@ const FORWARDED_EVENTS = ['connect', 'disconnect', 'connectionError', 'drain'] a
 export class CachingAgent extends Dispatcher {
   readonly #dispatcher: Dispatcher
   readonly #dispatch: (options: Dispatcher.DispatchOptions, handler: AnyHandler) => boolean
+  /** What this agent has stored: `urls()`, `entries()`, `get()`, `delete()`, `clear()`, `recreateKeys()`, `stats`. */
+  readonly cache: CacheInspector
 
   constructor(options?: CachingAgentOptions) {
     super()
     const resolved = resolveAgentOptions(options)
     this.#dispatcher = resolved.dispatcher ?? new Agent(resolved.agentOptions)
     const inner = this.#dispatcher
-    this.#dispatch = createCacheInterceptor(resolved.cache)((dispatchOptions, handler) => inner.dispatch(dispatchOptions, handler))
+    const interceptor = createCacheInterceptor(resolved.cache)
+    this.cache = interceptor.cache
+    this.#dispatch = interceptor((dispatchOptions, handler) => inner.dispatch(dispatchOptions, handler))
     const emitter: EventEmitter = this
     for (const event of FORWARDED_EVENTS) {
       ;(inner as EventEmitter).on(event, (...args: unknown[]) => emitter.emit(event, ...args))

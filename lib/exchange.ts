@@ -12,6 +12,7 @@ import type { ResolvedOptions } from './options.js'
 import { revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason } from './policy.js'
 import { RevalidationHandler, type RevalidationContext } from './revalidation.js'
 import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } from './serve.js'
+import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler, type TeeContext } from './tee.js'
 import { isNotModified } from './validation.js'
@@ -26,6 +27,7 @@ export interface Exchange {
   handler: Dispatcher.DispatchHandler
   options: ResolvedOptions
   store: GuardedStore
+  stats: StatsCounters
   background: BackgroundRevalidations
   flights: Flights
   /** Whether this request may wait on an identical one; a request that waited once never waits again. */
@@ -55,8 +57,10 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
   const { options, handler } = exchange
   switch (decision.action) {
     case 'serve':
+      exchange.stats[decision.status === 'hit' ? 'hits' : 'stale']++
       return serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
     case 'serve-stale-and-revalidate':
+      exchange.stats.stale++
       serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
       return revalidateInBackground(exchange, request, key, decision.entry)
     case 'gateway-timeout':
@@ -66,6 +70,7 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
       const sender = coalesce(exchange, verdict, retry)
       if (sender === undefined) return // waiting on an identical request
       if (decision.action === 'revalidate') return revalidate(sender, { request, key, entry: decision.entry, reason: decision.reason, mayStore })
+      if (isMiss(decision.reason)) exchange.stats.misses++
       if (!mayStore) return void forward(sender, decision.reason)
       return forwardAndStore(sender, request, key, decision.reason)
     }
@@ -78,6 +83,7 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
  */
 export function answerValidation(exchange: Exchange, { request, key, decision, mayStore }: Verdict): void {
   if (decision.action === 'serve' && decision.status === 'hit' && isNotModified(decision.entry, request.headers)) {
+    exchange.stats.hits++
     return serveNotModified(decision.entry, exchange.handler, servedFromStore(exchange, request, key, decision.entry))
   }
   if (!mayStore) return void forward(exchange, 'request')
@@ -135,7 +141,12 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
 function isCoalescible(exchange: Exchange, { decision, mayStore }: Verdict): boolean {
   if (!exchange.options.coalesce || !exchange.mayCoalesce || !mayStore || exchange.controller !== undefined) return false
   if (decision.action === 'revalidate') return decision.reason === 'stale'
-  return decision.action === 'forward' && (decision.reason === 'uri-miss' || decision.reason === 'vary-miss' || decision.reason === 'miss')
+  return decision.action === 'forward' && isMiss(decision.reason)
+}
+
+/** Nothing usable was stored. */
+function isMiss(reason: ForwardReason): boolean {
+  return reason === 'uri-miss' || reason === 'vary-miss' || reason === 'miss'
 }
 
 /** How a response goes out from the store without asking the origin: a `hit` member, fresh or stale by its ttl. */
@@ -195,11 +206,12 @@ function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: 
 function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry) {
   const { options, store } = exchange
   const { headers, conditional } = revalidationHeaders(entry, request)
-  const context: Pick<RevalidationContext, 'entry' | 'request' | 'key' | 'store' | 'shared' | 'maxEntrySize' | 'conditional'> = {
+  const context: Pick<RevalidationContext, 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'conditional'> = {
     entry,
     request,
     key,
     store,
+    stats: exchange.stats,
     shared: options.shared,
     maxEntrySize: options.maxEntrySize,
     conditional,

@@ -1,5 +1,6 @@
 import { debuglog } from 'node:util'
-import { isPromise, type MaybePromise } from './maybe-promise.js'
+import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
+import type { StatsCounters } from './stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
 
 const log = debuglog('undici-http-cache')
@@ -7,18 +8,24 @@ const log = debuglog('undici-http-cache')
 /**
  * Wraps any store so that its failures never reach a request: a `get` that throws, rejects or returns
  * something that is not an entry of this version is a miss; a failed `set` or `delete` is "not stored".
- * Each failure is counted and logged (once per kind of failure). A synchronous store stays synchronous,
- * so a hit from memory does not wait for a promise.
+ * Each failure is counted in `stats.errors` and logged (once per kind of failure), and each response
+ * written is counted in `stats.stored`. A synchronous store stays synchronous, so a hit from memory does
+ * not wait for a promise.
  * TODO(issue #6): time-limit calls to a store that hangs.
  */
 export class GuardedStore {
   readonly #store: CacheStore
   readonly #loggedKinds = new Set<string>()
-  /** Store calls that failed. */
-  errors = 0
+  readonly #stats: StatsCounters
 
-  constructor(store: CacheStore) {
+  constructor(store: CacheStore, stats: StatsCounters) {
     this.#store = store
+    this.#stats = stats
+  }
+
+  /** Entries the store has evicted, if it says. */
+  get evictions(): number {
+    return this.#store.evictions ?? 0
   }
 
   get(key: string): MaybePromise<CacheEntry | undefined> {
@@ -33,7 +40,10 @@ export class GuardedStore {
   }
 
   set(key: string, entry: CacheEntry): MaybePromise<void> {
-    return this.#call('set', () => this.#store.set(key, entry))
+    const stored = (): void => {
+      if (entry.kind === 'response') this.#stats.stored++
+    }
+    return this.#call('set', () => andThen(this.#store.set(key, entry), stored))
   }
 
   delete(key: string): MaybePromise<void> {
@@ -68,8 +78,21 @@ export class GuardedStore {
     this.#fail(kind, error, undefined)
   }
 
+  /**
+   * For the inspection API (`cache.urls()`, `delete()`, `clear()` …), where a user asked for the store's
+   * contents and a silent empty answer would mislead: the failure is counted and logged, then rethrown.
+   */
+  async administer<T>(kind: string, call: (store: CacheStore) => MaybePromise<T>): Promise<T> {
+    try {
+      return await call(this.#store)
+    } catch (error) {
+      this.#fail(`store ${kind}`, error, undefined)
+      throw error
+    }
+  }
+
   #fail<T>(kind: string, error: unknown, fallback: T): T {
-    this.errors++
+    this.#stats.errors++
     if (!this.#loggedKinds.has(kind)) {
       this.#loggedKinds.add(kind)
       log('%s failed (further %s failures are counted, not logged): %s', kind, kind, error)

@@ -1,5 +1,7 @@
 export { CachingAgent } from './caching-agent.js'
 export { cacheInterceptor, type CacheInterceptor } from './interceptor.js'
+export type { CacheInspector, DeleteTarget, StoredResponse } from './inspect.js'
+export type { CacheStats } from './stats.js'
 export { MemoryStore } from './stores/memory-store.js'
 export { createKey, type CacheRequest, type KeyOptions } from './key.js'
 export { cacheInfo, type CacheInfo, type CacheStatus } from './cache-status.js'

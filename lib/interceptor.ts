@@ -4,6 +4,7 @@ import { Flights } from './coalescing.js'
 import { CallerController } from './controller.js'
 import { act, answerValidation, forward, forwardAndStore, type Dispatch, type Exchange } from './exchange.js'
 import { GuardedStore } from './guarded-store.js'
+import { CacheInspector } from './inspect.js'
 import { invalidateAfterUnsafeRequest, isUnsafeMethod } from './invalidation.js'
 import { keyRequest, toCacheRequest, type CacheRequest } from './key.js'
 import { toCurrentHandler, type AnyHandler } from './legacy-handler.js'
@@ -11,11 +12,17 @@ import { andThen } from './maybe-promise.js'
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js'
 import { decide, isLookupBypassed, pickHeaders } from './policy.js'
 import { readRequestBody } from './request-body.js'
+import { StatsCounters } from './stats.js'
 import { isValidationRequest } from './validation.js'
 import { lookup } from './variants.js'
 
-/** An interceptor for `dispatcher.compose()`; it accepts handlers of the current and the legacy shape. */
-export type CacheInterceptor = (dispatch: Dispatch) => (options: Dispatcher.DispatchOptions, handler: AnyHandler) => boolean
+/**
+ * An interceptor for `dispatcher.compose()`; it accepts handlers of the current and the legacy shape.
+ * `cache` inspects and maintains what it stores.
+ */
+export type CacheInterceptor = ((dispatch: Dispatch) => (options: Dispatcher.DispatchOptions, handler: AnyHandler) => boolean) & {
+  readonly cache: CacheInspector
+}
 
 /**
  * The cache as an undici interceptor: `new Client(origin).compose(cacheInterceptor({ store }))`.
@@ -27,14 +34,15 @@ export function cacheInterceptor(options?: CacheOptions): CacheInterceptor {
 
 /** The interceptor for options already resolved (shared with `CachingAgent`). */
 export function createCacheInterceptor(options: ResolvedOptions): CacheInterceptor {
-  const store = new GuardedStore(options.store)
-  const background = new BackgroundRevalidations()
+  const stats = new StatsCounters()
+  const store = new GuardedStore(options.store, stats)
+  const background = new BackgroundRevalidations(stats)
   const flights = new Flights()
-  return (dispatch) => (dispatchOptions, anyHandler) => {
+  const interceptor = (dispatch: Dispatch) => (dispatchOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
     const handler = toCurrentHandler(anyHandler)
     // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
     if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
-    const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, background, flights, mayCoalesce: true }
+    const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, stats, background, flights, mayCoalesce: true }
     const request = toCacheRequest(dispatchOptions)
     if (request === undefined) return forward(exchange, 'bypass')
     if (!options.methods.has(request.method)) {
@@ -46,6 +54,7 @@ export function createCacheInterceptor(options: ResolvedOptions): CacheIntercept
     else handleWithBody(exchange, request).catch((error: unknown) => failAfterDispatch(handler, error))
     return true
   }
+  return Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) })
 }
 
 /**

@@ -6,6 +6,7 @@ import type { HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
 import { policyRequestOf, ttlSeconds } from './policy.js'
 import { serveEntry } from './serve.js'
+import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler } from './tee.js'
 import { applyNotModified } from './validation.js'
@@ -21,6 +22,7 @@ export interface RevalidationContext {
   request: KeyedRequest
   key: string
   store: GuardedStore
+  stats: StatsCounters
   shared: boolean
   maxEntrySize: number
   cacheName: string | false
@@ -147,6 +149,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   /** Answers the caller with a stored response, on the controller it already holds when it was started. */
   #answerFromStore(entry: ResponseEntry, outcome: { fwdStatus?: number; stored?: boolean; detail?: CacheStatusDetail }): void {
     this.#answeredFromStore = true
+    if (outcome.fwdStatus === 304) this.#context.stats.revalidated++
+    if (outcome.detail === 'stale-if-error') this.#context.stats.stale++
     const now = Date.now()
     const member: CacheStatusParameters = {
       fwd: this.#context.reason,

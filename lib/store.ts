@@ -74,6 +74,8 @@ export interface CacheStore {
   close?(): MaybePromise<void>
   /** The largest entry (in bytes, see `entrySize`) the store accepts; the cache buffers no more than this. */
   readonly maxEntrySize?: number
+  /** How many entries the store has dropped to stay within its bounds, if it keeps count: `stats.evicted`. */
+  readonly evictions?: number
 }
 
 /** The size an entry counts for against a store's bounds: its body, header and URL bytes, and a fixed part. */

@@ -10,6 +10,7 @@ export class MemoryStore implements CacheStore {
   readonly maxSize: number
   readonly maxEntrySize: number
   readonly #entries: LRUCache<string, CacheEntry>
+  #evictions = 0
 
   constructor(options?: MemoryStoreOptions) {
     const resolved = resolveMemoryStoreOptions(options)
@@ -19,8 +20,16 @@ export class MemoryStore implements CacheStore {
       maxSize: resolved.maxSize,
       maxEntrySize: resolved.maxEntrySize,
       sizeCalculation: entrySize,
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict') this.#evictions++
+      },
       ...(resolved.maxCount === undefined ? {} : { max: resolved.maxCount }),
     })
+  }
+
+  /** Entries dropped so far to stay within `maxSize` and `maxCount` (least recently used first). */
+  get evictions(): number {
+    return this.#evictions
   }
 
   /** Bytes held now, as counted against `maxSize`. */

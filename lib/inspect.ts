@@ -1,0 +1,203 @@
+/**
+ * `agent.cache` (and `cacheInterceptor(...).cache`): what is stored, and its maintenance, in the terms
+ * requests-cache users know (`cache.urls()`, `cache.delete(...)`, `cache.recreate_keys()`).
+ */
+import type { GuardedStore } from './guarded-store.js'
+import { normalizeRequestHeaders, type HeaderRecord, type RequestHeaders } from './headers.js'
+import { keyRequest, normalizeUrl, type CacheRequest } from './key.js'
+import type { ResolvedOptions } from './options.js'
+import { expiresAt, ttlSeconds } from './policy.js'
+import type { CacheStats, StatsCounters } from './stats.js'
+import type { CacheEntry, ResponseEntry, VaryEntry } from './store.js'
+import { lookup, save } from './variants.js'
+
+/** One stored response, as `entries()` and `get()` give it. */
+export interface StoredResponse {
+  /** The key it is stored under. */
+  key: string
+  /** The method of the request it answered. */
+  method: string
+  /** The normalised URL of the request it answered (ignored parameters removed). */
+  url: string
+  status: number
+  headers: HeaderRecord
+  /** The whole body, as received (still content-coded). */
+  body: Uint8Array
+  /** The headers of the request it answered, ignored parameters removed. */
+  requestHeaders: RequestHeaders
+  /** When it was received, or last renewed by a 304. */
+  createdAt: Date
+  /** When it stops being fresh. */
+  expires: Date
+}
+
+/** What `delete()` removes: every stored response for a URL, those whose URL a RegExp matches, or by age. */
+export type DeleteTarget = string | RegExp | { expired: true } | { olderThan: number }
+
+/**
+ * The stored contents of one cache. A request is never failed by its store; these calls are the user
+ * asking about the store itself, so a store that fails makes them reject (the failure is counted in
+ * `stats.errors` too). An entry that cannot be read is skipped.
+ */
+export class CacheInspector {
+  readonly #store: GuardedStore
+  readonly #options: ResolvedOptions
+  readonly #stats: StatsCounters
+
+  constructor(store: GuardedStore, options: ResolvedOptions, stats: StatsCounters) {
+    this.#store = store
+    this.#options = options
+    this.#stats = stats
+  }
+
+  /** Counts since the cache was created; a new snapshot on every read. */
+  get stats(): CacheStats {
+    return this.#stats.snapshot(this.#store.evictions)
+  }
+
+  /** The distinct URLs of the stored responses, sorted. */
+  async urls(): Promise<string[]> {
+    const urls = new Set<string>()
+    for await (const response of this.entries()) urls.add(response.url)
+    return [...urls].sort()
+  }
+
+  /** Every stored response (each `Vary` variant on its own). */
+  async *entries(): AsyncGenerator<StoredResponse> {
+    for await (const [key, entry] of this.#storedEntries()) {
+      if (entry.kind === 'response') yield toStoredResponse(key, entry)
+    }
+  }
+
+  /** The stored response a request for `url` with this method and these headers would be served, if any. */
+  async get(url: string, request: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<StoredResponse | undefined> {
+    const keyed = keyRequest(this.#request(url, request), this.#options)
+    const found = await lookup(this.#store, keyed.key, keyed.headers, keyed.checksUrl ? keyed.storedUrl : undefined)
+    if (found.found !== 'response') return undefined
+    return toStoredResponse(keyed.key, found.entry)
+  }
+
+  /**
+   * Removes stored responses: every one for a URL (any method, any variant), those whose stored URL a
+   * RegExp matches, those past their freshness lifetime (`{ expired: true }`), or those stored longer
+   * than `olderThan` milliseconds ago. Resolves to how many were removed.
+   */
+  async delete(target: DeleteTarget): Promise<number> {
+    const matches = this.#matcher(target)
+    const removed = new Set<string>()
+    const varyEntries: Array<[string, VaryEntry]> = []
+    for await (const [key, entry] of this.#storedEntries()) {
+      if (entry.kind === 'vary') varyEntries.push([key, entry])
+      else if (matches(entry)) {
+        await this.#store.administer('delete', (store) => store.delete(key))
+        removed.add(key)
+      }
+    }
+    // A URL's Vary record lists its variants: drop the removed ones, and the record once none is left.
+    for (const [key, entry] of varyEntries) {
+      const variants = entry.variants.filter((variantKey) => !removed.has(variantKey))
+      if (variants.length === entry.variants.length) continue
+      if (variants.length === 0) await this.#store.administer('delete', (store) => store.delete(key))
+      else await this.#store.administer('set', (store) => store.set(key, { ...entry, variants }))
+    }
+    return removed.size
+  }
+
+  /** Removes everything. */
+  async clear(): Promise<void> {
+    await this.#store.administer('clear', (store) => store.clear())
+  }
+
+  /**
+   * Stores every response again under the key the current key function and matching options give it
+   * (requests-cache's `recreate_keys()`), from the request URL, headers and body kept with each. Run it
+   * after changing `key`, `ignoredParameters` or `matchHeaders` on a store that outlives the process.
+   * Resolves to how many responses moved. Entries kept under a key that now names nothing are removed.
+   */
+  async recreateKeys(): Promise<number> {
+    const stored: Array<[string, CacheEntry]> = []
+    for await (const pair of this.#storedEntries()) stored.push(pair)
+    const primaryKeys = new Set<string>()
+    let moved = 0
+    for (const [key, entry] of stored) {
+      if (entry.kind !== 'response') continue
+      const request: CacheRequest = {
+        method: entry.method,
+        url: entry.url,
+        headers: entry.requestHeaders,
+        ...(entry.requestBody === undefined ? {} : { body: entry.requestBody }),
+      }
+      let keyed
+      try {
+        keyed = keyRequest(request, this.#options)
+      } catch (error) {
+        this.#store.recordFailure('key', error) // a key function that fails for it leaves the entry where it is
+        continue
+      }
+      primaryKeys.add(keyed.key)
+      const renewed: ResponseEntry = { ...entry, url: keyed.storedUrl, requestHeaders: keyed.storedHeaders }
+      if (keyed.storedBody !== undefined) renewed.requestBody = keyed.storedBody
+      if (!needsMove(key, keyed.key, entry, renewed)) continue
+      await this.#store.administer('delete', (store) => store.delete(key))
+      await save(this.#store, keyed.key, renewed)
+      moved++
+    }
+    // Vary records under keys that no response is stored under any longer.
+    for (const [key, entry] of stored) {
+      if (entry.kind === 'vary' && !primaryKeys.has(key)) await this.#store.administer('delete', (store) => store.delete(key))
+    }
+    return moved
+  }
+
+  /** Each stored key with its entry; keys whose entry cannot be read (gone since, or unreadable) are skipped. */
+  async *#storedEntries(): AsyncGenerator<[string, CacheEntry]> {
+    const keys = await this.#store.administer('keys', (store) => store.keys())
+    for await (const key of keys) {
+      const entry = await this.#store.get(key)
+      if (entry !== undefined) yield [key, entry]
+    }
+  }
+
+  #request(url: string, request: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array }): CacheRequest {
+    const method = (request.method ?? 'GET').toUpperCase()
+    const body = typeof request.body === 'string' ? Buffer.from(request.body) : request.body
+    const cacheRequest: CacheRequest = { method, url: new URL(url).href, headers: normalizeRequestHeaders(request.headers) }
+    if (method !== 'GET' && method !== 'HEAD') cacheRequest.body = body ?? new Uint8Array(0)
+    return cacheRequest
+  }
+
+  #matcher(target: DeleteTarget): (entry: ResponseEntry) => boolean {
+    if (typeof target === 'string') {
+      const url = normalizeUrl(target, this.#options.ignoredParameters)
+      return (entry) => entry.url === url
+    }
+    if (target instanceof RegExp) return (entry) => target.test(entry.url)
+    if (target !== null && typeof target === 'object') {
+      const { expired, olderThan } = target as { expired?: unknown; olderThan?: unknown }
+      if (expired === true) return (entry) => ttlSeconds(entry, Date.now()) <= 0
+      if (typeof olderThan === 'number' && olderThan >= 0) return (entry) => entry.createdAt < Date.now() - olderThan
+    }
+    throw new TypeError(`cache.delete() takes a URL, a RegExp, { expired: true } or { olderThan: milliseconds }, received ${String(target)}`)
+  }
+}
+
+/** Whether a response must be stored again: under another key, or with its request data normalised anew. */
+function needsMove(oldKey: string, newKey: string, entry: ResponseEntry, renewed: ResponseEntry): boolean {
+  const atKey = oldKey === newKey || oldKey.startsWith(`${newKey}:`) // a variant lives under its URL's key
+  return !atKey || entry.url !== renewed.url || entry.requestHeaders !== renewed.requestHeaders
+}
+
+function toStoredResponse(key: string, entry: ResponseEntry): StoredResponse {
+  return {
+    key,
+    method: entry.method,
+    url: entry.url,
+    status: entry.status,
+    headers: entry.headers,
+    body: entry.body,
+    requestHeaders: entry.requestHeaders,
+    createdAt: new Date(entry.createdAt),
+    expires: new Date(expiresAt(entry)),
+  }
+}
+
