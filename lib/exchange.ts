@@ -9,7 +9,7 @@ import type { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { CacheRequest, KeyedRequest } from './key.js'
 import type { ResolvedOptions } from './options.js'
-import { revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason } from './policy.js'
+import { revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason, type StorageRules } from './policy.js'
 import { RevalidationHandler, type RevalidationContext } from './revalidation.js'
 import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } from './serve.js'
 import type { StatsCounters } from './stats.js'
@@ -111,7 +111,16 @@ export function forwardAndStore(exchange: Exchange, request: KeyedRequest, key: 
     reason,
     cacheName: options.cacheStatus,
     ...startedForTee(exchange),
-    storage: { request, key, store, shared: options.shared, maxEntrySize: options.maxEntrySize, ...(onSettled ? { onSettled } : {}) },
+    storage: {
+      request,
+      key,
+      store,
+      shared: options.shared,
+      maxEntrySize: options.maxEntrySize,
+      rules: storageRulesOf(options, request),
+      filter: options.filter,
+      ...(onSettled ? { onSettled } : {}),
+    },
   })
   send(exchange, exchange.dispatchOptions, tee)
 }
@@ -206,7 +215,8 @@ function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: 
 function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry) {
   const { options, store } = exchange
   const { headers, conditional } = revalidationHeaders(entry, request)
-  const context: Pick<RevalidationContext, 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'conditional'> = {
+  type Shared = 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'rules' | 'filter' | 'conditional'
+  const context: Pick<RevalidationContext, Shared> = {
     entry,
     request,
     key,
@@ -214,9 +224,16 @@ function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, 
     stats: exchange.stats,
     shared: options.shared,
     maxEntrySize: options.maxEntrySize,
+    rules: storageRulesOf(options, request),
+    filter: options.filter,
     conditional,
   }
   return { headers, context }
+}
+
+/** The user's rules on storing, for this request's URL. */
+function storageRulesOf(options: ResolvedOptions, request: KeyedRequest): StorageRules {
+  return { configuredTtl: options.expiryRules?.(request.storedUrl), allowedStatuses: options.allowedStatuses }
 }
 
 /** Dispatches; should dispatching throw, a flight this request leads is settled so that no waiter hangs. */

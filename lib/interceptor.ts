@@ -3,6 +3,7 @@ import { BackgroundRevalidations } from './background-revalidation.js'
 import { Flights } from './coalescing.js'
 import { CallerController } from './controller.js'
 import { act, answerValidation, forward, forwardAndStore, type Dispatch, type Exchange } from './exchange.js'
+import { filterAllows } from './filter.js'
 import { GuardedStore } from './guarded-store.js'
 import { CacheInspector } from './inspect.js'
 import { invalidateAfterUnsafeRequest, isUnsafeMethod } from './invalidation.js'
@@ -103,16 +104,24 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
     if (!acted) forward(exchange, 'bypass')
   }
   try {
-    const keyed = keyRequest(request, exchange.options)
+    const { options, store } = exchange
+    const keyed = keyRequest(request, options)
     const key = keyed.key
+    // urlsExpireAfter's 'no-store': nothing is stored for this URL, nor served from what was.
+    if (options.expiryRules?.(keyed.storedUrl) === 'no-store') {
+      acted = true
+      return void forward(exchange, 'bypass')
+    }
     if (isLookupBypassed(request.headers)) {
       acted = true
       return forwardAndStore(exchange, keyed, key, 'request')
     }
-    const result = andThen(lookup(exchange.store, key, request.headers, keyed.checksUrl ? keyed.storedUrl : undefined), (found) => {
-      const entry = found.found === 'response' ? found.entry : undefined
+    const result = andThen(lookup(store, key, request.headers, keyed.checksUrl ? keyed.storedUrl : undefined), (found) => {
+      const stored = found.found === 'response' ? found.entry : undefined
+      // The user's filter is asked again on read: a stored response it now refuses counts as not stored.
+      const entry = stored !== undefined && filterAllows(options.filter, keyed, stored, store) ? stored : undefined
       const missReason = found.found === 'nothing' ? found.missReason : 'uri-miss'
-      const decision = decide(entry, request, { shared: exchange.options.shared, now: Date.now(), missReason })
+      const decision = decide(entry, request, { shared: options.shared, now: Date.now(), missReason })
       // A HEAD response has no body, so it must not take the place of a stored GET response.
       const mayStore = !(request.method === 'HEAD' && entry !== undefined && entry.method !== 'HEAD')
       const varyNames = found.found === 'nothing' ? found.varyNames : undefined

@@ -1,4 +1,6 @@
 import type { Agent, Dispatcher } from 'undici'
+import { compileExpiryRules, type ConfiguredTtl, type ExpiryRules, type UrlExpiryRule } from './expiry-rules.js'
+import type { ResponseFilter } from './filter.js'
 import { createKey, ignoredNames, type CacheRequest } from './key.js'
 import type { CacheStore } from './store.js'
 import { MemoryStore } from './stores/memory-store.js'
@@ -44,6 +46,33 @@ export interface CacheOptions {
    */
   matchHeaders?: boolean | readonly string[]
   /**
+   * Whether a response may be cached, asked of every new response once its whole body has arrived (`false`:
+   * not stored) and of every stored response before it is served (`false`: treated as not stored). A
+   * filter that throws counts as `false`, and as an error in `stats.errors`. Default: none.
+   */
+  filter?: ResponseFilter
+  /**
+   * Seconds of freshness for storable responses that carry no explicit freshness (no `max-age`, no
+   * `s-maxage` in shared mode, no `Expires`, no `no-cache`), instead of RFC 9111's heuristic (§4.2.2).
+   * Server headers always win. Default: none (the heuristic: 10% of the time since `Last-Modified`).
+   */
+  defaultTtl?: number
+  /**
+   * Per-URL freshness, first match wins, checked before `defaultTtl`: `[pattern, ttl]` pairs where
+   * `pattern` is a glob on host and path (`'*.example.com/static/*'`, `'localhost/api/**'`; the port may
+   * be left out, the query takes no part) or a `RegExp` tested on the whole URL, and `ttl` is seconds
+   * (used as `defaultTtl` is), `'never'` (fresh for good when the response has no explicit freshness) or
+   * `'no-store'` (never stored, and nothing stored for it is served). Default: none.
+   */
+  urlsExpireAfter?: readonly UrlExpiryRule[]
+  /**
+   * The response statuses that may be stored (requests-cache's `allowable_codes`). Default: those RFC 9111
+   * lets a cache store. A status outside the list is never stored. A listed status that RFC 9111 stores
+   * only with explicit freshness (500, say) is stored too when `defaultTtl` or `urlsExpireAfter` gives it
+   * freshness: listing it is that choice. 1xx, 206 and 304 cannot be listed.
+   */
+  allowedStatuses?: readonly number[]
+  /**
    * The name this cache uses in the RFC 9211 `Cache-Status` response field, a token.
    * Default `'undici-http-cache'`; `false` adds no field.
    */
@@ -86,6 +115,10 @@ export interface ResolvedOptions {
   matchHeaders: boolean | readonly string[]
   /** The custom key function bound to its helpers, when one was given. */
   customKey: ((request: CacheRequest) => string) | undefined
+  filter: ResponseFilter | undefined
+  /** The configured ttl of a URL, when `defaultTtl` or `urlsExpireAfter` is given. */
+  expiryRules: ExpiryRules | undefined
+  allowedStatuses: ReadonlySet<number> | undefined
   cacheStatus: string | false
   staleIfError: boolean | number | undefined
   coalesce: boolean
@@ -100,15 +133,21 @@ const DEFAULT_CACHE_STATUS = 'undici-http-cache'
 /** Used when a custom store does not say what it accepts. */
 const DEFAULT_MAX_ENTRY_SIZE = 8 * MIB
 
-// Options of the public contract (../shared/API.md) that later work brings; until then they are refused
-// rather than silently ignored.
-const NOT_YET_SUPPORTED: Record<string, string> = {
-  filter: 'issue #5',
-  defaultTtl: 'issue #5',
-  urlsExpireAfter: 'issue #5',
-}
-
-const CACHE_OPTION_NAMES = ['store', 'shared', 'methods', 'key', 'ignoredParameters', 'matchHeaders', 'cacheStatus', 'staleIfError', 'coalesce']
+const CACHE_OPTION_NAMES = [
+  'store',
+  'shared',
+  'methods',
+  'key',
+  'ignoredParameters',
+  'matchHeaders',
+  'filter',
+  'defaultTtl',
+  'urlsExpireAfter',
+  'allowedStatuses',
+  'cacheStatus',
+  'staleIfError',
+  'coalesce',
+]
 const AGENT_OPTION_NAMES = ['dispatcher', 'agentOptions']
 
 // RFC 9651 §3.3.4: the cache's name in Cache-Status is written as a token.
@@ -129,6 +168,9 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
     ignoredParameters,
     matchHeaders,
     customKey: bindKeyFunction(options.key, { ignoredParameters: [...ignoredParameters], matchHeaders }),
+    filter: checkFilter(options.filter),
+    expiryRules: compileExpiryRules(checkExpiryRules(options.urlsExpireAfter ?? []), checkDefaultTtl(options.defaultTtl)),
+    allowedStatuses: checkAllowedStatuses(options.allowedStatuses),
     cacheStatus: checkCacheStatus(options.cacheStatus ?? DEFAULT_CACHE_STATUS),
     staleIfError: checkStaleIfError(options.staleIfError),
     coalesce: checkBoolean('options.coalesce', options.coalesce ?? true),
@@ -195,12 +237,7 @@ function checkOptionsObject(name: string, input: unknown, knownNames: readonly s
     throw new TypeError(`${name} must be an object, received ${describe(input)}`)
   }
   for (const optionName of Object.keys(input)) {
-    if (knownNames.includes(optionName)) continue
-    const plannedIn = NOT_YET_SUPPORTED[optionName]
-    if (plannedIn && name === 'options') {
-      throw new TypeError(`option "${optionName}" is not supported yet (planned in ${plannedIn})`)
-    }
-    throw new TypeError(`unknown option "${optionName}"`)
+    if (!knownNames.includes(optionName)) throw new TypeError(`unknown option "${optionName}"`)
   }
   return input as Record<string, unknown>
 }
@@ -258,6 +295,46 @@ function bindKeyFunction(
   if (typeof value !== 'function') throw new TypeError(`options.key must be a function (request, helpers) => string, received ${describe(value)}`)
   const helpers: KeyHelpers = { createKey: (request) => createKey(request, keyOptions) }
   return (request) => value(request, helpers)
+}
+
+function checkFilter(value: unknown): ResponseFilter | undefined {
+  if (value === undefined || typeof value === 'function') return value as ResponseFilter | undefined
+  throw new TypeError(`options.filter must be a function (request, response) => boolean, received ${describe(value)}`)
+}
+
+function checkDefaultTtl(value: unknown): number | undefined {
+  if (value === undefined || isSeconds(value)) return value
+  throw new TypeError(`options.defaultTtl must be a non-negative number of seconds, received ${describe(value)}`)
+}
+
+function checkExpiryRules(value: unknown): readonly UrlExpiryRule[] {
+  if (!Array.isArray(value)) {
+    throw new TypeError(`options.urlsExpireAfter must be an array of [pattern, ttl] pairs, received ${describe(value)}`)
+  }
+  value.forEach((rule: unknown, index) => {
+    const [pattern, ttl] = Array.isArray(rule) ? rule : []
+    const validPattern = pattern instanceof RegExp || (typeof pattern === 'string' && pattern !== '')
+    const validTtl = isSeconds(ttl) || ttl === 'never' || ttl === 'no-store'
+    if (!Array.isArray(rule) || rule.length !== 2 || !validPattern || !validTtl) {
+      throw new TypeError(
+        `options.urlsExpireAfter[${index}] must be a [pattern, ttl] pair: a glob or RegExp, and seconds, "never" or "no-store", received ${describe(rule)}`,
+      )
+    }
+  })
+  return value as UrlExpiryRule[]
+}
+
+function isSeconds(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+}
+
+function checkAllowedStatuses(value: unknown): ReadonlySet<number> | undefined {
+  if (value === undefined) return undefined
+  const isStorableStatus = (status: unknown) => Number.isInteger(status) && (status as number) >= 200 && (status as number) <= 599 && status !== 206 && status !== 304
+  if (!Array.isArray(value) || !value.every(isStorableStatus)) {
+    throw new TypeError(`options.allowedStatuses must be an array of final statuses other than 206 and 304, received ${describe(value)}`)
+  }
+  return new Set(value as number[])
 }
 
 function checkCacheStatus(value: unknown): string | false {

@@ -5,6 +5,7 @@
  * so that a hit costs arithmetic, not a re-parse of the stored headers.
  */
 import CachePolicy from 'http-cache-semantics'
+import { lifetimeOf, type ConfiguredTtl } from './expiry-rules.js'
 import { joinHeader, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { readResponseFields, splitOutsideQuotes, UNDERSTOOD_STATUSES } from './response-fields.js'
 import type { ResponseEntry } from './store.js'
@@ -56,6 +57,12 @@ export type Decision =
 
 type Directives = Map<string, string | true>
 
+/** What the user configured about storing: a URL's ttl (`defaultTtl`, `urlsExpireAfter`) and `allowedStatuses`. */
+export interface StorageRules {
+  configuredTtl: ConfiguredTtl | undefined
+  allowedStatuses: ReadonlySet<number> | undefined
+}
+
 /**
  * Whether a response may be stored (RFC 9111 §3), and if so its freshness numbers. `undefined` means
  * "do not store". `now` is when the response arrived (epoch ms).
@@ -63,13 +70,18 @@ type Directives = Map<string, string | true>
 export function evaluateResponse(
   request: PolicyRequest,
   response: PolicyResponse,
-  options: { shared: boolean; now: number },
+  options: { shared: boolean; now: number; rules?: StorageRules },
 ): StorableResponse | undefined {
+  const { configuredTtl, allowedStatuses } = options.rules ?? NO_RULES
+  if (configuredTtl === 'no-store' || (allowedStatuses !== undefined && !allowedStatuses.has(response.status))) return undefined
   const varyNames = parseVary(response.headers.vary)
   // RFC 9111 §4.1: "Vary: *" never matches a later request, so storing it would only waste space.
   if (varyNames.includes('*')) return undefined
   const { policyHeaders, omittedFields } = readResponseFields(response.status, response.headers, options)
-  const status = statusForPolicy(response.status, policyHeaders, options.shared)
+  const explicit = hasExplicitFreshness(policyHeaders, options.shared)
+  // A status the user listed in allowedStatuses, given freshness by a configured ttl, is judged as a 200.
+  const chosen = configuredTtl !== undefined && allowedStatuses?.has(response.status) === true
+  const status = chosen ? 200 : statusForPolicy(response.status, policyHeaders, options.shared)
   if (status === undefined) return undefined
   const policy = new CachePolicy(
     { method: request.method, url: request.url, headers: request.headers },
@@ -82,7 +94,8 @@ export function evaluateResponse(
   delete serialized.resh
   serialized.reqh = varyNames.length === 0 ? null : pickHeaders(request.headers, varyNames)
   return {
-    lifetimeSeconds: policy.maxAge(),
+    // A configured ttl stands in for the heuristic only: explicit freshness is the origin's word.
+    lifetimeSeconds: explicit || configuredTtl === undefined ? policy.maxAge() : lifetimeOf(configuredTtl),
     initialAgeSeconds: initialAgeSeconds(policyHeaders, options.now),
     varyNames,
     omittedFields,
@@ -103,6 +116,18 @@ function statusForPolicy(status: number, headers: Record<string, string>, shared
   const explicit =
     directives.has('max-age') || (shared && directives.has('s-maxage')) || headers.expires !== undefined || directives.has('public')
   return explicit ? 200 : undefined
+}
+
+const NO_RULES: StorageRules = { configuredTtl: undefined, allowedStatuses: undefined }
+
+/**
+ * Whether the origin said how long the response is fresh (RFC 9111 §4.2.1): `max-age`, `s-maxage` in a
+ * shared cache, or `Expires`; then no configured ttl applies. `no-cache` counts too: it says "never
+ * without revalidation", which no configured ttl may loosen.
+ */
+function hasExplicitFreshness(headers: Record<string, string>, shared: boolean): boolean {
+  const directives = parseCacheControl(headers['cache-control'])
+  return directives.has('max-age') || (shared && directives.has('s-maxage')) || headers.expires !== undefined || directives.has('no-cache')
 }
 
 /**

@@ -4,7 +4,8 @@ import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
-import { policyRequestOf, ttlSeconds } from './policy.js'
+import { filterAllows, type ResponseFilter } from './filter.js'
+import { policyRequestOf, ttlSeconds, type StorageRules } from './policy.js'
 import { serveEntry } from './serve.js'
 import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
@@ -25,6 +26,8 @@ export interface RevalidationContext {
   stats: StatsCounters
   shared: boolean
   maxEntrySize: number
+  rules: StorageRules
+  filter: ResponseFilter | undefined
   cacheName: string | false
   /** Why the stored response could not be served as it was, for `Cache-Status`. */
   reason: 'stale' | 'request'
@@ -79,6 +82,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
               store: context.store,
               shared: context.shared,
               maxEntrySize: context.maxEntrySize,
+              rules: context.rules,
+              filter: context.filter,
               replaces: true,
               ...(context.onSettled ? { onSettled: context.onSettled } : {}),
             },
@@ -134,16 +139,17 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   #answerNotModified(notModifiedHeaders: HeaderRecord): void {
-    const { entry, request, shared, store, key } = this.#context
+    const { entry, request, shared, store, key, rules, filter } = this.#context
     const settled = (): void => this.#context.onSettled?.()
     const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
-    const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now() })
+    const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now(), rules })
     if (!result.selected) {
       settled()
       return this.#answerFromStore(entry, { fwdStatus: 304 })
     }
-    void andThen(result.storable ? save(store, key, result.entry) : forget(store, key), settled)
-    this.#answerFromStore(result.entry, { fwdStatus: 304, stored: result.storable })
+    const stored = result.storable && filterAllows(filter, request, result.entry, store)
+    void andThen(stored ? save(store, key, result.entry) : forget(store, key), settled)
+    this.#answerFromStore(result.entry, { fwdStatus: 304, stored })
   }
 
   /** Answers the caller with a stored response, on the controller it already holds when it was started. */

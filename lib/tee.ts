@@ -4,7 +4,8 @@ import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
-import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason } from './policy.js'
+import { filterAllows, type ResponseFilter } from './filter.js'
+import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason, type StorageRules } from './policy.js'
 import { ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
 import { andThen } from './maybe-promise.js'
 import { forget, save } from './variants.js'
@@ -20,6 +21,10 @@ export interface TeeContext {
     store: GuardedStore
     shared: boolean
     maxEntrySize: number
+    /** The user's rules on what is stored and for how long. */
+    rules: StorageRules
+    /** The user's filter, asked once the body is whole. */
+    filter: ResponseFilter | undefined
     /**
      * The response replaces one stored under `key` (it answers a revalidation): when it is not stored,
      * the stored one is deleted, unless the response is a server error (RFC 9111 §4.3.3 keeps it then).
@@ -122,7 +127,12 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     const storage = this.#context.storage
     if (pending && storage && isComplete(pending.entry, pending.bytes)) {
       pending.entry.body = Buffer.concat(pending.chunks, pending.bytes)
-      void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
+      if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
+        void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
+      } else {
+        this.#deleteReplaced()
+        this.#settle()
+      }
     } else this.#settle()
     this.#handler.onResponseEnd?.(this.#wrap(controller), trailers)
   }
@@ -165,9 +175,9 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   /** The entry to fill, if the response may be stored and is not already known to be too large. */
   #startEntry(status: number, headers: HeaderRecord, statusText: string): PendingEntry | undefined {
     if (this.#context.storage === undefined) return undefined
-    const { request, shared, maxEntrySize } = this.#context.storage
+    const { request, shared, maxEntrySize, rules } = this.#context.storage
     const now = Date.now()
-    const storable = evaluateResponse(policyRequestOf(request), { status, headers }, { shared, now })
+    const storable = evaluateResponse(policyRequestOf(request), { status, headers }, { shared, now, rules })
     if (storable === undefined) return undefined
     const entry: ResponseEntry = {
       version: ENTRY_VERSION,

@@ -4,7 +4,7 @@
  */
 import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { parseHttpDate } from './http-date.js'
-import { evaluateResponse, type PolicyRequest } from './policy.js'
+import { evaluateResponse, type PolicyRequest, type StorageRules } from './policy.js'
 import type { ResponseEntry } from './store.js'
 
 /** Whether the caller's request asks to validate what it holds (`If-None-Match` or `If-Modified-Since`). */
@@ -66,7 +66,7 @@ export function applyNotModified(
   entry: ResponseEntry,
   request: PolicyRequest,
   notModifiedHeaders: HeaderRecord,
-  options: { shared: boolean; now: number },
+  options: { shared: boolean; now: number; rules: StorageRules },
 ): NotModifiedResult {
   if (!identifiesStored(entry.headers, notModifiedHeaders)) return { selected: false }
   const headers: HeaderRecord = { ...entry.headers }

@@ -20,7 +20,14 @@ describe('options', () => {
     [{ coalesce: 'yes' }, 'options.coalesce must be a boolean, received "yes"'],
     [{ staleIfError: -1 }, 'options.staleIfError must be a boolean or a whole number of seconds, received -1'],
     [{ staleIfError: '60' }, 'options.staleIfError must be a boolean or a whole number of seconds, received "60"'],
-    [{ defaultTtl: 60 }, 'option "defaultTtl" is not supported yet (planned in issue #5)'],
+    [{ defaultTtl: -5 }, 'options.defaultTtl must be a non-negative number of seconds, received -5'],
+    [{ defaultTTL: 60 }, 'unknown option "defaultTTL"'],
+    [{ filter: true }, 'options.filter must be a function (request, response) => boolean, received true'],
+    [{ urlsExpireAfter: {} }, 'options.urlsExpireAfter must be an array of [pattern, ttl] pairs, received an object'],
+    [{ urlsExpireAfter: [['*.example.com/*', 60], ['', 60]] }, 'options.urlsExpireAfter[1] must be a [pattern, ttl] pair: a glob or RegExp, and seconds, "never" or "no-store", received ["", 60]'],
+    [{ urlsExpireAfter: [[/x/, 'forever']] }, 'options.urlsExpireAfter[0] must be a [pattern, ttl] pair: a glob or RegExp, and seconds, "never" or "no-store", received [an instance of RegExp, "forever"]'],
+    [{ allowedStatuses: [200, 206] }, 'options.allowedStatuses must be an array of final statuses other than 206 and 304, received [200, 206]'],
+    [{ allowedStatuses: [103] }, 'options.allowedStatuses must be an array of final statuses other than 206 and 304, received [103]'],
   ])('cacheInterceptor(%j) throws a TypeError naming the option', (options, message) => {
     expect(() => cacheInterceptor(options as never)).toThrow(TypeError)
     expect(() => cacheInterceptor(options as never)).toThrow(message)
@@ -53,5 +60,8 @@ describe('options', () => {
     expect([store.maxSize, store.maxEntrySize]).toEqual([64 * 1024 * 1024, 8 * 1024 * 1024])
     expect(() => cacheInterceptor({ shared: true, methods: ['get', 'HEAD', 'POST', 'QUERY'], cacheStatus: false, store })).not.toThrow()
     expect(() => cacheInterceptor({ key: () => 'k', ignoredParameters: [], matchHeaders: ['Accept'] })).not.toThrow()
+    expect(() =>
+      cacheInterceptor({ filter: () => true, defaultTtl: 0, urlsExpireAfter: [['*/a', 'never'], [/b/, 'no-store']], allowedStatuses: [200, 500] }),
+    ).not.toThrow()
   })
 })

@@ -1,0 +1,37 @@
+/**
+ * The user's `filter`: whether a response may be stored, asked of each new response once its body is
+ * whole, and of each stored response before it is served (requests-cache's `filter_fn`).
+ */
+import type { GuardedStore } from './guarded-store.js'
+import type { HeaderRecord } from './headers.js'
+import type { CacheRequest } from './key.js'
+
+/** The response a filter is shown: whole, body included (still content-coded). */
+export interface FilterResponse {
+  status: number
+  statusText: string
+  headers: HeaderRecord
+  body: Uint8Array
+}
+
+export type ResponseFilter = (request: CacheRequest, response: FilterResponse) => boolean
+
+/**
+ * Whether the filter lets the response be stored or served; true when there is no filter. A filter that
+ * throws counts as "do not cache" (and as an error in `stats.errors`); anything but `true`-ish is "no".
+ */
+export function filterAllows(
+  filter: ResponseFilter | undefined,
+  request: CacheRequest,
+  response: FilterResponse,
+  store: GuardedStore,
+): boolean {
+  if (filter === undefined) return true
+  const { status, statusText, headers, body } = response
+  try {
+    return Boolean(filter(request, { status, statusText, headers, body }))
+  } catch (error) {
+    store.recordFailure('filter', error)
+    return false
+  }
+}
