@@ -1,26 +1,27 @@
 import { debuglog } from 'node:util'
-import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
+import { isPromise, type MaybePromise } from './maybe-promise.js'
 import type { StatsCounters } from './stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
 
 const log = debuglog('undici-http-cache')
 
 /**
- * Wraps any store so that its failures never reach a request: a `get` that throws, rejects or returns
- * something that is not an entry of this version is a miss; a failed `set` or `delete` is "not stored".
- * Each failure is counted in `stats.errors` and logged (once per kind of failure), and each response
- * written is counted in `stats.stored`. A synchronous store stays synchronous, so a hit from memory does
- * not wait for a promise.
- * TODO(issue #6): time-limit calls to a store that hangs.
+ * Wraps any store so that its failures never reach a request: a `get` that throws, rejects, takes longer
+ * than `timeoutMs` or returns something that is not an entry of this version is a miss; a failed or slow
+ * `set` or `delete` is "not stored". Each failure is counted in `stats.errors` and logged (once per kind
+ * of failure), and each response written is counted in `stats.stored`. A synchronous store stays
+ * synchronous, so a hit from memory does not wait for a promise.
  */
 export class GuardedStore {
   readonly #store: CacheStore
   readonly #loggedKinds = new Set<string>()
   readonly #stats: StatsCounters
+  readonly #timeoutMs: number
 
-  constructor(store: CacheStore, stats: StatsCounters) {
+  constructor(store: CacheStore, stats: StatsCounters, timeoutMs: number) {
     this.#store = store
     this.#stats = stats
+    this.#timeoutMs = timeoutMs
   }
 
   /** Entries the store has evicted, if it says. */
@@ -31,9 +32,11 @@ export class GuardedStore {
   get(key: string): MaybePromise<CacheEntry | undefined> {
     try {
       const result = this.#store.get(key)
-      return isPromise(result)
-        ? result.then((value) => this.#decode(key, value), (error: unknown) => this.#fail('store get', error, undefined))
-        : this.#decode(key, result)
+      if (!isPromise(result)) return this.#decode(key, result)
+      return this.#limit(result, 'get').then(
+        (value) => this.#decode(key, value),
+        (error: unknown) => this.#fail('store get', error, undefined),
+      )
     } catch (error) {
       return this.#fail('store get', error, undefined)
     }
@@ -43,20 +46,31 @@ export class GuardedStore {
     const stored = (): void => {
       if (entry.kind === 'response') this.#stats.stored++
     }
-    return this.#call('set', () => andThen(this.#store.set(key, entry), stored))
+    return this.#call('set', () => this.#store.set(key, entry), stored)
   }
 
   delete(key: string): MaybePromise<void> {
     return this.#call('delete', () => this.#store.delete(key))
   }
 
-  #call(kind: string, call: () => MaybePromise<void>): MaybePromise<void> {
+  #call(kind: string, call: () => MaybePromise<void>, onDone?: () => void): MaybePromise<void> {
     try {
       const result = call()
-      if (isPromise(result)) return result.catch((error: unknown) => this.#fail(`store ${kind}`, error, undefined))
+      if (!isPromise(result)) return onDone?.()
+      return this.#limit(result, kind).then(onDone, (error: unknown) => this.#fail(`store ${kind}`, error, undefined))
     } catch (error) {
       this.#fail(`store ${kind}`, error, undefined)
     }
+  }
+
+  /** The store's answer, or a rejection once `timeoutMs` has passed without one: a hanging store is a failing one. */
+  #limit<T>(result: Promise<T>, kind: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`store ${kind} took longer than ${this.#timeoutMs} ms`)), this.#timeoutMs)
+      timer.unref() // a slow store never keeps the process alive
+    })
+    return Promise.race([result, timeout]).finally(() => clearTimeout(timer))
   }
 
   /** An entry of another format version is a miss, and is deleted so it does not linger. */

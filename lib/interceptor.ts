@@ -36,7 +36,7 @@ export function cacheInterceptor(options?: CacheOptions): CacheInterceptor {
 /** The interceptor for options already resolved (shared with `CachingAgent`). */
 export function createCacheInterceptor(options: ResolvedOptions): CacheInterceptor {
   const stats = new StatsCounters()
-  const store = new GuardedStore(options.store, stats)
+  const store = new GuardedStore(options.store, stats, options.storeTimeoutMs)
   const background = new BackgroundRevalidations(stats)
   const flights = new Flights()
   const interceptor = (dispatch: Dispatch) => (dispatchOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {

@@ -73,6 +73,12 @@ export interface CacheOptions {
    */
   allowedStatuses?: readonly number[]
   /**
+   * How long a call to the store may take before the cache gives up on it (a read becomes a miss, a write
+   * "not stored") and counts an error, in milliseconds. A store that answers synchronously (MemoryStore)
+   * is never timed. Default 1000.
+   */
+  storeTimeoutMs?: number
+  /**
    * The name this cache uses in the RFC 9211 `Cache-Status` response field, a token.
    * Default `'undici-http-cache'`; `false` adds no field.
    */
@@ -119,6 +125,7 @@ export interface ResolvedOptions {
   /** The configured ttl of a URL, when `defaultTtl` or `urlsExpireAfter` is given. */
   expiryRules: ExpiryRules | undefined
   allowedStatuses: ReadonlySet<number> | undefined
+  storeTimeoutMs: number
   cacheStatus: string | false
   staleIfError: boolean | number | undefined
   coalesce: boolean
@@ -130,6 +137,7 @@ const DEFAULT_METHODS = ['GET', 'HEAD'] as const
 /** Credentials that requests-cache users know to be left out of keys and stored data by default. */
 export const DEFAULT_IGNORED_PARAMETERS: readonly string[] = ['Authorization', 'X-API-Key', 'access_token', 'api_key']
 const DEFAULT_CACHE_STATUS = 'undici-http-cache'
+const DEFAULT_STORE_TIMEOUT_MS = 1000
 /** Used when a custom store does not say what it accepts. */
 const DEFAULT_MAX_ENTRY_SIZE = 8 * MIB
 
@@ -144,6 +152,7 @@ const CACHE_OPTION_NAMES = [
   'defaultTtl',
   'urlsExpireAfter',
   'allowedStatuses',
+  'storeTimeoutMs',
   'cacheStatus',
   'staleIfError',
   'coalesce',
@@ -171,6 +180,7 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
     filter: checkFilter(options.filter),
     expiryRules: compileExpiryRules(checkExpiryRules(options.urlsExpireAfter ?? []), checkDefaultTtl(options.defaultTtl)),
     allowedStatuses: checkAllowedStatuses(options.allowedStatuses),
+    storeTimeoutMs: checkPositiveInteger('options.storeTimeoutMs', options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS, 'milliseconds'),
     cacheStatus: checkCacheStatus(options.cacheStatus ?? DEFAULT_CACHE_STATUS),
     staleIfError: checkStaleIfError(options.staleIfError),
     coalesce: checkBoolean('options.coalesce', options.coalesce ?? true),

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { MemoryStore, type CacheStore, type ResponseEntry } from '../lib/index.js'
 import { MapStore } from './helpers/map-store.js'
@@ -48,5 +50,37 @@ describe('store failures', () => {
     inner.set(key!, { ...stored, url: `${origin.origin}/other` })
     const response = await get(`${origin.origin}/a`, agent)
     expect(response.body).toBe('v2')
+  })
+
+  it('gives up on a store that hangs past storeTimeoutMs: the request goes to the origin and an error is counted', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    const hanging = failingStore(() => new Promise<never>(() => {}))
+    const agent = createTestAgent({ store: hanging, storeTimeoutMs: 50 })
+    const responses = [await get(origin.url, agent), await get(origin.url, agent)]
+    expect(responses.map((response) => response.body)).toEqual(['v1', 'v2'])
+    await expect.poll(() => agent.cache.stats.errors).toBe(4) // two reads, two writes
+  })
+
+  it('logs each kind of store failure once under NODE_DEBUG=undici-http-cache, however often it happens', () => {
+    const script = `
+      import { createServer } from 'node:http'
+      import { request } from 'undici'
+      import { CachingAgent } from 'undici-http-cache'
+      const fail = () => { throw new Error('store is down') }
+      const server = createServer((req, res) => res.setHeader('cache-control', 'max-age=60').end('ok'))
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const agent = new CachingAgent({ store: { get: fail, set: fail, delete: fail, keys: fail, clear: fail } })
+      for (let i = 0; i < 5; i++) await (await request('http://127.0.0.1:' + server.address().port + '/', { dispatcher: agent })).body.text()
+      console.log(JSON.stringify(agent.cache.stats))
+      await agent.close(); server.close()
+    `
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { ...process.env, NODE_DEBUG: 'undici-http-cache' },
+      encoding: 'utf8',
+    })
+    expect(JSON.parse(result.stdout)).toMatchObject({ errors: 10 })
+    const logged = result.stderr.split('\n').filter((line) => line.includes('failed (further'))
+    expect(logged.map((line) => line.replace(/^.*?: /, '').split(' failed')[0])).toEqual(['store get', 'store set'])
   })
 })
