@@ -33,12 +33,24 @@ export function compileExpiryRules(rules: readonly UrlExpiryRule[], defaultTtl: 
 }
 
 function compilePattern(pattern: string | RegExp): (url: string) => boolean {
-  if (pattern instanceof RegExp) return (url) => pattern.test(url)
-  const glob = picomatch(pattern)
+  if (pattern instanceof RegExp) {
+    const regExp = statelessRegExp(pattern)
+    return (url) => regExp.test(url)
+  }
+  // A pattern naming only a host ('api.example.com', as in requests-cache) covers every path on it.
+  const glob = picomatch(pattern.includes('/') ? pattern : `${pattern}/**`)
   return (url) => {
     const { host, hostname, pathname } = new URL(url)
     return glob(`${host}${pathname}`) || (host !== hostname && glob(`${hostname}${pathname}`))
   }
+}
+
+/**
+ * The RegExp without its `g` and `y` flags: with them, `test()` resumes from `lastIndex`, so that the same
+ * URL would match one time and not the next.
+ */
+export function statelessRegExp(pattern: RegExp): RegExp {
+  return /[gy]/.test(pattern.flags) ? new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, '')) : pattern
 }
 
 /** The freshness lifetime in seconds a configured ttl gives (`'no-store'` never reaches here). */

@@ -17,8 +17,9 @@ export interface FilterResponse {
 export type ResponseFilter = (request: CacheRequest, response: FilterResponse) => boolean
 
 /**
- * Whether the filter lets the response be stored or served; true when there is no filter. A filter that
- * throws counts as "do not cache" (and as an error in `stats.errors`); anything but `true`-ish is "no".
+ * Whether the filter lets the response be stored or served; true when there is no filter. Only `true`
+ * allows. A filter that throws, or returns something other than a boolean (a Promise: filters are
+ * synchronous), counts as "do not cache" and as an error in `stats.errors`.
  */
 export function filterAllows(
   filter: ResponseFilter | undefined,
@@ -28,10 +29,13 @@ export function filterAllows(
 ): boolean {
   if (filter === undefined) return true
   const { status, statusText, headers, body } = response
+  let verdict: unknown
   try {
-    return Boolean(filter(request, { status, statusText, headers, body }))
+    verdict = filter(request, { status, statusText, headers, body })
   } catch (error) {
     store.recordFailure('filter', error)
     return false
   }
+  if (typeof verdict !== 'boolean') store.recordFailure('filter', new TypeError(`options.filter must return a boolean, returned ${typeof verdict}`))
+  return verdict === true
 }

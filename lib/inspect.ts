@@ -2,6 +2,8 @@
  * `agent.cache` (and `cacheInterceptor(...).cache`): what is stored, and its maintenance, in the terms
  * requests-cache users know (`cache.urls()`, `cache.delete(...)`, `cache.recreate_keys()`).
  */
+import { statelessRegExp } from './expiry-rules.js'
+import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
 import { normalizeRequestHeaders, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { keyRequest, normalizeUrl, type CacheRequest } from './key.js'
@@ -69,11 +71,16 @@ export class CacheInspector {
     }
   }
 
-  /** The stored response a request for `url` with this method and these headers would be served, if any. */
+  /**
+   * The stored response a request for `url` with this method and these headers would be served, if any
+   * (fresh or not): found through the key function and `Vary`, and let through by `filter` and
+   * `urlsExpireAfter` as a request would be.
+   */
   async get(url: string, request: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<StoredResponse | undefined> {
     const keyed = keyRequest(this.#request(url, request), this.#options)
+    if (this.#options.expiryRules?.(keyed.storedUrl) === 'no-store') return undefined
     const found = await lookup(this.#store, keyed.key, keyed.headers, keyed.checksUrl ? keyed.storedUrl : undefined)
-    if (found.found !== 'response') return undefined
+    if (found.found !== 'response' || !filterAllows(this.#options.filter, keyed, found.entry, this.#store)) return undefined
     return toStoredResponse(keyed.key, found.entry)
   }
 
@@ -171,7 +178,10 @@ export class CacheInspector {
       const url = normalizeUrl(target, this.#options.ignoredParameters)
       return (entry) => entry.url === url
     }
-    if (target instanceof RegExp) return (entry) => target.test(entry.url)
+    if (target instanceof RegExp) {
+      const regExp = statelessRegExp(target)
+      return (entry) => regExp.test(entry.url)
+    }
     if (target !== null && typeof target === 'object') {
       const { expired, olderThan } = target as { expired?: unknown; olderThan?: unknown }
       if (expired === true) return (entry) => ttlSeconds(entry, Date.now()) <= 0

@@ -59,8 +59,9 @@ export interface CacheOptions {
   defaultTtl?: number
   /**
    * Per-URL freshness, first match wins, checked before `defaultTtl`: `[pattern, ttl]` pairs where
-   * `pattern` is a glob on host and path (`'*.example.com/static/*'`, `'localhost/api/**'`; the port may
-   * be left out, the query takes no part) or a `RegExp` tested on the whole URL, and `ttl` is seconds
+   * `pattern` is a glob on host and path without the scheme (`'*.example.com/static/*'`, `'localhost/api/**'`;
+   * the port may be left out, the query takes no part, a host alone covers all its paths) or a `RegExp`
+   * tested on the whole URL, and `ttl` is seconds
    * (used as `defaultTtl` is), `'never'` (fresh for good when the response has no explicit freshness) or
    * `'no-store'` (never stored, and nothing stored for it is served). Default: none.
    */
@@ -323,7 +324,8 @@ function checkExpiryRules(value: unknown): readonly UrlExpiryRule[] {
   }
   value.forEach((rule: unknown, index) => {
     const [pattern, ttl] = Array.isArray(rule) ? rule : []
-    const validPattern = pattern instanceof RegExp || (typeof pattern === 'string' && pattern !== '')
+    // A glob names host and path; a scheme ('https://…') would never match and is a mistake worth saying.
+    const validPattern = pattern instanceof RegExp || (typeof pattern === 'string' && pattern !== '' && !pattern.includes('://'))
     const validTtl = isSeconds(ttl) || ttl === 'never' || ttl === 'no-store'
     if (!Array.isArray(rule) || rule.length !== 2 || !validPattern || !validTtl) {
       throw new TypeError(

@@ -78,6 +78,13 @@ describe('urlsExpireAfter', () => {
     expect(afterMinute.map((response) => statusOf(response.headers))).toEqual(['hit', 'miss', 'miss', 'hit'])
   })
 
+  it('matches a host named alone on every path, and a RegExp with the g flag every time', async () => {
+    const origin = await startOriginWith(() => ({}))
+    const agent = createTestAgent({ urlsExpireAfter: [[/\/g\//g, 7], ['127.0.0.1', 9]] })
+    const ttlOf = async (path: string) => /ttl=(\d+)/.exec(String((await get(`${origin.url}${path}`, agent)).headers['cache-status']))?.[1]
+    expect([await ttlOf('g/1'), await ttlOf('g/2'), await ttlOf('g/3'), await ttlOf('deep/er/path')]).toEqual(['7', '7', '7', '9'])
+  })
+
   it("never stores a URL ruled 'no-store', and serves nothing stored for it", async () => {
     const origin = await startOriginWith(() => ({ 'cache-control': 'max-age=60' }))
     const agent = createTestAgent({ urlsExpireAfter: [['*/private/**', 'no-store']] })

@@ -76,4 +76,28 @@ describe('filter', () => {
     expect(origin.requests).toBe(2)
     expect(agent.cache.stats).toMatchObject({ stored: 0, errors: 2 })
   })
+
+  it('takes only a boolean: a filter returning a Promise does not cache, and counts an error', async () => {
+    const origin = await startOrigin((_incoming, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      response.end('fine')
+    })
+    const agent = createTestAgent({ filter: (async () => true) as never })
+    await get(origin.url, agent)
+    expect(statusOf((await get(origin.url, agent)).headers)).toBe('miss')
+    expect(agent.cache.stats).toMatchObject({ stored: 0, errors: 2 })
+  })
+
+  it('applies to cache.get() as to a request', async () => {
+    const origin = await startOrigin((_incoming, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      response.end('fine')
+    })
+    let allow = true
+    const agent = createTestAgent({ filter: () => allow })
+    await get(origin.url, agent)
+    expect(await agent.cache.get(origin.url)).toBeDefined()
+    allow = false
+    expect(await agent.cache.get(origin.url)).toBeUndefined()
+  })
 })

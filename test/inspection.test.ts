@@ -111,6 +111,14 @@ describe('cache inspection', () => {
     expect(await agent.cache.delete(`${origin.url}nothing`)).toBe(0)
   })
 
+  it('deletes every match of a RegExp with the g flag (which would make test() skip every other one)', async () => {
+    const origin = await startOrigins()
+    const agent = createTestAgent()
+    for (const path of ['api/a', 'api/b', 'api/c', 'other']) await get(`${origin.url}${path}`, agent)
+    expect(await agent.cache.delete(/\/api\//g)).toBe(3)
+    expect(await agent.cache.urls()).toEqual([`${origin.url}other`])
+  })
+
   it('refuses what delete() cannot take', async () => {
     const agent = createTestAgent()
     await expect(agent.cache.delete({ expired: false } as never)).rejects.toThrow(TypeError)

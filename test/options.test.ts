@@ -26,6 +26,7 @@ describe('options', () => {
     [{ urlsExpireAfter: {} }, 'options.urlsExpireAfter must be an array of [pattern, ttl] pairs, received an object'],
     [{ urlsExpireAfter: [['*.example.com/*', 60], ['', 60]] }, 'options.urlsExpireAfter[1] must be a [pattern, ttl] pair: a glob or RegExp, and seconds, "never" or "no-store", received ["", 60]'],
     [{ urlsExpireAfter: [[/x/, 'forever']] }, 'options.urlsExpireAfter[0] must be a [pattern, ttl] pair: a glob or RegExp, and seconds, "never" or "no-store", received [an instance of RegExp, "forever"]'],
+    [{ urlsExpireAfter: [['https://example.com/*', 60]] }, 'options.urlsExpireAfter[0] must be a [pattern, ttl] pair: a glob or RegExp, and seconds, "never" or "no-store", received ["https://example.com/*", 60]'],
     [{ allowedStatuses: [200, 206] }, 'options.allowedStatuses must be an array of final statuses other than 206 and 304, received [200, 206]'],
     [{ allowedStatuses: [103] }, 'options.allowedStatuses must be an array of final statuses other than 206 and 304, received [103]'],
   ])('cacheInterceptor(%j) throws a TypeError naming the option', (options, message) => {
