@@ -228,18 +228,40 @@ export function resolveMemoryStoreOptions(input: unknown): Required<Omit<MemoryS
   maxCount?: number
 } {
   const options = checkOptionsObject('MemoryStore options', input, ['maxSize', 'maxEntrySize', 'maxCount'])
-  const maxSize = checkPositiveInteger('MemoryStore options.maxSize', options.maxSize ?? 64 * MIB, 'bytes')
-  const maxEntrySize = checkPositiveInteger(
-    'MemoryStore options.maxEntrySize',
-    options.maxEntrySize ?? Math.min(8 * MIB, maxSize),
-    'bytes',
-  )
-  if (maxEntrySize > maxSize) {
-    throw new TypeError(`MemoryStore options.maxEntrySize (${maxEntrySize}) must not exceed options.maxSize (${maxSize})`)
-  }
+  const { maxSize, maxEntrySize } = checkSizes('MemoryStore', options, 64 * MIB)
   const maxCount =
     options.maxCount === undefined ? undefined : checkPositiveInteger('MemoryStore options.maxCount', options.maxCount, 'entries')
   return { maxSize, maxEntrySize, ...(maxCount === undefined ? {} : { maxCount }) }
+}
+
+/** Options of `SqliteStore`. */
+export interface SqliteStoreOptions {
+  /** The database file (created if missing), or `':memory:'` for a database that lives as long as the store. */
+  path: string
+  /** The most bytes of entries kept in the file (body, headers and a fixed part per entry). Default 256 MiB. */
+  maxSize?: number
+  /** The largest single entry stored, in bytes; larger responses pass through unstored. Default 8 MiB. */
+  maxEntrySize?: number
+}
+
+export function resolveSqliteStoreOptions(input: unknown): Required<SqliteStoreOptions> {
+  if (input === undefined) throw new TypeError('SqliteStore options must be an object with a path, received undefined')
+  const options = checkOptionsObject('SqliteStore options', input, ['path', 'maxSize', 'maxEntrySize'])
+  if (typeof options.path !== 'string' || options.path === '') {
+    throw new TypeError(`SqliteStore options.path must be a file path or ":memory:", received ${describe(options.path)}`)
+  }
+  const { maxSize, maxEntrySize } = checkSizes('SqliteStore', options, 256 * MIB)
+  return { path: options.path, maxSize, maxEntrySize }
+}
+
+/** `maxSize` and `maxEntrySize` of a store, with their defaults; an entry limit may not exceed the store's. */
+function checkSizes(storeName: string, options: Record<string, unknown>, defaultMaxSize: number): { maxSize: number; maxEntrySize: number } {
+  const maxSize = checkPositiveInteger(`${storeName} options.maxSize`, options.maxSize ?? defaultMaxSize, 'bytes')
+  const maxEntrySize = checkPositiveInteger(`${storeName} options.maxEntrySize`, options.maxEntrySize ?? Math.min(8 * MIB, maxSize), 'bytes')
+  if (maxEntrySize > maxSize) {
+    throw new TypeError(`${storeName} options.maxEntrySize (${maxEntrySize}) must not exceed options.maxSize (${maxSize})`)
+  }
+  return { maxSize, maxEntrySize }
 }
 
 function checkOptionsObject(name: string, input: unknown, knownNames: readonly string[]): Record<string, unknown> {

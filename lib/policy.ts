@@ -295,7 +295,7 @@ function unquote(argument: string): string {
 }
 
 /** RFC 9111 §1.2.2: delta-seconds are digits only; anything else is invalid (undefined). */
-function parseDeltaSeconds(value: string | true | undefined): number | undefined {
+export function parseDeltaSeconds(value: string | true | undefined): number | undefined {
   if (typeof value !== 'string' || !/^\d+$/.test(value)) return undefined
   return Number(value)
 }

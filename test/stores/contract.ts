@@ -9,7 +9,10 @@ export interface StoreUnderTest {
   close(): Promise<void>
 }
 
-/** A response entry whose body says `version`, `bodyBytes` long (the body is the version digit repeated). */
+/** When the contract's entries were made: recent, so that no store finds them out of use and purges them. */
+const EPOCH = Date.now()
+
+/** A response entry whose ETag and `createdAt` say `version`, and whose body is its last digit repeated. */
 export function responseEntry(version: number, overrides: Partial<ResponseEntry> = {}): ResponseEntry {
   return {
     version: ENTRY_VERSION,
@@ -21,7 +24,7 @@ export function responseEntry(version: number, overrides: Partial<ResponseEntry>
     statusText: 'OK',
     headers: { 'content-type': 'text/plain', 'cache-control': 'max-age=60', etag: `"${version}"` },
     body: new Uint8Array(Buffer.from(String(version % 10).repeat(1000))),
-    createdAt: Date.UTC(2026, 0, 1) + version,
+    createdAt: EPOCH + version,
     initialAgeSeconds: 0,
     lifetimeSeconds: 60,
     policy: { v: 1, t: 1 },
@@ -76,7 +79,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
 
     it('keeps a Vary record as it was set', () =>
       withStore(async (store) => {
-        const vary: VaryEntry = { version: ENTRY_VERSION, kind: 'vary', names: ['accept'], variants: ['k:1', 'k:2'], createdAt: Date.UTC(2026, 0, 1) }
+        const vary: VaryEntry = { version: ENTRY_VERSION, kind: 'vary', names: ['accept'], variants: ['k:1', 'k:2'], createdAt: EPOCH }
         await store.set('vary', vary)
         expect(await store.get('vary')).toEqual(vary)
       }))
@@ -119,7 +122,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
         }
         const reads = (await Promise.all(operations)).filter((value): value is ResponseEntry => value !== undefined)
         for (const read of [...reads, (await store.get('contended')) as ResponseEntry]) {
-          const version = read.createdAt - Date.UTC(2026, 0, 1)
+          const version = read.createdAt - EPOCH
           expect(read.headers.etag).toBe(`"${version}"`)
           expect(Buffer.from(read.body).toString()).toBe(String(version % 10).repeat(1000))
         }

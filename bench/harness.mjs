@@ -1,0 +1,132 @@
+// What the benches share: their arguments, a loopback origin, throughput loops, interleaved rounds and
+// the Markdown they write. See bench/README.md.
+import { writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { cpus } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import { fetch, request } from 'undici'
+import undiciPackage from 'undici/package.json' with { type: 'json' }
+
+/** `--seconds=0.2 --rounds=1` for a quick look; without them, the full run that writes its results file. */
+export function benchArguments() {
+  const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, '').split('=')))
+  return {
+    roundSeconds: Number(args.seconds ?? 0.5),
+    rounds: Number(args.rounds ?? 5),
+    writeResults: args.seconds === undefined && args.rounds === undefined,
+  }
+}
+
+export const CLIENTS = {
+  request: async (url, dispatcher) => {
+    const response = await request(url, { dispatcher })
+    await response.body.arrayBuffer()
+    return response.statusCode
+  },
+  fetch: async (url, dispatcher) => {
+    const response = await fetch(url, { dispatcher })
+    await response.arrayBuffer()
+    return response.status
+  },
+}
+
+/** An origin whose every response may be stored for an hour, its body size taken from `?size=`. */
+export async function startBenchOrigin(sizes) {
+  const bodies = new Map(sizes.map((size) => [size, Buffer.alloc(size, 'x')]))
+  const origin = {
+    requests: 0,
+    server: createServer((req, res) => {
+      origin.requests++
+      const size = Number(new URL(req.url, 'http://origin').searchParams.get('size'))
+      res.writeHead(200, { 'cache-control': 'max-age=3600', 'content-type': 'application/octet-stream' })
+      res.end(bodies.get(size))
+    }),
+  }
+  await new Promise((resolve) => origin.server.listen(0, '127.0.0.1', resolve))
+  origin.base = `http://127.0.0.1:${origin.server.address().port}`
+  return origin
+}
+
+/** The workloads: one URL stored before the clock starts (hits), or a new URL every request (misses, each stored). */
+export function workloads(base) {
+  let uniqueId = 0
+  return {
+    hit: (size) => {
+      const url = `${base}/hit?size=${size}`
+      return { warmUrl: url, nextUrl: () => url }
+    },
+    miss: (size) => ({ nextUrl: () => `${base}/miss/${uniqueId++}?size=${size}` }),
+  }
+}
+
+/** Requests completed per second by `inFlight` loops sending `nextUrl()` for `seconds`. */
+export async function throughput({ send, dispatcher, nextUrl, inFlight, seconds }) {
+  const deadline = performance.now() + seconds * 1000
+  let completed = 0
+  const loop = async () => {
+    while (performance.now() < deadline) {
+      const status = await send(nextUrl(), dispatcher)
+      if (status !== 200) throw new Error(`status ${status}`)
+      completed++
+    }
+  }
+  const started = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, loop))
+  return completed / ((performance.now() - started) / 1000)
+}
+
+/**
+ * One round for one contender: a fresh dispatcher, warmed, measured; for hits, proof that nothing reached
+ * the origin (unless the contender is no cache at all).
+ */
+export async function measure({ makeDispatcher, origin, workload, size, client, inFlight, seconds, isCache = true }) {
+  const dispatcher = makeDispatcher()
+  const { warmUrl, nextUrl } = workloads(origin.base)[workload](size)
+  const send = CLIENTS[client]
+  if (warmUrl) await send(warmUrl, dispatcher)
+  // A short unmeasured run first, so that connections are open and the JIT has seen the path.
+  await throughput({ send, dispatcher, nextUrl, inFlight, seconds: Math.min(0.1, seconds) })
+  const before = origin.requests
+  const perSecond = await throughput({ send, dispatcher, nextUrl, inFlight, seconds })
+  if (workload === 'hit' && isCache && origin.requests !== before) {
+    throw new Error(`a cache sent ${origin.requests - before} hit requests to the origin`)
+  }
+  await dispatcher.close()
+  return perSecond
+}
+
+/** The median of each contender's rounds, the rounds alternating between contenders (A, B, C, A, B, C, …). */
+export async function interleavedMedians(contenderNames, rounds, measureOne) {
+  const samples = Object.fromEntries(contenderNames.map((name) => [name, []]))
+  for (let round = 0; round < rounds; round++) {
+    for (const name of contenderNames) samples[name].push(await measureOne(name))
+  }
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]))
+}
+
+const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]
+export const formatRate = (perSecond) => Math.round(perSecond).toLocaleString('en-US')
+export const formatRatio = (ratio) => `${ratio.toFixed(2)}x`
+
+/** The machine and the method, said once above every table. */
+export function settingLine({ rounds, roundSeconds }) {
+  return (
+    `Node ${process.versions.node}, undici ${undiciPackage.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}; ` +
+    `median of ${rounds} rounds of ${roundSeconds} s per contender, rounds interleaved.`
+  )
+}
+
+/** Prints the table, and on a full run writes it to `file` under `title`. */
+export function report({ file, title, note, table, settings }) {
+  const setting = settingLine(settings)
+  console.log(`${setting}\n\n${table}`)
+  if (!settings.writeResults) return
+  const date = new Date().toISOString().slice(0, 10)
+  writeFileSync(file, `# ${title}\n\nWritten by \`npm run bench\` on ${date}. ${setting} ${note}\n\n${table}\n`)
+  console.error(`written to ${file.pathname}`)
+}
+
+/** A Markdown table from a header row and data rows (arrays of cells). */
+export function markdownTable(header, alignments, rows) {
+  return [`| ${header.join(' | ')} |`, `| ${alignments.join(' | ')} |`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n')
+}

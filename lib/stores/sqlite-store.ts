@@ -1,0 +1,186 @@
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { decodeEntryBytes, encodeEntry } from '../entry-codec.js'
+import { resolveSqliteStoreOptions, type SqliteStoreOptions } from '../options.js'
+import { usefulUntil } from '../retention.js'
+import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
+
+/**
+ * The table layout's version, part of the table names: a release that changes the layout uses new tables,
+ * so an older release sharing the file keeps its own and neither misreads the other's rows.
+ */
+const SCHEMA = 'v1'
+const ENTRIES = `entries_${SCHEMA}`
+const TOTALS = `totals_${SCHEMA}`
+
+/** A row's last use is written again only when older than this: LRU order without a write on every hit. */
+const TOUCH_INTERVAL_MS = 1000
+/**
+ * How long a write waits for another process's write to finish. Calls are synchronous, so this bounds how
+ * long a write can hold up the event loop; past it the write fails, and the cache counts it "not stored".
+ */
+const WRITE_WAIT_MS = 1000
+/** Rows evicted or purged per statement: enough to make room, small enough to keep a write short. */
+const BATCH = 16
+
+const SQLITE_BUSY = 5
+
+/** What `get` returns for a row it cannot decode: not an entry, so the cache's guard deletes it. */
+const UNDECODABLE = Object.freeze({ undecodable: true })
+
+/**
+ * A persistent store in an SQLite file (node:sqlite): entries survive restarts, and several processes may
+ * share one file (WAL journal, busy timeout, one transaction per write). Bounded in bytes: past `maxSize`
+ * the least recently used entries are evicted. Entries that can no longer be used (stale, past their stale
+ * windows, and without a validator to revalidate with, see `usefulUntil`) are purged when read and as
+ * writes go by. Calls are synchronous, so a hit never waits for the event loop.
+ */
+export class SqliteStore implements CacheStore {
+  readonly maxSize: number
+  readonly maxEntrySize: number
+  readonly #database: DatabaseSync
+  /**
+   * Reads write too (a row's last use, a purge of a useless row). Those go through a second connection that
+   * never waits for the write lock: while another process writes, a hit skips them rather than stall.
+   */
+  readonly #readerWrites: { database: DatabaseSync; touch: StatementSync; remove: StatementSync }
+  readonly #statements: Record<'select' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'leastRecent' | 'purge', StatementSync>
+  #evictions = 0
+
+  constructor(options: SqliteStoreOptions) {
+    const resolved = resolveSqliteStoreOptions(options)
+    this.maxSize = resolved.maxSize
+    this.maxEntrySize = resolved.maxEntrySize
+    // node:sqlite is loaded here, not at import, so that importing this package works where it is missing.
+    const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite') | undefined
+    if (sqlite === undefined) throw new TypeError('SqliteStore needs node:sqlite (Node >= 22.13)')
+    this.#database = new sqlite.DatabaseSync(resolved.path)
+    this.#database.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      PRAGMA busy_timeout = ${WRITE_WAIT_MS};
+      CREATE TABLE IF NOT EXISTS ${ENTRIES} (
+        key TEXT PRIMARY KEY, value BLOB NOT NULL, size INTEGER NOT NULL, used_at INTEGER NOT NULL, useful_until INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS ${ENTRIES}_used_at ON ${ENTRIES} (used_at);
+      CREATE INDEX IF NOT EXISTS ${ENTRIES}_useful_until ON ${ENTRIES} (useful_until);
+      CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL);
+      INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0);
+      CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_added AFTER INSERT ON ${ENTRIES}
+        BEGIN UPDATE ${TOTALS} SET size = size + NEW.size; END;
+      CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_removed AFTER DELETE ON ${ENTRIES}
+        BEGIN UPDATE ${TOTALS} SET size = size - OLD.size; END;
+      CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_resized AFTER UPDATE OF size ON ${ENTRIES}
+        BEGIN UPDATE ${TOTALS} SET size = size - OLD.size + NEW.size; END;
+    `)
+    const prepare = (sql: string) => this.#database.prepare(sql)
+    this.#statements = {
+      select: prepare(`SELECT value, used_at, useful_until FROM ${ENTRIES} WHERE key = ?`),
+      upsert: prepare(`
+        INSERT INTO ${ENTRIES} (key, value, size, used_at, useful_until) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = excluded.size, used_at = excluded.used_at, useful_until = excluded.useful_until
+      `),
+      remove: prepare(`DELETE FROM ${ENTRIES} WHERE key = ?`),
+      keys: prepare(`SELECT key FROM ${ENTRIES}`),
+      clear: prepare(`DELETE FROM ${ENTRIES}`),
+      total: prepare(`SELECT size FROM ${TOTALS} WHERE id = 1`),
+      leastRecent: prepare(`SELECT key FROM ${ENTRIES} WHERE key != ? ORDER BY used_at LIMIT ${BATCH}`),
+      purge: prepare(`DELETE FROM ${ENTRIES} WHERE key IN (SELECT key FROM ${ENTRIES} WHERE useful_until < ? LIMIT ${BATCH})`),
+    }
+    // ':memory:' is one database per connection, so there the reader's writes share the main connection.
+    const readerDatabase = resolved.path === ':memory:' ? this.#database : new sqlite.DatabaseSync(resolved.path)
+    readerDatabase.exec('PRAGMA busy_timeout = 0')
+    this.#readerWrites = {
+      database: readerDatabase,
+      touch: readerDatabase.prepare(`UPDATE ${ENTRIES} SET used_at = ? WHERE key = ?`),
+      remove: readerDatabase.prepare(`DELETE FROM ${ENTRIES} WHERE key = ?`),
+    }
+    if (readerDatabase === this.#database) this.#database.exec(`PRAGMA busy_timeout = ${WRITE_WAIT_MS}`)
+  }
+
+  /** Entries evicted by this store object to stay within `maxSize` (other processes count their own). */
+  get evictions(): number {
+    return this.#evictions
+  }
+
+  /** Bytes held in the file's entries now, as counted against `maxSize`. */
+  get size(): number {
+    return Number((this.#statements.total.get() as { size: number }).size)
+  }
+
+  get(key: string): CacheEntry | undefined {
+    const row = this.#statements.select.get(key) as { value: Uint8Array; used_at: number; useful_until: number } | undefined
+    if (row === undefined) return undefined
+    const now = Date.now()
+    if (row.useful_until < now) {
+      this.#writeIfFree(() => this.#readerWrites.remove.run(key)) // of no use any longer: purged as it is found
+      return undefined
+    }
+    if (row.used_at < now - TOUCH_INTERVAL_MS) this.#writeIfFree(() => this.#readerWrites.touch.run(now, key))
+    try {
+      return decodeEntryBytes(row.value) as CacheEntry // checked by the cache's guard
+    } catch {
+      return UNDECODABLE as unknown as CacheEntry
+    }
+  }
+
+  set(key: string, entry: CacheEntry): void {
+    const size = entrySize(entry)
+    if (size > this.maxEntrySize) return void this.#statements.remove.run(key) // a newer, too large response leaves no older one
+    const now = Date.now()
+    this.#transaction(() => {
+      this.#statements.upsert.run(key, encodeEntry(entry), size, now, usefulUntil(entry))
+      this.#statements.purge.run(now)
+      this.#evictOver(key)
+    })
+  }
+
+  delete(key: string): void {
+    this.#statements.remove.run(key)
+  }
+
+  keys(): string[] {
+    return (this.#statements.keys.all() as Array<{ key: string }>).map((row) => row.key)
+  }
+
+  clear(): void {
+    this.#statements.clear.run()
+  }
+
+  close(): void {
+    for (const database of new Set([this.#readerWrites.database, this.#database])) if (database.isOpen) database.close()
+  }
+
+  /** A write a read makes in passing: skipped, not waited for, while another connection holds the write lock. */
+  #writeIfFree(write: () => void): void {
+    try {
+      write()
+    } catch (error) {
+      if ((error as { errcode?: number }).errcode !== SQLITE_BUSY) throw error
+    }
+  }
+
+  /** Evicts least recently used entries (never the one just written) until the file is within `maxSize`. */
+  #evictOver(keep: string): void {
+    while (this.size > this.maxSize) {
+      const victims = this.#statements.leastRecent.all(keep) as Array<{ key: string }>
+      if (victims.length === 0) return
+      for (const { key } of victims) {
+        this.#statements.remove.run(key)
+        this.#evictions++
+        if (this.size <= this.maxSize) return
+      }
+    }
+  }
+
+  /** One transaction per write; BEGIN IMMEDIATE takes the write lock at once, so busy_timeout applies. */
+  #transaction(write: () => void): void {
+    this.#database.exec('BEGIN IMMEDIATE')
+    try {
+      write()
+      this.#database.exec('COMMIT')
+    } catch (error) {
+      this.#database.exec('ROLLBACK')
+      throw error
+    }
+  }
+}

@@ -1,0 +1,150 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { SqliteStore } from '../../lib/index.js'
+import { createTestAgent, useFakeDate } from '../helpers/agent.js'
+import { statusOf } from '../helpers/cache-status.js'
+import { startVersionedOrigin } from '../helpers/versioned-origin.js'
+import { fetchText as get } from '../helpers/request.js'
+import { describeStoreContract, responseEntry } from './contract.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/** A fresh database file in a temporary directory, removed when the test ends. */
+function temporaryDatabase(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-sqlite-'))
+  onTestFinished(() => rmSync(directory, { recursive: true, force: true }))
+  return join(directory, 'cache.db')
+}
+
+function openStore(options: Partial<ConstructorParameters<typeof SqliteStore>[0]> = {}): SqliteStore {
+  const store = new SqliteStore({ path: temporaryDatabase(), ...options })
+  onTestFinished(() => store.close())
+  return store
+}
+
+/** Runs a script in another Node process, importing the built package; resolves to its stdout. */
+function runProcess(script: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--no-warnings', '--input-type=module', '-e', script], { cwd: root })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`exit ${code}: ${stderr}`))))
+  })
+}
+
+describeStoreContract('SqliteStore (file)', async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-sqlite-'))
+  const store = new SqliteStore({ path: join(directory, 'cache.db'), maxEntrySize: 256 * 1024 })
+  return { store, close: async () => (store.close(), rmSync(directory, { recursive: true, force: true })) }
+})
+
+describeStoreContract('SqliteStore (:memory:)', async () => {
+  const store = new SqliteStore({ path: ':memory:', maxEntrySize: 256 * 1024 })
+  return { store, close: async () => store.close() }
+})
+
+describe('SqliteStore', () => {
+  it('survives a restart: another process opening the file serves what this one stored', async () => {
+    const path = temporaryDatabase()
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600' })
+    const store = new SqliteStore({ path })
+    await get(origin.url, createTestAgent({ store }))
+    store.close()
+    const output = await runProcess(`
+      import { request } from 'undici'
+      import { CachingAgent, SqliteStore, cacheInfo } from 'undici-http-cache'
+      const store = new SqliteStore({ path: ${JSON.stringify(path)} })
+      const agent = new CachingAgent({ store })
+      const response = await request(${JSON.stringify(origin.url)}, { dispatcher: agent, headers: { 'cache-control': 'only-if-cached' } })
+      console.log(cacheInfo(response.headers).status, await response.body.text())
+      await agent.close(); store.close()
+    `)
+    expect(output.trim()).toBe('hit v1')
+    expect(origin.requests).toBe(1)
+  })
+
+  it('is shared safely by two processes writing and reading the same keys at once', async () => {
+    const path = temporaryDatabase()
+    new SqliteStore({ path }).close() // create the tables before the writers race
+    const writer = (id: number) => `
+      import { SqliteStore } from 'undici-http-cache'
+      const store = new SqliteStore({ path: ${JSON.stringify(path)} })
+      const entry = (version) => ({
+        version: 3, kind: 'response', method: 'GET', url: 'http://127.0.0.1/' + version % 10, requestHeaders: {},
+        status: 200, statusText: 'OK', headers: { etag: '"' + version + '"', 'cache-control': 'max-age=600' },
+        body: Buffer.from(String(version).repeat(2000)), createdAt: Date.now(), initialAgeSeconds: 0, lifetimeSeconds: 600, policy: {},
+      })
+      let reads = 0
+      for (let i = 0; i < 400; i++) {
+        const version = ${id} * 1000 + i
+        store.set('key' + (i % 10), entry(version))
+        const read = store.get('key' + ((i + 5) % 10))
+        if (read === undefined) continue
+        const written = read.headers.etag.slice(1, -1)
+        if (Buffer.from(read.body).toString() !== written.repeat(2000)) throw new Error('torn entry for version ' + written)
+        reads++
+      }
+      store.close()
+      console.log(reads)
+    `
+    const [first, second] = await Promise.all([runProcess(writer(1)), runProcess(writer(2))])
+    expect(Number(first) + Number(second)).toBeGreaterThan(700)
+    const store = openStore({ path })
+    expect(store.keys().sort()).toEqual(['key0', 'key1', 'key2', 'key3', 'key4', 'key5', 'key6', 'key7', 'key8', 'key9'])
+  }, 30_000)
+
+  it('evicts the least recently used entries past maxSize, not the oldest written, and counts them', () => {
+    const clock = useFakeDate()
+    const entry = (version: number) => responseEntry(version, { body: new Uint8Array(3000) })
+    const store = openStore({ maxSize: 12_000, maxEntrySize: 4_000 })
+    for (const key of ['a', 'b', 'c']) {
+      store.set(key, entry(1))
+      clock.advance(2_000)
+    }
+    store.get('a') // used: now the most recent
+    clock.advance(2_000)
+    store.set('d', entry(2))
+    expect(store.keys().sort()).toEqual(['a', 'c', 'd'])
+    expect(store.evictions).toBe(1)
+    expect(store.size).toBeLessThanOrEqual(12_000)
+  })
+
+  it('reports its evictions in stats.evicted', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600', 'content-type': 'text/plain' })
+    const store = openStore({ maxSize: 1_500, maxEntrySize: 1_000 }) // room for two of these responses
+    const agent = createTestAgent({ store })
+    for (const path of ['a', 'b', 'c', 'd']) await get(`${origin.url}${path}`, agent)
+    expect(agent.cache.stats).toMatchObject({ stored: 4, evicted: 2 })
+    expect(await agent.cache.urls()).toEqual([`${origin.url}c`, `${origin.url}d`])
+    expect(store.size).toBeLessThanOrEqual(1_500)
+  })
+
+  it('purges an entry it finds of no use any longer (stale, no stale window, no validator)', async () => {
+    const clock = useFakeDate()
+    const origin = await startVersionedOrigin((count) => (count === 1 ? { 'cache-control': 'max-age=1' } : { 'cache-control': 'max-age=1', etag: '"x"' }))
+    const store = openStore()
+    const agent = createTestAgent({ store })
+    await get(`${origin.url}plain`, agent)
+    await get(`${origin.url}validated`, agent)
+    clock.advance(5_000)
+    expect(store.keys()).toHaveLength(2)
+    expect(await agent.cache.urls()).toEqual([`${origin.url}validated`]) // the plain one was purged as it was read
+    expect(statusOf((await get(`${origin.url}plain`, agent)).headers)).toBe('miss')
+    expect(await agent.cache.delete({ expired: true })).toBe(1) // the validated one, stale now
+  })
+
+  it('checks its options', () => {
+    expect(() => new SqliteStore(undefined as never)).toThrow(new TypeError('SqliteStore options must be an object with a path, received undefined'))
+    expect(() => new SqliteStore({ path: '' })).toThrow(new TypeError('SqliteStore options.path must be a file path or ":memory:", received ""'))
+    expect(() => new SqliteStore({ path: ':memory:', maxSize: 10, maxEntrySize: 20 })).toThrow(
+      new TypeError('SqliteStore options.maxEntrySize (20) must not exceed options.maxSize (10)'),
+    )
+    expect(() => new SqliteStore({ path: ':memory:', file: 'x' } as never)).toThrow(new TypeError('unknown option "file"'))
+  })
+})
