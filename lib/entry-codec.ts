@@ -44,3 +44,18 @@ export function decodeEntryBytes(bytes: Uint8Array): unknown {
   if (requestBodyLength >= 0) entry.requestBody = buffer.subarray(bodyEnd, end)
   return entry
 }
+
+/** What a byte store returns for a value it cannot decode: not an entry, so the cache's guard deletes it. */
+const UNDECODABLE = Object.freeze({ undecodable: true })
+
+/**
+ * Decodes a stored value for a byte store's `get`. A value that is not an encoded entry comes back as a
+ * marker that is no entry either, so that the cache's guard reads it as a miss and deletes it.
+ */
+export function decodeStoredValue(bytes: Uint8Array): CacheEntry {
+  try {
+    return decodeEntryBytes(bytes) as CacheEntry // its fields are checked by the cache's guard
+  } catch {
+    return UNDECODABLE as unknown as CacheEntry
+  }
+}

@@ -254,6 +254,32 @@ export function resolveSqliteStoreOptions(input: unknown): Required<SqliteStoreO
   return { path: options.path, maxSize, maxEntrySize }
 }
 
+/** Options of `RedisStore`. */
+export interface RedisStoreOptions {
+  /** A node-redis (`redis` v5 and later) or ioredis client, created and connected by you; the store never closes it. */
+  client: unknown
+  /** Put before every key, so that several caches (or other data) can share one Redis. Default `'undici-http-cache:'`. */
+  prefix?: string
+  /** The largest single entry stored, in bytes; larger responses pass through unstored. Default 8 MiB. */
+  maxEntrySize?: number
+}
+
+export function resolveRedisStoreOptions<Connection>(
+  input: unknown,
+  connectionOf: (client: unknown) => Connection | undefined,
+): { connection: Connection; prefix: string; maxEntrySize: number } {
+  if (input === undefined) throw new TypeError('RedisStore options must be an object with a client, received undefined')
+  const options = checkOptionsObject('RedisStore options', input, ['client', 'prefix', 'maxEntrySize'])
+  const connection = connectionOf(options.client)
+  if (connection === undefined) {
+    throw new TypeError(`RedisStore options.client must be a node-redis or ioredis client, received ${describe(options.client)}`)
+  }
+  const prefix = options.prefix ?? 'undici-http-cache:'
+  if (typeof prefix !== 'string') throw new TypeError(`RedisStore options.prefix must be a string, received ${describe(prefix)}`)
+  const maxEntrySize = checkPositiveInteger('RedisStore options.maxEntrySize', options.maxEntrySize ?? 8 * MIB, 'bytes')
+  return { connection, prefix, maxEntrySize }
+}
+
 /** `maxSize` and `maxEntrySize` of a store, with their defaults; an entry limit may not exceed the store's. */
 function checkSizes(storeName: string, options: Record<string, unknown>, defaultMaxSize: number): { maxSize: number; maxEntrySize: number } {
   const maxSize = checkPositiveInteger(`${storeName} options.maxSize`, options.maxSize ?? defaultMaxSize, 'bytes')

@@ -1,5 +1,5 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
-import { decodeEntryBytes, encodeEntry } from '../entry-codec.js'
+import { decodeStoredValue, encodeEntry } from '../entry-codec.js'
 import { resolveSqliteStoreOptions, type SqliteStoreOptions } from '../options.js'
 import { usefulUntil } from '../retention.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
@@ -23,9 +23,6 @@ const WRITE_WAIT_MS = 1000
 const BATCH = 16
 
 const SQLITE_BUSY = 5
-
-/** What `get` returns for a row it cannot decode: not an entry, so the cache's guard deletes it. */
-const UNDECODABLE = Object.freeze({ undecodable: true })
 
 /**
  * A persistent store in an SQLite file (node:sqlite): entries survive restarts, and several processes may
@@ -116,11 +113,7 @@ export class SqliteStore implements CacheStore {
       return undefined
     }
     if (row.used_at < now - TOUCH_INTERVAL_MS) this.#writeIfFree(() => this.#readerWrites.touch.run(now, key))
-    try {
-      return decodeEntryBytes(row.value) as CacheEntry // checked by the cache's guard
-    } catch {
-      return UNDECODABLE as unknown as CacheEntry
-    }
+    return decodeStoredValue(row.value)
   }
 
   set(key: string, entry: CacheEntry): void {
