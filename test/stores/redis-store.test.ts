@@ -148,6 +148,20 @@ describe.skipIf(!reachable)('RedisStore', () => {
     expect(agent.cache.stats.errors).toBeGreaterThan(0)
   }, 20_000)
 
+  it('reads a value it cannot decode as a miss, which the cache deletes', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600' })
+    const { client, store } = await openStore('node-redis')
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    const keys: string[] = []
+    for await (const key of store.keys()) keys.push(key)
+    const [key] = keys
+    await (client as Awaited<ReturnType<typeof connectNodeRedis>>).set(`${store.prefix}${key}`, 'not an entry')
+    expect((await get(origin.url, agent)).body).toBe('v2')
+    expect(agent.cache.stats.errors).toBe(1)
+    expect((await get(origin.url, agent)).body).toBe('v2') // stored again in its place
+  })
+
   it('checks its options', () => {
     expect(() => new RedisStore(undefined as never)).toThrow(new TypeError('RedisStore options must be an object with a client, received undefined'))
     expect(() => new RedisStore({ client: {} })).toThrow(new TypeError('RedisStore options.client must be a node-redis or ioredis client, received an object'))

@@ -139,6 +139,21 @@ describe('SqliteStore', () => {
     expect(await agent.cache.delete({ expired: true })).toBe(1) // the validated one, stale now
   })
 
+  it('reads a row it cannot decode as a miss, which the cache deletes', async () => {
+    const path = temporaryDatabase()
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600' })
+    const store = openStore({ path })
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
+    const database = new sqlite.DatabaseSync(path)
+    database.prepare("UPDATE entries_v1 SET value = x'00000005'").run()
+    database.close()
+    expect((await get(origin.url, agent)).body).toBe('v2')
+    expect(agent.cache.stats.errors).toBe(1)
+    expect((await get(origin.url, agent)).body).toBe('v2') // stored again in its place
+  })
+
   it('checks its options', () => {
     expect(() => new SqliteStore(undefined as never)).toThrow(new TypeError('SqliteStore options must be an object with a path, received undefined'))
     expect(() => new SqliteStore({ path: '' })).toThrow(new TypeError('SqliteStore options.path must be a file path or ":memory:", received ""'))
