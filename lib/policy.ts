@@ -70,7 +70,7 @@ export interface StorageRules {
 export function evaluateResponse(
   request: PolicyRequest,
   response: PolicyResponse,
-  options: { shared: boolean; now: number; rules?: StorageRules },
+  options: { shared: boolean; now: number; requestTime?: number; rules?: StorageRules },
 ): StorableResponse | undefined {
   const { configuredTtl, allowedStatuses } = options.rules ?? NO_RULES
   if (configuredTtl === 'no-store' || (allowedStatuses !== undefined && !allowedStatuses.has(response.status))) return undefined
@@ -96,7 +96,7 @@ export function evaluateResponse(
   return {
     // A configured ttl stands in for the heuristic only: explicit freshness is the origin's word.
     lifetimeSeconds: explicit || configuredTtl === undefined ? policy.maxAge() : lifetimeOf(configuredTtl),
-    initialAgeSeconds: initialAgeSeconds(policyHeaders, options.now),
+    initialAgeSeconds: initialAgeSeconds(policyHeaders, options.now, options.requestTime ?? options.now),
     varyNames,
     omittedFields,
     policy: serialized,
@@ -131,14 +131,16 @@ function hasExplicitFreshness(headers: Record<string, string>, shared: boolean):
 }
 
 /**
- * RFC 9111 §4.2.3: the age a response already had when it arrived is the larger of its `Age` field and
- * how far its `Date` lies in the past. `readResponseFields` has dropped a malformed `Age` or `Date`.
+ * RFC 9111 §4.2.3: the age a response already had when it arrived (`now`) is the larger of how far its
+ * `Date` lies in the past and its `Age` field plus the time the request took (`requestTime` is when it was
+ * sent), which the response aged on its way. `readResponseFields` has dropped a malformed `Age` or `Date`.
  */
-function initialAgeSeconds(headers: Record<string, string>, now: number): number {
-  const ageValue = parseDeltaSeconds(headers.age) ?? 0
+function initialAgeSeconds(headers: Record<string, string>, now: number, requestTime: number): number {
+  const responseDelaySeconds = Math.max(0, now - requestTime) / 1000
+  const correctedAgeValue = (parseDeltaSeconds(headers.age) ?? 0) + responseDelaySeconds
   const date = headers.date === undefined ? Number.NaN : Date.parse(headers.date)
   const apparentAge = Number.isFinite(date) ? Math.max(0, (now - date) / 1000) : 0
-  return Math.max(ageValue, apparentAge)
+  return Math.max(correctedAgeValue, apparentAge)
 }
 
 /** Decides what to do with a request given the entry stored for it (RFC 9111 §4, §5.2.1; RFC 5861). */

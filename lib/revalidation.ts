@@ -63,6 +63,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   #passingThrough = false
   /** Set once the stored entry answers the caller: the origin's further events are then ignored. */
   #answeredFromStore = false
+  /** When the revalidation was sent (RFC 9111 §4.2.3's request_time, for the age of a 304). */
+  readonly #requestTime = Date.now()
 
   constructor(caller: Dispatcher.DispatchHandler, context: RevalidationContext) {
     this.#caller = caller
@@ -142,7 +144,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const { entry, request, shared, store, key, rules, filter } = this.#context
     const settled = (): void => this.#context.onSettled?.()
     const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
-    const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now(), rules })
+    const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now(), requestTime: this.#requestTime, rules })
     if (!result.selected) {
       settled()
       return this.#answerFromStore(entry, { fwdStatus: 304 })

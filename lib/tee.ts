@@ -68,6 +68,8 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   /** The entry being filled, or undefined when this response is not being stored. */
   #pending: PendingEntry | undefined
   #settled = false
+  /** When the request was sent (this handler is made as it is dispatched): RFC 9111 §4.2.3's request_time. */
+  readonly #requestTime = Date.now()
 
   constructor(handler: Dispatcher.DispatchHandler, context: TeeContext) {
     this.#handler = handler
@@ -177,7 +179,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (this.#context.storage === undefined) return undefined
     const { request, shared, maxEntrySize, rules } = this.#context.storage
     const now = Date.now()
-    const storable = evaluateResponse(policyRequestOf(request), { status, headers }, { shared, now, rules })
+    const storable = evaluateResponse(policyRequestOf(request), { status, headers }, { shared, now, requestTime: this.#requestTime, rules })
     if (storable === undefined) return undefined
     const entry: ResponseEntry = {
       version: ENTRY_VERSION,

@@ -66,7 +66,7 @@ export function applyNotModified(
   entry: ResponseEntry,
   request: PolicyRequest,
   notModifiedHeaders: HeaderRecord,
-  options: { shared: boolean; now: number; rules: StorageRules },
+  options: { shared: boolean; now: number; requestTime: number; rules: StorageRules },
 ): NotModifiedResult {
   if (!identifiesStored(entry.headers, notModifiedHeaders)) return { selected: false }
   const headers: HeaderRecord = { ...entry.headers }

@@ -124,6 +124,12 @@ describe('evaluateResponse', () => {
     expect(evaluated?.initialAgeSeconds).toBe(0)
   })
 
+  it('adds the time the request took to the Age field, as the response aged on its way (RFC 9111 §4.2.3)', () => {
+    const headers = { 'cache-control': 'max-age=600', age: '30', date: new Date(NOW).toUTCString() }
+    const evaluated = evaluateResponse(request(), { status: 200, headers }, { shared: false, now: NOW, requestTime: NOW - 1500 })
+    expect(evaluated?.initialAgeSeconds).toBe(31.5)
+  })
+
   it('keeps only the request headers a variant is selected by', () => {
     const evaluated = evaluateResponse(
       request({ 'accept-language': 'en', authorization: 'secret' }),
