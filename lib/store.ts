@@ -78,22 +78,31 @@ export interface CacheStore {
   readonly evictions?: number
 }
 
-/** The size an entry counts for against a store's bounds: its body, header and URL bytes, and a fixed part. */
+/**
+ * What an entry held in memory costs as a JavaScript object, in bytes, measured (bench/README.md, "Memory"):
+ * the entry object, its policy object, the key and the store's bookkeeping, besides the bytes counted below.
+ */
+const FIXED_OVERHEAD_BYTES = 2560
+/** What one header field costs as a property of an object, besides its characters. */
+const FIELD_OVERHEAD_BYTES = 64
+
+/**
+ * The size an entry counts for against a store's bounds: its body, header and URL bytes, and what holding
+ * it in memory costs besides (so that MemoryStore's `maxSize` bounds the heap it takes, not just the bytes).
+ */
 export function entrySize(entry: CacheEntry): number {
-  // A fixed allowance for the numbers, the policy object and the store's own bookkeeping.
-  const FIXED_OVERHEAD_BYTES = 512
   if (entry.kind === 'vary') return FIXED_OVERHEAD_BYTES + entry.names.join().length + entry.variants.join().length
   const request = entry.url.length + headersSize(entry.requestHeaders) + (entry.requestBody?.byteLength ?? 0)
   return FIXED_OVERHEAD_BYTES + request + entry.body.byteLength + headersSize(entry.headers)
 }
 
-/** Bytes of header names and values, as they would travel on the wire (without separators). */
+/** Bytes of header names and values, and what each field costs as an object property. */
 export function headersSize(headers: HeaderRecord | RequestHeaders): number {
   let size = 0
   for (const name in headers) {
     const value = headers[name]!
-    if (Array.isArray(value)) for (const item of value) size += name.length + item.length
-    else size += name.length + value.length
+    if (Array.isArray(value)) for (const item of value) size += FIELD_OVERHEAD_BYTES + name.length + item.length
+    else size += FIELD_OVERHEAD_BYTES + name.length + value.length
   }
   return size
 }

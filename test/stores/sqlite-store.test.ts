@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { SqliteStore } from '../../lib/index.js'
+import { entrySize, SqliteStore } from '../../lib/index.js'
 import { createTestAgent, useFakeDate } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
@@ -102,7 +102,8 @@ describe('SqliteStore', () => {
   it('evicts the least recently used entries past maxSize, not the oldest written, and counts them', () => {
     const clock = useFakeDate()
     const entry = (version: number) => responseEntry(version, { body: new Uint8Array(3000) })
-    const store = openStore({ maxSize: 12_000, maxEntrySize: 4_000 })
+    const size = entrySize(entry(1))
+    const store = openStore({ maxSize: 3 * size + 100, maxEntrySize: size + 100 }) // room for three
     for (const key of ['a', 'b', 'c']) {
       store.set(key, entry(1))
       clock.advance(2_000)
@@ -112,17 +113,17 @@ describe('SqliteStore', () => {
     store.set('d', entry(2))
     expect(store.keys().sort()).toEqual(['a', 'c', 'd'])
     expect(store.evictions).toBe(1)
-    expect(store.size).toBeLessThanOrEqual(12_000)
+    expect(store.size).toBeLessThanOrEqual(3 * size + 100)
   })
 
   it('reports its evictions in stats.evicted', async () => {
     const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600', 'content-type': 'text/plain' })
-    const store = openStore({ maxSize: 1_500, maxEntrySize: 1_000 }) // room for two of these responses
+    const store = openStore({ maxSize: 7_000, maxEntrySize: 4_000 }) // room for two of these responses (3.2 KB each)
     const agent = createTestAgent({ store })
     for (const path of ['a', 'b', 'c', 'd']) await get(`${origin.url}${path}`, agent)
     expect(agent.cache.stats).toMatchObject({ stored: 4, evicted: 2 })
     expect(await agent.cache.urls()).toEqual([`${origin.url}c`, `${origin.url}d`])
-    expect(store.size).toBeLessThanOrEqual(1_500)
+    expect(store.size).toBeLessThanOrEqual(7_000)
   })
 
   it('purges an entry it finds of no use any longer (stale, no stale window, no validator)', async () => {
