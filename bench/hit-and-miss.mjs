@@ -1,14 +1,18 @@
-// Hits and misses through CachingAgent beside undici's own cache interceptor and beside no cache, measured
-// in one run and reported as ratios. See bench/README.md for how to run and read it.
+// Hits and misses through CachingAgent beside undici's own cache interceptor, beside no cache, and (for
+// hits) beside the floor: a dispatcher that only replays bytes from memory. Measured in one run and
+// reported as ratios, as a Markdown table and an SVG chart. See bench/README.md for how to run and read it.
 //
-//   npm run bench                      # the full table, written to bench/results/hit-and-miss.md
+//   npm run bench                                          # writes bench/results/hit-and-miss.{md,svg}
 //   node bench/hit-and-miss.mjs --seconds=0.2 --rounds=1   # a quick look (nothing is written)
+import { writeFileSync } from 'node:fs'
 import { Agent, interceptors } from 'undici'
 import { CachingAgent } from 'undici-http-cache'
+import { ratioChart } from './chart.mjs'
+import { FloorDispatcher } from './floor.mjs'
 import { benchArguments, CLIENTS, formatRate, formatRatio, interleavedMedians, markdownTable, measure, report, startBenchOrigin } from './harness.mjs'
 
 const settings = benchArguments()
-const SIZES = [1024, 64 * 1024]
+const SIZES = [1024, 64 * 1024, 1024 * 1024]
 const IN_FLIGHT = [1, 64]
 const origin = await startBenchOrigin(SIZES)
 
@@ -16,18 +20,22 @@ const origin = await startBenchOrigin(SIZES)
 const CONTENDERS = {
   'no cache': () => new Agent(),
   'undici cache': () => new Agent().compose(interceptors.cache()),
+  floor: (size) => new FloorDispatcher({ body: Buffer.alloc(size, 'x'), headers: { 'cache-control': 'max-age=3600', 'content-type': 'application/octet-stream' } }),
   CachingAgent: () => new CachingAgent(),
 }
+// The floor answers without an origin: it is the bound for hits only.
+const contendersFor = (workload) => Object.keys(CONTENDERS).filter((name) => workload === 'hit' || name !== 'floor')
 
 const rows = []
+const chartRows = []
 for (const workload of ['hit', 'miss']) {
   for (const size of SIZES) {
     for (const inFlight of IN_FLIGHT) {
       for (const client of Object.keys(CLIENTS)) {
-        const rates = await interleavedMedians(Object.keys(CONTENDERS), settings.rounds, (name) =>
+        const rates = await interleavedMedians(contendersFor(workload), settings.rounds, (name) =>
           measure({
-            makeDispatcher: CONTENDERS[name],
-            isCache: name !== 'no cache',
+            makeDispatcher: () => CONTENDERS[name](size),
+            isCache: name !== 'no cache' && name !== 'floor',
             origin,
             workload,
             size,
@@ -36,17 +44,21 @@ for (const workload of ['hit', 'miss']) {
             seconds: settings.roundSeconds,
           }),
         )
+        const label = `${workload} ${formatSize(size)} x${inFlight} ${client}`
         rows.push([
           workload,
-          `${size / 1024} KiB`,
+          formatSize(size),
           inFlight,
           client,
           formatRate(rates['no cache']),
           formatRate(rates['undici cache']),
+          rates.floor === undefined ? '–' : formatRate(rates.floor),
           formatRate(rates.CachingAgent),
           formatRatio(rates.CachingAgent / rates['undici cache']),
           formatRatio(rates.CachingAgent / rates['no cache']),
+          rates.floor === undefined ? '–' : formatRatio(rates.floor / rates.CachingAgent),
         ])
+        chartRows.push({ label, ratio: rates.CachingAgent / (workload === 'hit' ? rates['undici cache'] : rates['no cache']), target: workload === 'hit' ? 1.5 : 1 / 1.1 })
         console.error(rows.at(-1).join(' '))
       }
     }
@@ -54,15 +66,41 @@ for (const workload of ['hit', 'miss']) {
 }
 origin.server.close()
 
+function formatSize(size) {
+  return size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`
+}
+
 const table = markdownTable(
-  ['workload', 'body', 'in flight', 'client', 'no cache (req/s)', 'undici cache (req/s)', 'CachingAgent (req/s)', 'CachingAgent vs undici cache', 'CachingAgent vs no cache'],
-  ['---', '---', '---:', '---', '---:', '---:', '---:', '---:', '---:'],
+  [
+    'workload',
+    'body',
+    'in flight',
+    'client',
+    'no cache (req/s)',
+    'undici cache (req/s)',
+    'floor (req/s)',
+    'CachingAgent (req/s)',
+    'CachingAgent vs undici cache',
+    'CachingAgent vs no cache',
+    'hit cost vs floor',
+  ],
+  ['---', '---', '---:', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
   rows,
 )
 report({
   file: new URL('./results/hit-and-miss.md', import.meta.url),
-  title: "Hits and misses: CachingAgent beside undici's cache and no cache",
-  note: 'Ratios above 1 mean CachingAgent is faster.',
+  title: "Hits and misses: CachingAgent beside undici's cache, no cache and the floor",
+  note:
+    'Throughput ratios above 1 mean CachingAgent is faster. "Hit cost vs floor" is the floor\'s throughput over ' +
+    "CachingAgent's: how many times a replay with no cache logic at all CachingAgent's hit costs (1.00x is the floor). " +
+    'Targets (issue #7): a hit at least 1.5x undici cache and within 1.25x of the floor; a miss within 1.10x of no cache ' +
+    '(a ratio to no cache of at least 0.91x). The chart: [hit-and-miss.svg](hit-and-miss.svg).',
   table,
   settings,
 })
+if (settings.writeResults) {
+  writeFileSync(
+    new URL('./results/hit-and-miss.svg', import.meta.url),
+    ratioChart(chartRows, { title: 'CachingAgent: hits vs undici cache, misses vs no cache (throughput ratio; line: target)' }),
+  )
+}
