@@ -42,9 +42,12 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
  * a custom key function's key that cannot be written so is left out of the field (`undefined`).
  */
 function structuredString(value: string): string | undefined {
+  if (BASE64URL.test(value)) return `"${value}"` // the default keys: nothing to check or escape
   if (!/^[\x20-\x7e]*$/.test(value)) return undefined
   return `"${value.replace(/[\\"]/g, '\\$&')}"`
 }
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/
 
 /**
  * Headers with this cache's member appended: RFC 9211 §2 orders members from the origin towards the user,

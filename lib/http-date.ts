@@ -31,6 +31,11 @@ export function parseHttpDate(value: string | undefined, now = Date.now()): numb
   return undefined
 }
 
+/** Whether the value is in the preferred format, IMF-fixdate (as `Date.prototype.toUTCString()` writes it). */
+export function isImfFixdate(value: string): boolean {
+  return IMF_FIXDATE.test(value)
+}
+
 /** RFC 9110 §5.6.7: a two-digit year more than 50 years ahead is the most recent past year with those digits. */
 function fullYear(twoDigits: number, now: number): number {
   const thisYear = new Date(now).getUTCFullYear()

@@ -59,7 +59,8 @@ export function toCacheRequest(options: Dispatcher.DispatchOptions): CacheReques
   }
   const query = (options as { query?: Record<string, unknown> }).query
   if (query) appendQuery(url, query)
-  url.hash = ''
+  // Setting `hash` re-serialises the whole URL, even to the same value: only when there is a fragment.
+  if (url.hash !== '') url.hash = ''
   return {
     method: (options.method ?? 'GET').toUpperCase(),
     url: url.href,
@@ -132,7 +133,7 @@ export function ignoredNames(names: readonly string[] | undefined): ReadonlySet<
  */
 export function normalizeUrl(href: string, ignored: ReadonlySet<string>): string {
   const url = new URL(href)
-  url.hash = ''
+  if (url.hash !== '') url.hash = ''
   if (url.search === '') return url.href
   url.search = normalizeParameters(url.search.slice(1), ignored)
   return url.href

@@ -6,7 +6,7 @@
  */
 import { parseDictionary, Token } from 'structured-headers'
 import { joinHeader, type HeaderRecord } from './headers.js'
-import { parseHttpDate } from './http-date.js'
+import { isImfFixdate, parseHttpDate } from './http-date.js'
 
 /** The fields to judge a response by, and the fields it must not be served with from the cache. */
 export interface ResponseFields {
@@ -78,14 +78,14 @@ export function readResponseFields(status: number, headers: HeaderRecord, option
   // §5.3: an invalid Expires (any other format, or several values) means already expired.
   if (policyHeaders.expires !== undefined) {
     const expires = parseHttpDate(policyHeaders.expires, options.now)
-    policyHeaders.expires = expires === undefined ? INVALID_EXPIRES : new Date(expires).toUTCString()
+    policyHeaders.expires = expires === undefined ? INVALID_EXPIRES : inPreferredFormat(policyHeaders.expires, expires)
   }
   // An invalid Date or Last-Modified counts as absent (§4.2.3, §4.2.2).
   for (const name of ['date', 'last-modified']) {
     if (policyHeaders[name] === undefined) continue
     const value = parseHttpDate(policyHeaders[name], options.now)
     if (value === undefined) delete policyHeaders[name]
-    else policyHeaders[name] = new Date(value).toUTCString()
+    else policyHeaders[name] = inPreferredFormat(policyHeaders[name], value)
   }
 
   // RFC 9111 lets a shared cache store a response with Set-Cookie (§7.3 leaves marking it private to the
@@ -93,6 +93,14 @@ export function readResponseFields(status: number, headers: HeaderRecord, option
   delete policyHeaders['set-cookie']
   for (const name of omittedFields) delete policyHeaders[name]
   return { policyHeaders, omittedFields }
+}
+
+/**
+ * A valid HTTP-date as IMF-fixdate, which every date parser reads alike (http-cache-semantics uses
+ * `Date.parse`). Most origins send that form already; it is kept as it is rather than formatted again.
+ */
+function inPreferredFormat(value: string, epoch: number): string {
+  return isImfFixdate(value) ? value : new Date(epoch).toUTCString()
 }
 
 const DELTA_SECONDS_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error'])
