@@ -3,6 +3,7 @@ import { compileExpiryRules, type ConfiguredTtl, type ExpiryRules, type UrlExpir
 import type { ResponseFilter } from './filter.js'
 import { createKey, ignoredNames, type CacheRequest } from './key.js'
 import type { CacheStore } from './store.js'
+import { checkOptionsObject, checkPositiveInteger, describe } from './option-checks.js'
 import { MemoryStore } from './stores/memory-store.js'
 
 const MIB = 1024 * 1024
@@ -214,93 +215,6 @@ export function resolveAgentOptions(input: unknown): {
   }
 }
 
-/** Options of `MemoryStore`. */
-export interface MemoryStoreOptions {
-  /** The most bytes of entries held at once (body, headers and a fixed part per entry). Default 64 MiB. */
-  maxSize?: number
-  /** The largest single entry stored, in bytes; larger responses pass through unstored. Default 8 MiB. */
-  maxEntrySize?: number
-  /** The most entries held at once, whatever their size. Default: no limit besides `maxSize`. */
-  maxCount?: number
-}
-
-export function resolveMemoryStoreOptions(input: unknown): Required<Omit<MemoryStoreOptions, 'maxCount'>> & {
-  maxCount?: number
-} {
-  const options = checkOptionsObject('MemoryStore options', input, ['maxSize', 'maxEntrySize', 'maxCount'])
-  const { maxSize, maxEntrySize } = checkSizes('MemoryStore', options, 64 * MIB)
-  const maxCount =
-    options.maxCount === undefined ? undefined : checkPositiveInteger('MemoryStore options.maxCount', options.maxCount, 'entries')
-  return { maxSize, maxEntrySize, ...(maxCount === undefined ? {} : { maxCount }) }
-}
-
-/** Options of `SqliteStore`. */
-export interface SqliteStoreOptions {
-  /** The database file (created if missing), or `':memory:'` for a database that lives as long as the store. */
-  path: string
-  /** The most bytes of entries kept in the file (body, headers and a fixed part per entry). Default 256 MiB. */
-  maxSize?: number
-  /** The largest single entry stored, in bytes; larger responses pass through unstored. Default 8 MiB. */
-  maxEntrySize?: number
-}
-
-export function resolveSqliteStoreOptions(input: unknown): Required<SqliteStoreOptions> {
-  if (input === undefined) throw new TypeError('SqliteStore options must be an object with a path, received undefined')
-  const options = checkOptionsObject('SqliteStore options', input, ['path', 'maxSize', 'maxEntrySize'])
-  if (typeof options.path !== 'string' || options.path === '') {
-    throw new TypeError(`SqliteStore options.path must be a file path or ":memory:", received ${describe(options.path)}`)
-  }
-  const { maxSize, maxEntrySize } = checkSizes('SqliteStore', options, 256 * MIB)
-  return { path: options.path, maxSize, maxEntrySize }
-}
-
-/** Options of `RedisStore`. */
-export interface RedisStoreOptions {
-  /** A node-redis (`redis` v5 and later) or ioredis client, created and connected by you; the store never closes it. */
-  client: unknown
-  /** Put before every key, so that several caches (or other data) can share one Redis. Default `'undici-http-cache:'`. */
-  prefix?: string
-  /** The largest single entry stored, in bytes; larger responses pass through unstored. Default 8 MiB. */
-  maxEntrySize?: number
-}
-
-export function resolveRedisStoreOptions<Connection>(
-  input: unknown,
-  connectionOf: (client: unknown) => Connection | undefined,
-): { connection: Connection; prefix: string; maxEntrySize: number } {
-  if (input === undefined) throw new TypeError('RedisStore options must be an object with a client, received undefined')
-  const options = checkOptionsObject('RedisStore options', input, ['client', 'prefix', 'maxEntrySize'])
-  const connection = connectionOf(options.client)
-  if (connection === undefined) {
-    throw new TypeError(`RedisStore options.client must be a node-redis or ioredis client, received ${describe(options.client)}`)
-  }
-  const prefix = options.prefix ?? 'undici-http-cache:'
-  if (typeof prefix !== 'string') throw new TypeError(`RedisStore options.prefix must be a string, received ${describe(prefix)}`)
-  const maxEntrySize = checkPositiveInteger('RedisStore options.maxEntrySize', options.maxEntrySize ?? 8 * MIB, 'bytes')
-  return { connection, prefix, maxEntrySize }
-}
-
-/** `maxSize` and `maxEntrySize` of a store, with their defaults; an entry limit may not exceed the store's. */
-function checkSizes(storeName: string, options: Record<string, unknown>, defaultMaxSize: number): { maxSize: number; maxEntrySize: number } {
-  const maxSize = checkPositiveInteger(`${storeName} options.maxSize`, options.maxSize ?? defaultMaxSize, 'bytes')
-  const maxEntrySize = checkPositiveInteger(`${storeName} options.maxEntrySize`, options.maxEntrySize ?? Math.min(8 * MIB, maxSize), 'bytes')
-  if (maxEntrySize > maxSize) {
-    throw new TypeError(`${storeName} options.maxEntrySize (${maxEntrySize}) must not exceed options.maxSize (${maxSize})`)
-  }
-  return { maxSize, maxEntrySize }
-}
-
-function checkOptionsObject(name: string, input: unknown, knownNames: readonly string[]): Record<string, unknown> {
-  if (input === undefined) return {}
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new TypeError(`${name} must be an object, received ${describe(input)}`)
-  }
-  for (const optionName of Object.keys(input)) {
-    if (!knownNames.includes(optionName)) throw new TypeError(`unknown option "${optionName}"`)
-  }
-  return input as Record<string, unknown>
-}
-
 function checkStore(store: unknown): CacheStore {
   const candidate = store as Partial<CacheStore> | null
   const missing = ['get', 'set', 'delete', 'keys', 'clear'].filter(
@@ -406,23 +320,4 @@ function checkStaleIfError(value: unknown): boolean | number | undefined {
   if (value === undefined || typeof value === 'boolean') return value
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
   throw new TypeError(`options.staleIfError must be a boolean or a whole number of seconds, received ${describe(value)}`)
-}
-
-function checkPositiveInteger(name: string, value: unknown, unit: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new TypeError(`${name} must be a positive integer (${unit}), received ${describe(value)}`)
-  }
-  return value
-}
-
-/** A received value as a message shows it: strings quoted, everything else as written. */
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`
-  if (value !== null && typeof value === 'object') {
-    const className = value.constructor === Object ? undefined : value.constructor?.name
-    return className ? `an instance of ${className}` : 'an object'
-  }
-  return String(value)
 }

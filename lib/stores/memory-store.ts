@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { resolveMemoryStoreOptions, type MemoryStoreOptions } from '../options.js'
+import { resolveMemoryStoreOptions, type MemoryStoreOptions } from './store-options.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 
 /**

@@ -1,5 +1,5 @@
 import { decodeStoredValue, encodeEntry } from '../entry-codec.js'
-import { resolveRedisStoreOptions, type RedisStoreOptions } from '../options.js'
+import { resolveRedisStoreOptions, type RedisStoreOptions } from './store-options.js'
 import { usefulUntil } from '../retention.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 

@@ -1,6 +1,6 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { decodeStoredValue, encodeEntry } from '../entry-codec.js'
-import { resolveSqliteStoreOptions, type SqliteStoreOptions } from '../options.js'
+import { resolveSqliteStoreOptions, type SqliteStoreOptions } from './store-options.js'
 import { usefulUntil } from '../retention.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 
