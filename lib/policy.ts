@@ -319,9 +319,10 @@ export function parseVary(value: string | string[] | undefined): string[] {
  * case-insensitive) lower-cased.
  */
 export function pickHeaders(headers: RequestHeaders, names: readonly string[]): Record<string, string | null> {
-  const picked: Record<string, string | null> = {}
+  const picked: Record<string, string | null> = Object.create(null) // so that a field named __proto__ is a field
   for (const name of names) {
-    const value = headers[name]
+    // Own fields only: `Vary: __proto__` must not reach Object.prototype.
+    const value = Object.hasOwn(headers, name) ? headers[name] : undefined
     if (value === undefined) {
       picked[name] = null
       continue

@@ -119,6 +119,14 @@ describe('evaluateResponse', () => {
     }))
   })
 
+  it('never reaches Object.prototype through Vary: __proto__ (found by the property above)', () => {
+    const evaluated = evaluateResponse(request(), { status: 200, headers: { 'cache-control': 'max-age=60', vary: '__proto__, constructor' } }, { shared: false, now: NOW })
+    expect(Object.entries(evaluated?.policy.reqh as object)).toEqual([
+      ['__proto__', null],
+      ['constructor', null],
+    ])
+  })
+
   it('ignores a malformed Age rather than trusting it', () => {
     const evaluated = evaluateResponse(request(), { status: 200, headers: { 'cache-control': 'max-age=60', age: '-30' } }, { shared: false, now: NOW })
     expect(evaluated?.initialAgeSeconds).toBe(0)
