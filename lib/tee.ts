@@ -48,6 +48,8 @@ export interface TeeContext {
   onFinalResponse?: (statusCode: number, headers: HeaderRecord) => void
 }
 
+const CACHE_STATUS_NAME = Buffer.from('cache-status')
+
 /** A response being copied for the store. */
 interface PendingEntry {
   entry: ResponseEntry
@@ -97,7 +99,10 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       if (statusCode < 500) this.#deleteReplaced()
       this.#settle()
     }
+    // undici's clients read the raw form too: the origin's, when undici has it, rather than built again.
+    const upstreamRaw = Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : undefined
     let headersOut = headers
+    let rawOut = upstreamRaw
     if (this.#context.cacheName !== false) {
       const member = formatCacheStatus(this.#context.cacheName, {
         fwd: this.#context.reason,
@@ -105,8 +110,11 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
         ...(this.#pending ? { ttlSeconds: this.#pending.entry.lifetimeSeconds - this.#pending.entry.initialAgeSeconds } : {}),
       })
       headersOut = withCacheStatus(headers, member)
+      // Appended to the origin's raw form when it has no Cache-Status; otherwise built from the record, which
+      // joins the members into one field (undici 7's request() would make an array of two field lines).
+      rawOut = headers['cache-status'] === undefined ? upstreamRaw?.concat(CACHE_STATUS_NAME, Buffer.from(member, 'latin1')) : undefined
     }
-    wrapped.setHeaders(headersOut)
+    wrapped.setHeaders(headersOut, rawOut)
     this.#handler.onResponseStart?.(wrapped, statusCode, headersOut, statusText)
   }
 
