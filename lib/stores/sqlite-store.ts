@@ -3,12 +3,13 @@ import { decodeStoredValue, encodeEntry } from '../entry-codec.js'
 import { resolveSqliteStoreOptions, type SqliteStoreOptions } from './store-options.js'
 import { usefulUntil } from '../retention.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
+import { DecodedEntries } from './decoded-entries.js'
 
 /**
  * The table layout's version, part of the table names: a release that changes the layout uses new tables,
  * so an older release sharing the file keeps its own and neither misreads the other's rows.
  */
-const SCHEMA = 'v1'
+const SCHEMA = 'v2'
 const ENTRIES = `entries_${SCHEMA}`
 const TOTALS = `totals_${SCHEMA}`
 
@@ -19,6 +20,8 @@ const TOUCH_INTERVAL_MS = 1000
  * long a write can hold up the event loop; past it the write fails, and the cache counts it "not stored".
  */
 const WRITE_WAIT_MS = 1000
+/** Bytes of decoded entries kept in this process for hits on hot rows (see DecodedEntries). */
+const DECODED_BYTES = 4 * 1024 * 1024
 /** Rows evicted or purged per statement: enough to make room, small enough to keep a write short. */
 const BATCH = 16
 
@@ -40,7 +43,8 @@ export class SqliteStore implements CacheStore {
    * never waits for the write lock: while another process writes, a hit skips them rather than stall.
    */
   readonly #readerWrites: { database: DatabaseSync; touch: StatementSync; remove: StatementSync }
-  readonly #statements: Record<'select' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'leastRecent' | 'purge', StatementSync>
+  readonly #statements: Record<'select' | 'value' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'leastRecent' | 'purge', StatementSync>
+  readonly #decoded: DecodedEntries
   #evictions = 0
 
   constructor(options: SqliteStoreOptions) {
@@ -56,7 +60,8 @@ export class SqliteStore implements CacheStore {
       PRAGMA synchronous = NORMAL;
       PRAGMA busy_timeout = ${WRITE_WAIT_MS};
       CREATE TABLE IF NOT EXISTS ${ENTRIES} (
-        key TEXT PRIMARY KEY, value BLOB NOT NULL, size INTEGER NOT NULL, used_at INTEGER NOT NULL, useful_until INTEGER NOT NULL
+        key TEXT PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL, size INTEGER NOT NULL, used_at INTEGER NOT NULL,
+        useful_until INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS ${ENTRIES}_used_at ON ${ENTRIES} (used_at);
       CREATE INDEX IF NOT EXISTS ${ENTRIES}_useful_until ON ${ENTRIES} (useful_until);
@@ -71,10 +76,12 @@ export class SqliteStore implements CacheStore {
     `)
     const prepare = (sql: string) => this.#database.prepare(sql)
     this.#statements = {
-      select: prepare(`SELECT value, used_at, useful_until FROM ${ENTRIES} WHERE key = ?`),
+      select: prepare(`SELECT version, used_at, useful_until FROM ${ENTRIES} WHERE key = ?`),
+      value: prepare(`SELECT value FROM ${ENTRIES} WHERE key = ? AND version = ?`),
       upsert: prepare(`
-        INSERT INTO ${ENTRIES} (key, value, size, used_at, useful_until) VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = excluded.size, used_at = excluded.used_at, useful_until = excluded.useful_until
+        INSERT INTO ${ENTRIES} (key, value, version, size, used_at, useful_until) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, size = excluded.size,
+          used_at = excluded.used_at, useful_until = excluded.useful_until
       `),
       remove: prepare(`DELETE FROM ${ENTRIES} WHERE key = ?`),
       keys: prepare(`SELECT key FROM ${ENTRIES}`),
@@ -92,6 +99,7 @@ export class SqliteStore implements CacheStore {
       remove: readerDatabase.prepare(`DELETE FROM ${ENTRIES} WHERE key = ?`),
     }
     if (readerDatabase === this.#database) this.#database.exec(`PRAGMA busy_timeout = ${WRITE_WAIT_MS}`)
+    this.#decoded = new DecodedEntries(Math.min(DECODED_BYTES, this.maxSize))
   }
 
   /** Entries evicted by this store object to stay within `maxSize` (other processes count their own). */
@@ -105,29 +113,41 @@ export class SqliteStore implements CacheStore {
   }
 
   get(key: string): CacheEntry | undefined {
-    const row = this.#statements.select.get(key) as { value: Uint8Array; used_at: number; useful_until: number } | undefined
+    const row = this.#statements.select.get(key) as { version: number; used_at: number; useful_until: number } | undefined
     if (row === undefined) return undefined
     const now = Date.now()
     if (row.useful_until < now) {
+      this.#decoded.forget(key)
       this.#writeIfFree(() => this.#readerWrites.remove.run(key)) // of no use any longer: purged as it is found
       return undefined
     }
     if (row.used_at < now - TOUCH_INTERVAL_MS) this.#writeIfFree(() => this.#readerWrites.touch.run(now, key))
-    return decodeStoredValue(row.value)
+    const decoded = this.#decoded.get(key, row.version)
+    if (decoded !== undefined) return decoded
+    // Written again between the two reads: the next get will see the new row.
+    const value = this.#statements.value.get(key, row.version) as { value: Uint8Array } | undefined
+    if (value === undefined) return undefined
+    const entry = decodeStoredValue(value.value)
+    this.#decoded.remember(key, row.version, entry)
+    return entry
   }
 
   set(key: string, entry: CacheEntry): void {
+    this.#decoded.forget(key)
     const size = entrySize(entry)
     if (size > this.maxEntrySize) return void this.#statements.remove.run(key) // a newer, too large response leaves no older one
     const now = Date.now()
+    // A random version per write, so that every process can tell a row it decoded from one written since.
+    const version = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)
     this.#transaction(() => {
-      this.#statements.upsert.run(key, encodeEntry(entry), size, now, usefulUntil(entry))
+      this.#statements.upsert.run(key, encodeEntry(entry), version, size, now, usefulUntil(entry))
       this.#statements.purge.run(now)
       this.#evictOver(key)
     })
   }
 
   delete(key: string): void {
+    this.#decoded.forget(key)
     this.#statements.remove.run(key)
   }
 
@@ -136,6 +156,7 @@ export class SqliteStore implements CacheStore {
   }
 
   clear(): void {
+    this.#decoded.clear()
     this.#statements.clear.run()
   }
 

@@ -9,6 +9,7 @@ import { createTestAgent, useFakeDate } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
 import { fetchText as get } from '../helpers/request.js'
+import type { ResponseEntry } from '../../lib/index.js'
 import { describeStoreContract, responseEntry } from './contract.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -99,6 +100,21 @@ describe('SqliteStore', () => {
     expect(store.keys().sort()).toEqual(['key0', 'key1', 'key2', 'key3', 'key4', 'key5', 'key6', 'key7', 'key8', 'key9'])
   }, 30_000)
 
+  it('serves what another process wrote since, not what this one decoded before', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path })
+    store.set('shared', responseEntry(1))
+    expect(((store.get('shared') as ResponseEntry).headers.etag)).toBe('"1"') // decoded, and kept for hits
+    await runProcess(`
+      import { SqliteStore } from 'undici-http-cache'
+      const store = new SqliteStore({ path: ${JSON.stringify(path)} })
+      const entry = store.get('shared')
+      store.set('shared', { ...entry, headers: { ...entry.headers, etag: '"2"' } })
+      store.close()
+    `)
+    expect(((store.get('shared') as ResponseEntry).headers.etag)).toBe('"2"')
+  })
+
   it('evicts the least recently used entries past maxSize, not the oldest written, and counts them', () => {
     const clock = useFakeDate()
     const entry = (version: number) => responseEntry(version, { body: new Uint8Array(3000) })
@@ -148,7 +164,7 @@ describe('SqliteStore', () => {
     await get(origin.url, agent)
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
     const database = new sqlite.DatabaseSync(path)
-    database.prepare("UPDATE entries_v1 SET value = x'00000005'").run()
+    database.prepare("UPDATE entries_v2 SET value = x'00000005', version = version + 1").run() // as another writer would
     database.close()
     expect((await get(origin.url, agent)).body).toBe('v2')
     expect(agent.cache.stats.errors).toBe(1)
