@@ -3,6 +3,7 @@ import { formatCacheStatus, withCacheStatus, type CacheStatusParameters } from '
 import { CallerController } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
 import { currentAgeSeconds, type ForwardReason } from './policy.js'
+import { scheduleReplay } from './replay-scheduling.js'
 import type { ResponseEntry } from './store.js'
 
 /** Body bytes handed to the consumer at a time, so that its pause() holds back the rest. */
@@ -106,7 +107,7 @@ export function serveGatewayTimeout(
 
 /**
  * Plays a response into a handler as undici would: start, headers, body in chunks honouring pause() and
- * resume(), end. Starts on a microtask so that `dispatch()` has returned first, like a real response.
+ * resume(), end. Starts after `dispatch()` has returned, like a real response (see replay-scheduling.ts).
  * An abort or a throwing callback ends it with onResponseError, once. Given the controller of a caller
  * already started, it goes on from there.
  */
@@ -149,7 +150,7 @@ function replay(handler: Dispatcher.DispatchHandler, response: ReplayedResponse,
     },
     abort: (reason) => queueMicrotask(() => fail(reason)),
   })
-  queueMicrotask(() => {
+  scheduleReplay(() => {
     try {
       if (startedController === undefined) handler.onRequestStart?.(controller, {})
       if (controller.aborted) return
