@@ -44,7 +44,7 @@ export function createCacheInterceptor(options: ResolvedOptions): CacheIntercept
     // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
     if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
     const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, stats, background, flights, mayCoalesce: true }
-    const request = toCacheRequest(dispatchOptions)
+    const request = toCacheRequest(dispatchOptions, options.knownUrls)
     if (request === undefined) return forward(exchange, 'bypass')
     if (!options.methods.has(request.method)) {
       if (!isUnsafeMethod(request.method)) return forward(exchange, 'method')

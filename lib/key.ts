@@ -49,23 +49,29 @@ export interface KeyedRequest extends CacheRequest {
  * options a `Client` passes to its interceptors), in which case the cache cannot key it safely and stays
  * out of the way.
  */
-export function toCacheRequest(options: Dispatcher.DispatchOptions): CacheRequest | undefined {
+export function toCacheRequest(options: Dispatcher.DispatchOptions, knownUrls: KnownUrls): CacheRequest | undefined {
   if (options.origin == null) return undefined
+  const query = (options as { query?: Record<string, unknown> }).query
+  const url = query ? absoluteUrl(String(options.origin), options.path, query) : knownUrls.absolute(String(options.origin), options.path)
+  if (url === undefined) return undefined
+  return {
+    method: (options.method ?? 'GET').toUpperCase(),
+    url,
+    headers: normalizeRequestHeaders(options.headers),
+  }
+}
+
+/** The absolute URL of `path` (with undici's `query` option) on `origin`, fragment dropped; `undefined` if none. */
+function absoluteUrl(origin: string, path: string, query?: Record<string, unknown>): string | undefined {
   let url: URL
   try {
-    url = new URL(options.path, options.origin)
+    url = new URL(path, origin)
   } catch {
     return undefined
   }
-  const query = (options as { query?: Record<string, unknown> }).query
   if (query) appendQuery(url, query)
-  // Setting `hash` re-serialises the whole URL, even to the same value: only when there is a fragment.
-  if (url.hash !== '') url.hash = ''
-  return {
-    method: (options.method ?? 'GET').toUpperCase(),
-    url: url.href,
-    headers: normalizeRequestHeaders(options.headers),
-  }
+  dropFragment(url)
+  return url.href
 }
 
 /** undici's `query` option: each value appended as undici itself does (arrays repeat the name). */
@@ -94,12 +100,21 @@ export function createKey(request: CacheRequest, options: KeyOptions = {}): stri
 /** Keys a request with the cache's resolved options (the custom key function, if any, may throw). */
 export function keyRequest(
   request: CacheRequest,
-  options: { ignoredParameters: ReadonlySet<string>; matchHeaders: boolean | readonly string[]; customKey: ((request: CacheRequest) => string) | undefined },
+  options: {
+    ignoredParameters: ReadonlySet<string>
+    matchHeaders: boolean | readonly string[]
+    customKey: ((request: CacheRequest) => string) | undefined
+    knownUrls: KnownUrls
+  },
 ): KeyedRequest {
   const { ignoredParameters: ignored, matchHeaders, customKey } = options
-  const storedUrl = normalizeRequestUrl(request.url, ignored)
+  const known = options.knownUrls.identity(request.url)
+  const storedUrl = known.storedUrl
   const storedBody = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], ignored)
-  const key = customKey === undefined ? keyOf(request, { url: storedUrl, body: storedBody }, { ignored, matchHeaders }) : checkKey(customKey(request))
+  let key: string
+  if (customKey !== undefined) key = checkKey(customKey(request))
+  else if (storedBody === undefined && matchHeaders === false && (request.method === 'GET' || request.method === 'HEAD')) key = known.getKey
+  else key = keyOf(request, { url: storedUrl, body: storedBody }, { ignored, matchHeaders })
   const storedHeaders = redactHeaders(request.headers, ignored)
   return { ...request, key, storedUrl, storedHeaders, ...(storedBody === undefined ? {} : { storedBody }), checksUrl: customKey === undefined }
 }
@@ -114,12 +129,25 @@ function keyOf(
   normalized: { url: string; body: Uint8Array | undefined },
   options: { ignored: ReadonlySet<string>; matchHeaders: boolean | readonly string[] },
 ): string {
-  let material = `${request.method === 'HEAD' ? 'GET' : request.method} ${normalized.url}`
+  let material = methodAndUrl(request.method, normalized.url)
   if (normalized.body !== undefined) material += `\nbody ${digest(normalized.body)}`
   if (options.matchHeaders !== false) {
     material += `\nheaders ${JSON.stringify(matchedHeaders(request.headers, options.matchHeaders, options.ignored))}`
   }
   return digest(material)
+}
+
+/**
+ * Setting `hash` re-serialises the whole URL, even to the same value: only when there is a fragment. An
+ * empty one (`/a#`) has `hash` '' but a `#` in `href`, which cannot appear there otherwise.
+ */
+function dropFragment(url: URL): void {
+  if (url.href.includes('#')) url.hash = ''
+}
+
+/** The start of a default key's material; HEAD shares GET's key. */
+function methodAndUrl(method: string, normalizedUrl: string): string {
+  return `${method === 'HEAD' ? 'GET' : method} ${normalizedUrl}`
 }
 
 /** Lower-case names, for case-insensitive comparison. */
@@ -133,7 +161,7 @@ export function ignoredNames(names: readonly string[] | undefined): ReadonlySet<
  */
 export function normalizeUrl(href: string, ignored: ReadonlySet<string>): string {
   const url = new URL(href)
-  if (url.hash !== '') url.hash = ''
+  dropFragment(url)
   if (url.search === '') return url.href
   url.search = normalizeParameters(url.search.slice(1), ignored)
   return url.href
@@ -167,6 +195,58 @@ function redactHeaders(headers: RequestHeaders, ignored: ReadonlySet<string>): R
   const kept: RequestHeaders = {}
   for (const name in headers) if (!ignored.has(name)) kept[name] = headers[name]!
   return kept
+}
+
+/**
+ * What the cache works out from a URL, remembered: a request's absolute URL from undici's `origin` and
+ * `path`, and for that URL its normalised form and the default key of a GET (or HEAD) of it. Working them
+ * out costs three URL parses, a sort of the query and a SHA-256: without this, most of the cache's own work
+ * on a hit. All are pure functions of their inputs and of the cache's fixed ignored parameters. At most
+ * `limit` of each are kept, all forgotten at once when that is reached (a working set of hot URLs is soon
+ * remembered again), and URLs longer than `MAX_REMEMBERED_LENGTH` are not kept: so this holds at most a
+ * few MiB whatever the traffic, and typically a few hundred KiB.
+ */
+export class KnownUrls {
+  readonly #ignored: ReadonlySet<string>
+  readonly #limit: number
+  readonly #absolute = new Map<string, string>()
+  readonly #identities = new Map<string, { storedUrl: string; getKey: string }>()
+
+  constructor(ignored: ReadonlySet<string>, limit = 1000) {
+    this.#ignored = ignored
+    this.#limit = limit
+  }
+
+  /** `path` resolved on `origin`, fragment dropped; `undefined` when they make no URL. */
+  absolute(origin: string, path: string): string | undefined {
+    // The origin's length first, so that no two (origin, path) pairs share a memo key.
+    const memoKey = `${origin.length} ${origin}${path}`
+    let url = this.#absolute.get(memoKey)
+    if (url === undefined) {
+      url = absoluteUrl(origin, path)
+      if (url !== undefined) remember(this.#absolute, memoKey, url, this.#limit)
+    }
+    return url
+  }
+
+  /** The URL as entries hold it (`storedUrl`) and the default key of a GET or HEAD of it. */
+  identity(url: string): { storedUrl: string; getKey: string } {
+    let identity = this.#identities.get(url)
+    if (identity === undefined) {
+      const storedUrl = normalizeRequestUrl(url, this.#ignored)
+      identity = { storedUrl, getKey: digest(methodAndUrl('GET', storedUrl)) }
+      remember(this.#identities, url, identity, this.#limit)
+    }
+    return identity
+  }
+}
+
+const MAX_REMEMBERED_LENGTH = 1000
+
+function remember<T>(memo: Map<string, T>, key: string, value: T, limit: number): void {
+  if (key.length > MAX_REMEMBERED_LENGTH) return
+  if (memo.size >= limit) memo.clear()
+  memo.set(key, value)
 }
 
 /** The key of one variant of a URL whose responses carry `Vary`: the URL's key and the selecting values. */

@@ -1,7 +1,7 @@
 import type { Agent, Dispatcher } from 'undici'
 import { compileExpiryRules, type ConfiguredTtl, type ExpiryRules, type UrlExpiryRule } from './expiry-rules.js'
 import type { ResponseFilter } from './filter.js'
-import { createKey, ignoredNames, type CacheRequest } from './key.js'
+import { createKey, ignoredNames, KnownUrls, type CacheRequest } from './key.js'
 import type { CacheStore } from './store.js'
 import { checkOptionsObject, checkPositiveInteger, describe } from './option-checks.js'
 import { MemoryStore } from './stores/memory-store.js'
@@ -133,6 +133,8 @@ export interface ResolvedOptions {
   coalesce: boolean
   /** The largest entry the cache buffers for the store, in bytes. */
   maxEntrySize: number
+  /** URL work remembered (derived from `ignoredParameters`): see key.ts. */
+  knownUrls: KnownUrls
 }
 
 const DEFAULT_METHODS = ['GET', 'HEAD'] as const
@@ -187,6 +189,7 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
     staleIfError: checkStaleIfError(options.staleIfError),
     coalesce: checkBoolean('options.coalesce', options.coalesce ?? true),
     maxEntrySize: store.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE,
+    knownUrls: new KnownUrls(ignoredParameters),
   }
 }
 

@@ -303,6 +303,7 @@ describe('createKey', () => {
   it('normalises what does not change the resource', () => {
     const key = createKey(get('http://example.com/a?b=2&a=1'))
     expect(createKey(get('HTTP://EXAMPLE.com:80/a?a=1&b=2#section'))).toBe(key)
+    expect(createKey(get('http://example.com/a?a=1&b=2#'))).toBe(key) // an empty fragment too
     expect(createKey({ ...get('http://example.com/a?a=1&b=2'), method: 'HEAD' })).toBe(key)
     expect(createKey(get('http://example.com/a?a=1&b=3'))).not.toBe(key)
     expect(createKey(get('http://example.com/A?a=1&b=2'))).not.toBe(key)

@@ -1,0 +1,60 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { createKey, ignoredNames, KnownUrls } from '../lib/key.js'
+
+const IGNORED = ['api_key', 'Token']
+
+/** What `KnownUrls` remembers must be what working it out afresh gives. */
+function workedOut(origin: string, path: string): { url: string; getKey: string } | undefined {
+  if (!URL.canParse(path, origin)) return undefined // a path such as `//` reads as a host name
+  const url = new URL(path, origin)
+  url.hash = ''
+  return { url: url.href, getKey: createKey({ method: 'GET', url: url.href, headers: {} }, { ignoredParameters: IGNORED }) }
+}
+
+const origins = fc.constantFrom('http://127.0.0.1:8080', 'HTTP://Example.COM:80', 'https://example.com', 'http://a.test/base/')
+const segment = fc.stringMatching(/^[a-zA-Z0-9._~%-]{0,6}$/)
+const pair = fc.tuple(fc.constantFrom('a', 'b', 'api_key', 'TOKEN', 'q', 'x y'), fc.stringMatching(/^[a-z0-9+%]{0,4}$/))
+const paths = fc
+  .tuple(fc.array(segment, { maxLength: 3 }), fc.array(pair, { maxLength: 4 }), fc.option(segment))
+  .map(([segments, pairs, fragment]) => {
+    const query = pairs.length ? `?${pairs.map(([name, value]) => `${name}=${value}`).join('&')}` : ''
+    return `/${segments.join('/')}${query}${fragment === null ? '' : `#${fragment}`}`
+  })
+
+describe('KnownUrls', () => {
+  it('gives what working the URL and key out afresh gives, first time, again, and after being filled past its limit', () => {
+    const known = new KnownUrls(ignoredNames(IGNORED), 8)
+    fc.assert(
+      fc.property(fc.array(fc.tuple(origins, paths), { minLength: 1, maxLength: 30 }), (requests) => {
+        for (const round of [1, 2]) {
+          for (const [origin, path] of requests) {
+            const expected = workedOut(origin, path)
+            const url = known.absolute(origin, path)
+            expect(url, `round ${round}`).toBe(expected?.url)
+            if (url !== undefined) expect(known.identity(url).getKey, `round ${round}`).toBe(expected?.getKey)
+          }
+        }
+      }),
+    )
+  })
+
+  it('keeps apart origin and path pairs that read the same when joined', () => {
+    const known = new KnownUrls(new Set())
+    expect(known.absolute('http://a.test/b', '/c')).toBe('http://a.test/c')
+    expect(known.absolute('http://a.test', '/b/c')).toBe('http://a.test/b/c')
+    expect(known.absolute('http://a.test/b', '/c')).toBe('http://a.test/c')
+  })
+
+  it('normalises the stored URL as createKey does: query sorted, ignored parameters removed', () => {
+    const known = new KnownUrls(ignoredNames(IGNORED))
+    expect(known.identity('http://a.test/p?b=2&TOKEN=x&a=1').storedUrl).toBe('http://a.test/p?a=1&b=2')
+    expect(known.identity('http://a.test/p').storedUrl).toBe('http://a.test/p')
+  })
+
+  it('answers undefined for an origin and path that make no URL, every time', () => {
+    const known = new KnownUrls(new Set())
+    expect(known.absolute('not a url', '/x')).toBeUndefined()
+    expect(known.absolute('not a url', '/x')).toBeUndefined()
+  })
+})
