@@ -19,11 +19,22 @@ const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME}
 // Sun Nov  6 08:49:37 1994
 const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`, 'i')
 
+/**
+ * The last IMF-fixdate read, and its epoch: the responses an origin sends within one second share their
+ * `Date`, so on a run of misses most dates are read again, and this spares the match.
+ */
+let lastImfFixdate = { value: '', epoch: 0 }
+
 /** Milliseconds since the epoch for a valid HTTP-date, otherwise `undefined`. `now` places RFC 850's two-digit years. */
 export function parseHttpDate(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined
+  if (value === lastImfFixdate.value) return lastImfFixdate.epoch
   let match = IMF_FIXDATE.exec(value)
-  if (match) return toEpoch(Number(match[3]), match[2]!, Number(match[1]), match.slice(4, 7))
+  if (match) {
+    const epoch = toEpoch(Number(match[3]), match[2]!, Number(match[1]), match.slice(4, 7))
+    if (epoch !== undefined) lastImfFixdate = { value, epoch }
+    return epoch
+  }
   match = RFC850_DATE.exec(value)
   if (match) return toEpoch(fullYear(Number(match[3]), now), match[2]!, Number(match[1]), match.slice(4, 7))
   match = ASCTIME_DATE.exec(value)
@@ -33,7 +44,7 @@ export function parseHttpDate(value: string | undefined, now = Date.now()): numb
 
 /** Whether the value is in the preferred format, IMF-fixdate (as `Date.prototype.toUTCString()` writes it). */
 export function isImfFixdate(value: string): boolean {
-  return IMF_FIXDATE.test(value)
+  return value === lastImfFixdate.value || IMF_FIXDATE.test(value)
 }
 
 /** RFC 9110 §5.6.7: a two-digit year more than 50 years ahead is the most recent past year with those digits. */

@@ -70,8 +70,7 @@ function absoluteUrl(origin: string, path: string, query?: Record<string, unknow
     return undefined
   }
   if (query) appendQuery(url, query)
-  dropFragment(url)
-  return url.href
+  return withoutFragment(url.href)
 }
 
 /** undici's `query` option: each value appended as undici itself does (arrays repeat the name). */
@@ -137,12 +136,10 @@ function keyOf(
   return digest(material)
 }
 
-/**
- * Setting `hash` re-serialises the whole URL, even to the same value: only when there is a fragment. An
- * empty one (`/a#`) has `hash` '' but a `#` in `href`, which cannot appear there otherwise.
- */
-function dropFragment(url: URL): void {
-  if (url.href.includes('#')) url.hash = ''
+/** A serialised URL without its fragment, if any (`#` appears nowhere else in one). */
+function withoutFragment(href: string): string {
+  const fragmentAt = href.indexOf('#')
+  return fragmentAt === -1 ? href : href.slice(0, fragmentAt)
 }
 
 /** The start of a default key's material; HEAD shares GET's key. */
@@ -160,16 +157,22 @@ export function ignoredNames(names: readonly string[] | undefined): ReadonlySet<
  * dropped (WHATWG URL parsing does these), ignored query parameters removed and the others sorted by name.
  */
 export function normalizeUrl(href: string, ignored: ReadonlySet<string>): string {
-  const url = new URL(href)
-  dropFragment(url)
-  if (url.search === '') return url.href
-  url.search = normalizeParameters(url.search.slice(1), ignored)
-  return url.href
+  return normalizeRequestUrl(new URL(href).href, ignored)
 }
 
-/** `normalizeUrl` for a URL from `toCacheRequest`, parsed already: without a query it is normalised as it is. */
+/**
+ * `normalizeUrl` for a URL in WHATWG form already (`URL.href`, or from `toCacheRequest`): only the fragment
+ * and the query are left to do, on the string, without parsing it again. The pairs of a serialised query
+ * are serialised already, so the query stays valid in any order.
+ */
 export function normalizeRequestUrl(href: string, ignored: ReadonlySet<string>): string {
-  return href.includes('?') ? normalizeUrl(href, ignored) : href
+  const url = withoutFragment(href)
+  const queryAt = url.indexOf('?')
+  if (queryAt === -1) return url
+  const query = url.slice(queryAt + 1)
+  const normalized = normalizeParameters(query, ignored)
+  if (normalized === query) return url
+  return normalized === '' ? url.slice(0, queryAt) : `${url.slice(0, queryAt + 1)}${normalized}`
 }
 
 /**
