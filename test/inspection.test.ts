@@ -67,6 +67,8 @@ describe('cache inspection', () => {
     expect(await agent.cache.get(`${origin.url}api`, { method: 'POST', body: 'one' })).toMatchObject({ method: 'POST', status: 200 })
     expect(await agent.cache.get(`${origin.url}api`, { method: 'POST', body: 'two' })).toBeUndefined()
     expect(await agent.cache.get(`${origin.url}never`)).toBeUndefined()
+    // A fragment never reaches the origin, so it is no part of what is stored.
+    expect(await agent.cache.get(`${origin.url}vary/x#part`, { headers: { accept: 'text/plain' } })).toMatchObject({ status: 200 })
   })
 
   it('deletes every stored response for a URL, all variants, and the next request goes to the origin', async () => {
