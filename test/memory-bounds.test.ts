@@ -85,6 +85,25 @@ describe('memory bounds', () => {
     expect(retainedInLoop).toBeLessThan(2 * MIB)
   }, 60_000)
 
+  it('serves a loop of hits while a test suite fakes the timers', async () => {
+    const origin = await startQuietOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=3600' })
+      response.end('stored')
+    })
+    const agent = createTestAgent()
+    await (await request(origin.url, { dispatcher: agent })).body.text()
+    vi.useFakeTimers() // setImmediate, setTimeout and the rest, as vitest fakes them by default
+    onTestFinished(() => {
+      vi.useRealTimers()
+    })
+    // Past the hits that start on microtasks within one turn: the others wait for the next turn, which
+    // must come without the test moving its fake clock.
+    for (let index = 0; index < 200; index++) {
+      expect(await (await request(origin.url, { dispatcher: agent })).body.text()).toBe('stored')
+    }
+    expect(agent.cache.stats.hits).toBe(200)
+  })
+
   it('retains nothing from 10,000 requests on expired entries: revalidations, refreshes behind and coalesced waiters', async () => {
     const clock = useFakeDate()
     const body = Buffer.alloc(8 * 1024, 'x')
