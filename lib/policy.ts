@@ -90,10 +90,9 @@ export function evaluateResponse(
     { shared: options.shared },
   )
   if (!policy.storable()) return undefined
-  // The stored entry keeps the response headers itself, and only the request headers a variant needs. (Left
-  // out by destructuring: `delete` would turn every entry's policy object into a slow dictionary.)
-  const { resh: _responseHeaders, ...serialized } = policy.toObject() as unknown as Record<string, unknown>
-  serialized.reqh = varyNames.length === 0 ? null : pickHeaders(request.headers, varyNames)
+  // The stored entry keeps the response headers itself, and request headers are given again when the policy
+  // is read (revalidationHeaders). Left out by destructuring: `delete` would make the object a dictionary.
+  const { resh: _responseHeaders, reqh: _requestHeaders, ...serialized } = policy.toObject() as unknown as Record<string, unknown>
   return {
     // A configured ttl stands in for the heuristic only: explicit freshness is the origin's word.
     lifetimeSeconds: explicit || configuredTtl === undefined ? policy.maxAge() : lifetimeOf(configuredTtl),
@@ -230,8 +229,12 @@ function responseDirectives(entry: ResponseEntry): Directives {
  * `If-Modified-Since` from its `Last-Modified`. `conditional` says whether any validator was added.
  */
 export function revalidationHeaders(entry: ResponseEntry, request: { method: string; headers: RequestHeaders }): { headers: RequestHeaders; conditional: boolean } {
-  const policy = CachePolicy.fromObject({ ...entry.policy, resh: joinHeaders(entry.headers) } as unknown as CachePolicy.CachePolicyObject)
   const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
+  // The request matched this entry's variant when it was looked up (values normalised, absent fields
+  // included: variants.ts). http-cache-semantics would compare the raw values again and, where only their
+  // spelling differs or a field is absent, leave the validators out; so it is shown the request's own.
+  const stored = { ...entry.policy, resh: joinHeaders(entry.headers), reqh: policyRequest.headers }
+  const policy = CachePolicy.fromObject(stored as unknown as CachePolicy.CachePolicyObject)
   const headers = policy.revalidationHeaders(policyRequest) as RequestHeaders
   const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined
   return { headers, conditional }

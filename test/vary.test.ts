@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createTestAgent } from './helpers/agent.js'
+import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { startOrigin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
@@ -28,6 +28,30 @@ describe('Vary', () => {
     expect([enHit.body, frHit.body]).toEqual(['lang=en', 'lang=fr'])
     expect([statusOf(enHit.headers), statusOf(frHit.headers)]).toEqual(['hit', 'hit'])
     expect(origin.requests).toBe(2)
+  })
+
+  it('revalidates a stale variant with its validator, whether the named header was absent or spelt with spaces', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((request, response) => {
+      response.setHeader('cache-control', 'max-age=1')
+      response.setHeader('vary', 'Accept-Language')
+      response.setHeader('etag', '"v1"')
+      if (request.headers['if-none-match'] === '"v1"') {
+        response.statusCode = 304
+        response.end()
+      } else response.end(`lang=${request.headers['accept-language'] ?? 'none'}`)
+    })
+    const agent = createTestAgent()
+    const cases: Array<Record<string, string>> = [{}, { 'accept-language': 'en , fr' }]
+    for (const headers of cases) {
+      await get(origin.url, agent, { headers })
+      clock.advance(2_000)
+      const revalidated = await get(origin.url, agent, { headers })
+      expect(revalidated.status).toBe(200)
+      expect(revalidated.body).toBe(`lang=${headers['accept-language'] ?? 'none'}`)
+      expect(origin.received.at(-1)!.headers['if-none-match']).toBe('"v1"')
+      expect(statusOf(revalidated.headers)).toBe('revalidated')
+    }
   })
 
   it('matches an absent header only with an absent header', async () => {
