@@ -136,7 +136,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     this.#pending = undefined
     const storage = this.#context.storage
     if (pending && storage && isComplete(pending.entry, pending.bytes)) {
-      pending.entry.body = concatOwned(pending.chunks, pending.bytes)
+      pending.entry.body = ownedBody(pending.chunks, pending.bytes)
       if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
         void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
       } else {
@@ -213,12 +213,21 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/** Memory behind a body's one chunk, beyond the body, that it may keep: the response head's bytes. */
+const HEAD_ALLOWANCE_BYTES = 1024
+
 /**
- * The chunks in one buffer of exactly their size, owning its memory. `Buffer.concat` takes small buffers
- * from Node's shared pool: a stored body would then keep a whole pool slab alive (64 KiB for a 16 KiB
- * body, measured), so a store's byte bound would not bound the memory it holds.
+ * The body as one buffer that holds little more memory than the body itself. undici hands out each body
+ * chunk as a view of the socket read it came in (measured: 1,236 bytes behind a 1 KiB body, the rest being
+ * the response head), so a body that came in one chunk is kept as it is when no more than the head lies
+ * behind it: a copy would cost an allocation per response. (The caller gets the same chunk; chunks handed
+ * to a handler are read, not written to, as hits hand out views of stored bodies too.) Otherwise the chunks
+ * are copied into a buffer of exactly their size. (`Buffer.concat` takes small buffers from Node's shared pool: a stored body would
+ * then keep a whole pool slab alive, 64 KiB for a 16 KiB body, measured.)
  */
-function concatOwned(chunks: Buffer[], size: number): Buffer {
+function ownedBody(chunks: Buffer[], size: number): Buffer {
+  const only = chunks.length === 1 ? chunks[0]! : undefined
+  if (only !== undefined && only.buffer.byteLength - size <= HEAD_ALLOWANCE_BYTES) return only
   const body = Buffer.allocUnsafeSlow(size)
   let offset = 0
   for (const chunk of chunks) {

@@ -1,8 +1,9 @@
-import { request } from 'undici'
+import { Dispatcher, request } from 'undici'
 import { describe, expect, it } from 'vitest'
-import { MemoryStore } from '../lib/index.js'
+import { MemoryStore, type ResponseEntry } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
+import { MapStore } from './helpers/map-store.js'
 import { startOrigin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 
@@ -114,5 +115,54 @@ describe('response bodies', () => {
     expect(statusOf(hit.headers)).toBe('hit')
     expect(Buffer.concat(chunks).equals(body)).toBe(true)
     expect(origin.requests).toBe(1)
+  })
+})
+
+/**
+ * A dispatcher standing in for one that hands out body chunks as views of a larger buffer of its own (a
+ * pool, a whole file read): the bytes around each chunk are someone else's.
+ */
+class SlicingDispatcher extends Dispatcher {
+  readonly body: Buffer
+
+  constructor(body: Buffer) {
+    super()
+    this.body = body
+  }
+
+  override async close(): Promise<void> {}
+  override async destroy(): Promise<void> {}
+
+  override dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const controller = { paused: false, aborted: false, reason: null, rawHeaders: [], rawTrailers: [], pause() {}, resume() {}, abort() {} }
+    queueMicrotask(() => {
+      handler.onRequestStart?.(controller, {})
+      handler.onResponseStart?.(controller, 200, { 'cache-control': 'max-age=60', 'content-length': String(this.body.byteLength) }, 'OK')
+      handler.onResponseData?.(controller, this.body)
+      handler.onResponseEnd?.(controller, {})
+    })
+    return true
+  }
+}
+
+describe('stored body memory', () => {
+  it('keeps a body that came in one chunk as it came when little else lies behind it, and copies it otherwise', async () => {
+    const tight = Buffer.alloc(1024, 't') // a buffer of its own, as undici's socket reads are
+    const loose = Buffer.alloc(64 * 1024, 'l').subarray(1024, 2048) // 1 KiB of a 64 KiB buffer
+    for (const [chunk, keptAsItCame] of [
+      [tight, true], // no allocation per response
+      [loose, false], // copied, so as not to keep the other 63 KiB alive
+    ] as const) {
+      const store = new MapStore()
+      const agent = createTestAgent({ store, dispatcher: new SlicingDispatcher(chunk) })
+      expect((await request('http://127.0.0.1:1/body', { dispatcher: agent }).then((response) => response.body.text())).length).toBe(1024)
+      const [stored] = [...store.entries.values()] as ResponseEntry[]
+      expect(Buffer.from(stored!.body).equals(chunk)).toBe(true)
+      expect(stored!.body.buffer === chunk.buffer).toBe(keptAsItCame)
+      expect(stored!.body.buffer.byteLength).toBe(1024) // what the stored body keeps alive
+      const hit = await request('http://127.0.0.1:1/body', { dispatcher: agent })
+      expect(statusOf(hit.headers)).toBe('hit')
+      expect(await hit.body.text()).toBe(chunk.toString())
+    }
   })
 })
