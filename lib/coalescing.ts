@@ -8,7 +8,7 @@
  * from the store, and nothing is shared but stored entries, bounded by `maxEntrySize`.
  */
 import type { Dispatcher } from 'undici'
-import { CallerController } from './controller.js'
+import { CallerController, type ResponseSource } from './controller.js'
 import type { HeaderRecord } from './headers.js'
 
 /** A request waiting on a leader; started already, so that its abort takes it out of the wait at once. */
@@ -41,7 +41,8 @@ export class Flights {
 }
 
 export class Flight {
-  readonly #waiters = new Set<Waiter>()
+  /** Made when the first request waits: most flights have no waiters, and a Set per miss costs. */
+  #waiters: Set<Waiter> | undefined
   readonly #onSettled: () => void
   #settled = false
 
@@ -51,7 +52,7 @@ export class Flight {
 
   /** Whether anyone still waits on this flight (and it has not settled). */
   get hasWaiters(): boolean {
-    return !this.#settled && this.#waiters.size > 0
+    return !this.#settled && this.#waiters !== undefined && this.#waiters.size > 0
   }
 
   /**
@@ -65,10 +66,11 @@ export class Flight {
       pause() {},
       resume() {},
       abort: (reason) => {
-        if (!this.#waiters.delete(waiter)) return
+        if (!this.#waiters?.delete(waiter)) return
         queueMicrotask(() => handler.onResponseError?.(controller, reason))
       },
     })
+    this.#waiters ??= new Set()
     this.#waiters.add(waiter)
     handler.onRequestStart?.(controller, {})
   }
@@ -78,9 +80,9 @@ export class Flight {
     if (this.#settled) return
     this.#settled = true
     this.#onSettled()
-    const waiters = [...this.#waiters]
-    this.#waiters.clear()
-    for (const waiter of waiters) waiter.retry()
+    const waiters = this.#waiters
+    this.#waiters = undefined
+    for (const waiter of waiters ?? []) waiter.retry()
   }
 }
 
@@ -93,7 +95,7 @@ type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderR
  * waits, pause and abort act on the origin again. The queue never outgrows the body being stored, which
  * the store's `maxEntrySize` bounds: past it the flight settles and waiting ends.
  */
-export class LeaderRelay implements Dispatcher.DispatchHandler {
+export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource {
   readonly #leader: Dispatcher.DispatchHandler
   readonly #flight: Flight
   readonly #controller = new CallerController()
@@ -109,20 +111,27 @@ export class LeaderRelay implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     this.#upstream = controller
-    this.#controller.switchTo({
-      pause: () => {
-        if (!this.#flight.hasWaiters) this.#pauseUpstream()
-      },
-      resume: () => this.#drain(),
-      abort: (reason) => {
-        if (this.#flight.hasWaiters) this.#detach(reason)
-        else controller.abort(reason)
-      },
-      get rawTrailers() {
-        return controller.rawTrailers
-      },
-    })
+    this.#controller.switchTo(this) // the leader's pause, resume and abort come here (ResponseSource below)
     this.#leader.onRequestStart?.(this.#controller, context)
+  }
+
+  /** The leader pauses: the origin is held back only when nobody waits (otherwise the body queues). */
+  pause(): void {
+    if (!this.#flight.hasWaiters) this.#pauseUpstream()
+  }
+
+  resume(): void {
+    this.#drain()
+  }
+
+  /** The leader aborts: it leaves while others wait, otherwise the request to the origin ends. */
+  abort(reason: Error): void {
+    if (this.#flight.hasWaiters) this.#detach(reason)
+    else this.#upstream?.abort(reason)
+  }
+
+  get rawTrailers(): Dispatcher.DispatchController['rawTrailers'] {
+    return this.#upstream?.rawTrailers
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
