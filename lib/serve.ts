@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { formatCacheStatus, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
-import { CallerController } from './controller.js'
+import { CallerController, type ResponseSource } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
 import { currentAgeSeconds, type ForwardReason } from './policy.js'
 import { scheduleReplay } from './replay-scheduling.js'
@@ -112,53 +112,76 @@ export function serveGatewayTimeout(
  * already started, it goes on from there.
  */
 function replay(handler: Dispatcher.DispatchHandler, response: ReplayedResponse, startedController?: CallerController): void {
-  const controller = startedController ?? new CallerController()
-  let finished = false
-  let waitingForResume = false
-  let offset = 0
-  const fail = (error: unknown): void => {
-    if (finished) return
-    finished = true
-    handler.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)))
+  new Replay(handler, response, startedController)
+}
+
+/** One response played from memory; the source its caller's controller acts on (resume, abort). */
+class Replay implements ResponseSource {
+  readonly #handler: Dispatcher.DispatchHandler
+  readonly #response: ReplayedResponse
+  readonly #controller: CallerController
+  #finished = false
+  #waitingForResume = false
+  #offset = 0
+
+  constructor(handler: Dispatcher.DispatchHandler, response: ReplayedResponse, startedController: CallerController | undefined) {
+    this.#handler = handler
+    this.#response = response
+    this.#controller = startedController ?? new CallerController()
+    this.#controller.switchTo(this)
+    scheduleReplay(() => this.#start(startedController === undefined))
   }
-  const writeBody = (): void => {
+
+  pause(): void {} // the body stops at the next chunk: writeBody checks controller.paused
+
+  resume(): void {
+    if (!this.#waitingForResume) return
+    this.#waitingForResume = false
+    this.#writeBody()
+  }
+
+  abort(reason: Error): void {
+    queueMicrotask(() => this.#fail(reason))
+  }
+
+  #start(startCaller: boolean): void {
+    const { status, statusText, headers, rawHeaders } = this.#response
     try {
-      while (!finished && !controller.aborted) {
-        if (controller.paused) {
-          waitingForResume = true
+      if (startCaller) this.#handler.onRequestStart?.(this.#controller, {})
+      if (this.#controller.aborted) return
+      this.#controller.setHeaders(headers, rawHeaders)
+      this.#handler.onResponseStart?.(this.#controller, status, headers, statusText)
+    } catch (error) {
+      return this.#fail(error)
+    }
+    this.#writeBody()
+  }
+
+  #writeBody(): void {
+    const body = this.#response.body
+    try {
+      while (!this.#finished && !this.#controller.aborted) {
+        if (this.#controller.paused) {
+          this.#waitingForResume = true
           return
         }
-        if (offset >= response.body.byteLength) {
-          finished = true
-          handler.onResponseEnd?.(controller, {})
+        if (this.#offset >= body.byteLength) {
+          this.#finished = true
+          this.#handler.onResponseEnd?.(this.#controller, {})
           return
         }
-        const chunk = response.body.subarray(offset, offset + CHUNK_BYTES)
-        offset += chunk.byteLength
-        handler.onResponseData?.(controller, chunk)
+        const chunk = body.subarray(this.#offset, this.#offset + CHUNK_BYTES)
+        this.#offset += chunk.byteLength
+        this.#handler.onResponseData?.(this.#controller, chunk)
       }
     } catch (error) {
-      fail(error)
+      this.#fail(error)
     }
   }
-  controller.switchTo({
-    pause() {},
-    resume() {
-      if (!waitingForResume) return
-      waitingForResume = false
-      writeBody()
-    },
-    abort: (reason) => queueMicrotask(() => fail(reason)),
-  })
-  scheduleReplay(() => {
-    try {
-      if (startedController === undefined) handler.onRequestStart?.(controller, {})
-      if (controller.aborted) return
-      controller.setHeaders(response.headers, response.rawHeaders)
-      handler.onResponseStart?.(controller, response.status, response.headers, response.statusText)
-    } catch (error) {
-      return fail(error)
-    }
-    writeBody()
-  })
+
+  #fail(error: unknown): void {
+    if (this.#finished) return
+    this.#finished = true
+    this.#handler.onResponseError?.(this.#controller, error instanceof Error ? error : new Error(String(error)))
+  }
 }
