@@ -16,6 +16,7 @@ const FORWARDED_EVENTS = ['connect', 'disconnect', 'connectionError', 'drain'] a
 export class CachingAgent extends Dispatcher {
   readonly #dispatcher: Dispatcher
   readonly #dispatch: (options: Dispatcher.DispatchOptions, handler: AnyHandler) => boolean
+  readonly #writesDone: () => Promise<void>
   /** What this agent has stored: `urls()`, `entries()`, `get()`, `delete()`, `clear()`, `recreateKeys()`, `stats`. */
   readonly cache: CacheInspector
 
@@ -24,8 +25,9 @@ export class CachingAgent extends Dispatcher {
     const resolved = resolveAgentOptions(options)
     this.#dispatcher = resolved.dispatcher ?? new Agent(resolved.agentOptions)
     const inner = this.#dispatcher
-    const interceptor = createCacheInterceptor(resolved.cache)
+    const { interceptor, writesDone } = createCacheInterceptor(resolved.cache)
     this.cache = interceptor.cache
+    this.#writesDone = writesDone
     this.#dispatch = interceptor((dispatchOptions, handler) => inner.dispatch(dispatchOptions, handler))
     const emitter: EventEmitter = this
     for (const event of FORWARDED_EVENTS) {
@@ -38,12 +40,20 @@ export class CachingAgent extends Dispatcher {
     return this.#dispatch(options, handler)
   }
 
-  /** Closes the inner dispatcher once its requests are done. The store is the caller's to close. */
+  /**
+   * Closes the inner dispatcher once its requests are done, and resolves once what they stored has reached
+   * the store (an asynchronous store's writes included), so that another agent on the same store finds it.
+   * The store is the caller's to close.
+   */
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | void {
-    if (callback) return this.#dispatcher.close(callback)
-    return this.#dispatcher.close()
+    const closed = this.#dispatcher.close().then(this.#writesDone)
+    if (!callback) return closed
+    closed.then(
+      () => callback(),
+      () => callback(),
+    )
   }
 
   /** Destroys the inner dispatcher, failing its requests in flight. */

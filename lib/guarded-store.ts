@@ -17,6 +17,8 @@ export class GuardedStore {
   readonly #loggedKinds = new Set<string>()
   readonly #stats: StatsCounters
   readonly #timeoutMs: number
+  /** Writes (set, delete) a promise-returning store has not finished yet. */
+  readonly #writing = new Set<Promise<void>>()
 
   constructor(store: CacheStore, stats: StatsCounters, timeoutMs: number) {
     this.#store = store
@@ -57,10 +59,18 @@ export class GuardedStore {
     try {
       const result = call()
       if (!isPromise(result)) return onDone?.()
-      return this.#limit(result, kind).then(onDone, (error: unknown) => this.#fail(`store ${kind}`, error, undefined))
+      const written = this.#limit(result, kind).then(onDone, (error: unknown) => this.#fail(`store ${kind}`, error, undefined))
+      this.#writing.add(written)
+      void written.then(() => this.#writing.delete(written))
+      return written
     } catch (error) {
       this.#fail(`store ${kind}`, error, undefined)
     }
+  }
+
+  /** Resolves once every write begun so far, and any begun meanwhile, has finished, failed or timed out. */
+  async writesDone(): Promise<void> {
+    while (this.#writing.size > 0) await Promise.all(this.#writing)
   }
 
   /** The store's answer, or a rejection once `timeoutMs` has passed without one: a hanging store is a failing one. */

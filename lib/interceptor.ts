@@ -30,11 +30,14 @@ export type CacheInterceptor = ((dispatch: Dispatch) => (options: Dispatcher.Dis
  * Options are checked here, at creation; a bad one throws a `TypeError` naming it.
  */
 export function cacheInterceptor(options?: CacheOptions): CacheInterceptor {
-  return createCacheInterceptor(resolveOptions(options))
+  return createCacheInterceptor(resolveOptions(options)).interceptor
 }
 
-/** The interceptor for options already resolved (shared with `CachingAgent`). */
-export function createCacheInterceptor(options: ResolvedOptions): CacheInterceptor {
+/**
+ * The interceptor for options already resolved (shared with `CachingAgent`), and a way to wait for the
+ * store writes its responses began (`CachingAgent.close()` does).
+ */
+export function createCacheInterceptor(options: ResolvedOptions): { interceptor: CacheInterceptor; writesDone: () => Promise<void> } {
   const stats = new StatsCounters()
   const store = new GuardedStore(options.store, stats, options.storeTimeoutMs)
   const background = new BackgroundRevalidations(stats)
@@ -55,7 +58,7 @@ export function createCacheInterceptor(options: ResolvedOptions): CacheIntercept
     else handleWithBody(exchange, request).catch((error: unknown) => failAfterDispatch(handler, error))
     return true
   }
-  return Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) })
+  return { interceptor: Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) }), writesDone: () => store.writesDone() }
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   type Dispatcher,
 } from 'undici'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { MemoryStore, cacheInterceptor, type CacheStatus } from '../lib/index.js'
+import { CachingAgent, MemoryStore, cacheInterceptor, type CacheEntry, type CacheStatus, type CacheStore } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { startForwardProxy } from './helpers/forward-proxy.js'
@@ -185,6 +185,30 @@ describe('a CachingAgent passed per request as the dispatcher option', () => {
     const origin = await startVersionedOrigin(CACHEABLE)
     const agent = createTestAgent()
     await expectMissThenHit((url) => sendWithUndiciFetch(url, agent), origin)
+  })
+})
+
+describe('closing a CachingAgent', () => {
+  it('resolves once what its requests stored has reached an asynchronous store, for another agent to find', async () => {
+    const origin = await startVersionedOrigin(CACHEABLE)
+    const entries = new Map<string, CacheEntry>()
+    // A store whose writes take a while to land, as a file or a network store's do.
+    const slowStore: CacheStore = {
+      get: async (key) => entries.get(key),
+      set: (key, entry) => new Promise<void>((resolve) => setTimeout(() => resolve(void entries.set(key, entry)), 50)),
+      delete: async (key) => void entries.delete(key),
+      keys: async () => [...entries.keys()],
+      clear: async () => entries.clear(),
+    }
+    const first = new CachingAgent({ store: slowStore })
+    await (await request(origin.url, { dispatcher: first })).body.text()
+    await first.close()
+    const second = new CachingAgent({ store: slowStore })
+    onTestFinished(() => second.close())
+    const response = await request(origin.url, { dispatcher: second })
+    await response.body.text()
+    expect(statusOf(response.headers)).toBe('hit')
+    expect(origin.requests).toBe(1)
   })
 })
 
