@@ -128,7 +128,8 @@ function keyOf(
   normalized: { url: string; body: Uint8Array | undefined },
   options: { ignored: ReadonlySet<string>; matchHeaders: boolean | readonly string[] },
 ): string {
-  let material = methodAndUrl(request.method, normalized.url)
+  // HEAD shares GET's key.
+  let material = `${request.method === 'HEAD' ? 'GET' : request.method} ${normalized.url}`
   if (normalized.body !== undefined) material += `\nbody ${digest(normalized.body)}`
   if (options.matchHeaders !== false) {
     material += `\nheaders ${JSON.stringify(matchedHeaders(request.headers, options.matchHeaders, options.ignored))}`
@@ -140,11 +141,6 @@ function keyOf(
 function withoutFragment(href: string): string {
   const fragmentAt = href.indexOf('#')
   return fragmentAt === -1 ? href : href.slice(0, fragmentAt)
-}
-
-/** The start of a default key's material; HEAD shares GET's key. */
-function methodAndUrl(method: string, normalizedUrl: string): string {
-  return `${method === 'HEAD' ? 'GET' : method} ${normalizedUrl}`
 }
 
 /** Lower-case names, for case-insensitive comparison. */
@@ -237,7 +233,8 @@ export class KnownUrls {
     let identity = this.#identities.get(url)
     if (identity === undefined) {
       const storedUrl = normalizeRequestUrl(url, this.#ignored)
-      identity = { storedUrl, getKey: digest(methodAndUrl('GET', storedUrl)) }
+      const getKey = keyOf({ method: 'GET', url, headers: {} }, { url: storedUrl, body: undefined }, { ignored: this.#ignored, matchHeaders: false })
+      identity = { storedUrl, getKey }
       remember(this.#identities, url, identity, this.#limit)
     }
     return identity
