@@ -48,32 +48,6 @@ function isIterable(value: object): value is Iterable<readonly [string, HeaderVa
   return typeof (value as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function'
 }
 
-/** Reads response headers (a record, or raw name/value buffers) into a record with lower-case names. */
-export function normalizeResponseHeaders(input: unknown): HeaderRecord {
-  if (Array.isArray(input)) return parseRawHeaders(input as readonly (string | Buffer)[])
-  const headers: HeaderRecord = {}
-  if (input == null || typeof input !== 'object') return headers
-  for (const [name, value] of Object.entries(input as Record<string, HeaderValue>)) {
-    if (value == null) continue
-    headers[name.toLowerCase()] = Array.isArray(value) ? value.map(String) : String(value)
-  }
-  return headers
-}
-
-/** Parses undici's raw header list (name, value, name, value …) into a record. */
-export function parseRawHeaders(raw: readonly (string | Buffer)[]): HeaderRecord {
-  const headers: HeaderRecord = {}
-  for (let index = 0; index + 1 < raw.length; index += 2) {
-    const name = raw[index]!.toString().toLowerCase()
-    const value = raw[index + 1]!.toString('latin1')
-    const existing = headers[name]
-    if (existing === undefined) headers[name] = value
-    else if (Array.isArray(existing)) existing.push(value)
-    else headers[name] = [existing, value]
-  }
-  return headers
-}
-
 /** The raw form undici's consumers read from `controller.rawHeaders` (fetch needs it): name, value buffers. */
 export function toRawHeaders(headers: HeaderRecord): Buffer[] {
   const raw: Buffer[] = []
