@@ -4,6 +4,7 @@
  *
  *   [4 bytes: length of the JSON, big-endian] [JSON] [body] [request body]
  */
+import { bodyChunks, bodyLength } from './body.js'
 import type { CacheEntry } from './store.js'
 
 const LENGTH_BYTES = 4
@@ -12,11 +13,11 @@ const LENGTH_BYTES = 4
 export function encodeEntry(entry: CacheEntry): Buffer {
   if (entry.kind === 'vary') return frame(JSON.stringify(entry), [])
   const { body, requestBody, ...fields } = entry
-  const meta = JSON.stringify({ ...fields, bodyLength: body.byteLength, requestBodyLength: requestBody?.byteLength ?? -1 })
-  return frame(meta, requestBody === undefined ? [body] : [body, requestBody])
+  const meta = JSON.stringify({ ...fields, bodyLength: bodyLength(body), requestBodyLength: requestBody?.byteLength ?? -1 })
+  return frame(meta, requestBody === undefined ? bodyChunks(body) : [...bodyChunks(body), requestBody])
 }
 
-function frame(meta: string, parts: Uint8Array[]): Buffer {
+function frame(meta: string, parts: readonly Uint8Array[]): Buffer {
   const json = Buffer.from(meta)
   const length = Buffer.alloc(LENGTH_BYTES)
   length.writeUInt32BE(json.byteLength)

@@ -2,6 +2,7 @@
  * The user's `filter`: whether a response may be stored, asked of each new response once its body is
  * whole, and of each stored response before it is served (requests-cache's `filter_fn`).
  */
+import { withJoinedBody, type ResponseBody } from './body.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { HeaderRecord } from './headers.js'
 import type { CacheRequest } from './key.js'
@@ -24,14 +25,14 @@ export type ResponseFilter = (request: CacheRequest, response: FilterResponse) =
 export function filterAllows(
   filter: ResponseFilter | undefined,
   request: CacheRequest,
-  response: FilterResponse,
+  response: Omit<FilterResponse, 'body'> & { body: ResponseBody },
   store: GuardedStore,
 ): boolean {
   if (filter === undefined) return true
-  const { status, statusText, headers, body } = response
   let verdict: unknown
   try {
-    verdict = filter(request, { status, statusText, headers, body })
+    const { status, statusText, headers, body } = response
+    verdict = filter(request, withJoinedBody({ status, statusText, headers }, body))
   } catch (error) {
     store.recordFailure('filter', error)
     return false

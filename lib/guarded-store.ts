@@ -1,4 +1,5 @@
 import { debuglog } from 'node:util'
+import { joinBody } from './body.js'
 import { isPromise, type MaybePromise } from './maybe-promise.js'
 import type { StatsCounters } from './stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
@@ -48,7 +49,8 @@ export class GuardedStore {
     const stored = (): void => {
       if (entry.kind === 'response') this.#stats.stored++
     }
-    return this.#call('set', () => this.#store.set(key, entry), stored)
+    const given = entry.kind === 'response' && Array.isArray(entry.body) && !this.#store.acceptsBodyChunks ? { ...entry, body: joinBody(entry.body) } : entry
+    return this.#call('set', () => this.#store.set(key, given), stored)
   }
 
   delete(key: string): MaybePromise<void> {

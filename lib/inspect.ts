@@ -2,6 +2,7 @@
  * `agent.cache` (and `cacheInterceptor(...).cache`): what is stored, and its maintenance, in the terms
  * requests-cache users know (`cache.urls()`, `cache.delete(...)`, `cache.recreate_keys()`).
  */
+import { withJoinedBody } from './body.js'
 import { statelessRegExp } from './expiry-rules.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -198,16 +199,16 @@ function needsMove(oldKey: string, newKey: string, entry: ResponseEntry, renewed
 }
 
 function toStoredResponse(key: string, entry: ResponseEntry): StoredResponse {
-  return {
+  const fields = {
     key,
     method: entry.method,
     url: entry.url,
     status: entry.status,
     headers: entry.headers,
-    body: entry.body,
     requestHeaders: entry.requestHeaders,
     createdAt: new Date(entry.createdAt),
     expires: new Date(expiresAt(entry)),
   }
+  return withJoinedBody(fields, entry.body)
 }
 

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { bodyChunks, bodyLength } from './body.js'
 import { formatCacheStatus, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
@@ -15,8 +16,11 @@ interface ReplayedResponse {
   headers: HeaderRecord
   /** The same headers in undici's raw form, when already at hand. */
   rawHeaders?: Buffer[]
-  body: Buffer
+  /** The body's chunks, in order. */
+  body: readonly Uint8Array[]
 }
+
+const NO_BODY: readonly Uint8Array[] = []
 
 /** Fields a hit writes afresh; the rest of the stored headers are served as stored. */
 const REPLAY_FIELDS = new Set(['age', 'cache-status', 'content-length'])
@@ -59,9 +63,9 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
   const hasBody = context.method !== 'HEAD' && entry.method !== 'HEAD'
   // The stored body is whole, so its length is known even when the origin sent it chunked; a HEAD answered
   // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
-  const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(entry.body.byteLength) : undefined)
+  const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
   const fresh = freshFields(entry, context, contentLength === undefined ? {} : { 'content-length': contentLength })
-  const body = hasBody ? Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength) : Buffer.alloc(0)
+  const body = hasBody ? bodyChunks(entry.body) : NO_BODY
   replay(
     handler,
     {
@@ -83,7 +87,7 @@ export function serveNotModified(entry: ResponseEntry, handler: Dispatcher.Dispa
   const headers: HeaderRecord = {}
   for (const name of NOT_MODIFIED_FIELDS) if (entry.headers[name] !== undefined) headers[name] = entry.headers[name]
   Object.assign(headers, freshFields(entry, context, {}))
-  replay(handler, { status: 304, statusText: 'Not Modified', headers, body: Buffer.alloc(0) }, context.controller)
+  replay(handler, { status: 304, statusText: 'Not Modified', headers, body: NO_BODY }, context.controller)
 }
 
 /** The fields a replay writes afresh: `Age`, the given ones, and `Cache-Status` with ours after any stored members. */
@@ -102,7 +106,7 @@ export function serveGatewayTimeout(
 ): void {
   let headers: HeaderRecord = { 'content-length': '0' }
   if (context.cacheName !== false) headers = withCacheStatus(headers, formatCacheStatus(context.cacheName, { fwd: context.reason }))
-  replay(handler, { status: 504, statusText: 'Gateway Timeout', headers, body: Buffer.alloc(0) }, context.controller)
+  replay(handler, { status: 504, statusText: 'Gateway Timeout', headers, body: NO_BODY }, context.controller)
 }
 
 /**
@@ -122,6 +126,8 @@ class Replay implements ResponseSource {
   readonly #controller: CallerController
   #finished = false
   #waitingForResume = false
+  /** Where the body stands: the chunk being written, and how far into it. */
+  #chunkIndex = 0
   #offset = 0
 
   constructor(handler: Dispatcher.DispatchHandler, response: ReplayedResponse, startedController: CallerController | undefined) {
@@ -165,14 +171,19 @@ class Replay implements ResponseSource {
           this.#waitingForResume = true
           return
         }
-        if (this.#offset >= body.byteLength) {
+        const stored = body[this.#chunkIndex]
+        if (stored === undefined) {
           this.#finished = true
           this.#handler.onResponseEnd?.(this.#controller, {})
           return
         }
-        const chunk = body.subarray(this.#offset, this.#offset + CHUNK_BYTES)
+        const chunk = asBuffer(stored).subarray(this.#offset, this.#offset + CHUNK_BYTES)
         this.#offset += chunk.byteLength
-        this.#handler.onResponseData?.(this.#controller, chunk)
+        if (this.#offset >= stored.byteLength) {
+          this.#chunkIndex++
+          this.#offset = 0
+        }
+        if (chunk.byteLength > 0) this.#handler.onResponseData?.(this.#controller, chunk)
       }
     } catch (error) {
       this.#fail(error)
@@ -184,4 +195,9 @@ class Replay implements ResponseSource {
     this.#finished = true
     this.#handler.onResponseError?.(this.#controller, error instanceof Error ? error : new Error(String(error)))
   }
+}
+
+/** undici hands handlers Buffers; a store may return plain Uint8Arrays. A view either way, not a copy. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }

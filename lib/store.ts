@@ -1,3 +1,4 @@
+import { bodyLength, isResponseBody, type ResponseBody } from './body.js'
 import type { HeaderRecord, RequestHeaders } from './headers.js'
 import type { MaybePromise } from './maybe-promise.js'
 
@@ -26,8 +27,11 @@ export interface ResponseEntry {
   statusText: string
   /** The response's end-to-end header fields, as received (hop-by-hop fields removed). */
   headers: HeaderRecord
-  /** The whole body, exactly as received (still content-coded). Empty for HEAD. */
-  body: Uint8Array
+  /**
+   * The whole body, exactly as received (still content-coded). Empty for HEAD. One buffer, or, only in a
+   * store that sets `acceptsBodyChunks`, the chunks it arrived in, in order.
+   */
+  body: ResponseBody
   /** For a response with `Vary`: the value of each named request header (`null` when absent). */
   varyHeaders?: Record<string, string | null>
   /** When the response was received (epoch ms). */
@@ -76,6 +80,12 @@ export interface CacheStore {
   readonly maxEntrySize?: number
   /** How many entries the store has dropped to stay within its bounds, if it keeps count: `stats.evicted`. */
   readonly evictions?: number
+  /**
+   * `true`: `set` may be given a response whose `body` is an array of chunks, and `get` returns it as given.
+   * For stores that keep entries as objects (MemoryStore): a miss then stores its body without copying it.
+   * Other stores are always given one `Uint8Array`.
+   */
+  readonly acceptsBodyChunks?: boolean
 }
 
 /**
@@ -93,7 +103,15 @@ const FIELD_OVERHEAD_BYTES = 64
 export function entrySize(entry: CacheEntry): number {
   if (entry.kind === 'vary') return FIXED_OVERHEAD_BYTES + entry.names.join().length + entry.variants.join().length
   const request = entry.url.length + headersSize(entry.requestHeaders) + (entry.requestBody?.byteLength ?? 0)
-  return FIXED_OVERHEAD_BYTES + request + entry.body.byteLength + headersSize(entry.headers)
+  return FIXED_OVERHEAD_BYTES + request + bodySize(entry.body) + headersSize(entry.headers)
+}
+
+/** What a body kept as chunks costs per chunk besides its bytes: a Buffer, its ArrayBuffer and their bookkeeping. */
+const CHUNK_OVERHEAD_BYTES = 256
+
+/** The size a body counts for: its bytes, and for one kept as chunks what holding each chunk costs. */
+export function bodySize(body: ResponseBody): number {
+  return bodyLength(body) + (Array.isArray(body) ? body.length * CHUNK_OVERHEAD_BYTES : 0)
 }
 
 /** Bytes of header names and values, and what each field costs as an object property. */
@@ -122,7 +140,7 @@ export function decodeEntry(value: unknown): CacheEntry | undefined {
     typeof response.url === 'string' &&
     typeof response.method === 'string' &&
     typeof response.status === 'number' &&
-    response.body instanceof Uint8Array &&
+    isResponseBody(response.body) &&
     typeof response.headers === 'object' &&
     response.headers !== null &&
     typeof response.requestHeaders === 'object' &&

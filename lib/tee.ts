@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { joinChunks, type ResponseBody } from './body.js'
 import { formatCacheStatus, withCacheStatus } from './cache-status.js'
 import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -6,7 +7,7 @@ import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord } from '.
 import type { KeyedRequest } from './key.js'
 import { filterAllows, type ResponseFilter } from './filter.js'
 import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason, type StorageRules } from './policy.js'
-import { ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
+import { bodySize, ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
 import { andThen } from './maybe-promise.js'
 import { forget, save } from './variants.js'
 
@@ -136,7 +137,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     this.#pending = undefined
     const storage = this.#context.storage
     if (pending && storage && isComplete(pending.entry, pending.bytes)) {
-      pending.entry.body = ownedBody(pending.chunks, pending.bytes)
+      pending.entry.body = retainedBody(pending.chunks, pending.bytes, pending.maxBodyBytes)
       if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
         void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
       } else {
@@ -213,28 +214,31 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-/** Memory behind a body's one chunk, beyond the body, that it may keep: the response head's bytes. */
+/** Memory behind a body's chunks, beyond the body, that they may keep: about a response head's bytes. */
 const HEAD_ALLOWANCE_BYTES = 1024
+/** Smaller chunks, on average, are copied: each kept chunk costs a few hundred bytes besides its own. */
+const MIN_KEPT_CHUNK_BYTES = 4096
 
 /**
- * The body as one buffer that holds little more memory than the body itself. undici hands out each body
- * chunk as a view of the socket read it came in (measured: 1,236 bytes behind a 1 KiB body, the rest being
- * the response head), so a body that came in one chunk is kept as it is when no more than the head lies
- * behind it: a copy would cost an allocation per response. (The caller gets the same chunk; chunks handed
- * to a handler are read, not written to, as hits hand out views of stored bodies too.) Otherwise the chunks
- * are copied into a buffer of exactly their size. (`Buffer.concat` takes small buffers from Node's shared pool: a stored body would
- * then keep a whole pool slab alive, 64 KiB for a 16 KiB body, measured.)
+ * The body to store, holding little more memory than the body itself. undici hands out each body chunk as
+ * a view of the socket read it came in (measured: 1,236 bytes behind a 1 KiB body, the rest being the
+ * response head), so the chunks are kept as they came when no more than about a head lies behind them
+ * all: a copy would cost an allocation and a write of every byte per response. (The caller gets the same
+ * chunks; chunks handed to a handler are read, not written to, as hits hand out views of stored bodies
+ * too.) Otherwise, or when they are many small ones, they are copied into one buffer of exactly their size.
  */
-function ownedBody(chunks: Buffer[], size: number): Buffer {
-  const only = chunks.length === 1 ? chunks[0]! : undefined
-  if (only !== undefined && only.buffer.byteLength - size <= HEAD_ALLOWANCE_BYTES) return only
-  const body = Buffer.allocUnsafeSlow(size)
-  let offset = 0
+function retainedBody(chunks: Buffer[], size: number, maxBodyBytes: number): ResponseBody {
+  let held = 0
+  let previous: ArrayBufferLike | undefined
+  // Chunks of one socket read come one after another, so consecutive ones are the only ones that share.
   for (const chunk of chunks) {
-    body.set(chunk, offset)
-    offset += chunk.byteLength
+    if (chunk.buffer !== previous) held += chunk.buffer.byteLength
+    previous = chunk.buffer
   }
-  return body
+  const fits = held - size <= HEAD_ALLOWANCE_BYTES
+  if (chunks.length === 1) return fits ? chunks[0]! : joinChunks(chunks, size)
+  const keepsChunks = fits && size >= chunks.length * MIN_KEPT_CHUNK_BYTES && bodySize(chunks) <= maxBodyBytes
+  return keepsChunks ? chunks : joinChunks(chunks, size)
 }
 
 /**

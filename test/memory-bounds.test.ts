@@ -44,6 +44,7 @@ describe('memory bounds', () => {
   it.each([
     [100_000, 512],
     [20_000, 16 * 1024],
+    [1_000, 256 * 1024], // bodies that arrive in several socket reads, stored as those chunks
   ])('%i distinct URLs of %i-byte bodies through a 32 MiB MemoryStore retain at most 32 MiB plus a fixed overhead', async (count, bodyBytes) => {
     const body = Buffer.alloc(bodyBytes, 'x')
     const origin = await startQuietOrigin((_incoming, response) => {

@@ -123,11 +123,11 @@ describe('response bodies', () => {
  * pool, a whole file read): the bytes around each chunk are someone else's.
  */
 class SlicingDispatcher extends Dispatcher {
-  readonly body: Buffer
+  readonly chunks: Buffer[]
 
-  constructor(body: Buffer) {
+  constructor(...chunks: Buffer[]) {
     super()
-    this.body = body
+    this.chunks = chunks
   }
 
   override async close(): Promise<void> {}
@@ -137,8 +137,9 @@ class SlicingDispatcher extends Dispatcher {
     const controller = { paused: false, aborted: false, reason: null, rawHeaders: [], rawTrailers: [], pause() {}, resume() {}, abort() {} }
     queueMicrotask(() => {
       handler.onRequestStart?.(controller, {})
-      handler.onResponseStart?.(controller, 200, { 'cache-control': 'max-age=60', 'content-length': String(this.body.byteLength) }, 'OK')
-      handler.onResponseData?.(controller, this.body)
+      const length = this.chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0)
+      handler.onResponseStart?.(controller, 200, { 'cache-control': 'max-age=60', 'content-length': String(length) }, 'OK')
+      for (const chunk of this.chunks) handler.onResponseData?.(controller, chunk)
       handler.onResponseEnd?.(controller, {})
     })
     return true
@@ -157,12 +158,87 @@ describe('stored body memory', () => {
       const agent = createTestAgent({ store, dispatcher: new SlicingDispatcher(chunk) })
       expect((await request('http://127.0.0.1:1/body', { dispatcher: agent }).then((response) => response.body.text())).length).toBe(1024)
       const [stored] = [...store.entries.values()] as ResponseEntry[]
-      expect(Buffer.from(stored!.body).equals(chunk)).toBe(true)
-      expect(stored!.body.buffer === chunk.buffer).toBe(keptAsItCame)
-      expect(stored!.body.buffer.byteLength).toBe(1024) // what the stored body keeps alive
+      const body = stored!.body as Uint8Array // MapStore does not accept bodies as chunks
+      expect(Buffer.from(body).equals(chunk)).toBe(true)
+      expect(body.buffer === chunk.buffer).toBe(keptAsItCame)
+      expect(body.buffer.byteLength).toBe(1024) // what the stored body keeps alive
       const hit = await request('http://127.0.0.1:1/body', { dispatcher: agent })
       expect(statusOf(hit.headers)).toBe('hit')
       expect(await hit.body.text()).toBe(chunk.toString())
     }
+  })
+
+  it('keeps a body that came in several chunks as those chunks in a store that accepts them, and joins it for one that does not', async () => {
+    const parts = ['a', 'b', 'c', 'd'].map((letter) => letter.repeat(16 * KIB))
+    const origin = await startOrigin(async (_request, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      for (const part of parts) {
+        response.write(part)
+        await new Promise((resolve) => setTimeout(resolve, 5)) // each part its own socket read
+      }
+      response.end()
+    })
+    const whole = parts.join('')
+    const memory = new MemoryStore()
+    const map = new MapStore()
+    for (const store of [memory, map]) {
+      const agent = createTestAgent({ store })
+      expect((await get(origin.url, agent)).body).toBe(whole)
+      const [key] = await store.keys()
+      const body = ((await store.get(key!)) as ResponseEntry).body
+      if (store === memory) {
+        expect(Array.isArray(body)).toBe(true) // no copy of the body on a miss
+        expect((body as Uint8Array[]).length).toBeGreaterThan(1)
+        expect(Buffer.concat(body as Uint8Array[]).toString()).toBe(whole)
+      } else {
+        expect(body).toBeInstanceOf(Uint8Array)
+        expect(Buffer.from(body as Uint8Array).toString()).toBe(whole)
+      }
+      const hit = await get(origin.url, agent)
+      expect([statusOf(hit.headers), hit.body, hit.headers['content-length']]).toEqual(['hit', whole, String(whole.length)])
+      const inspected = await agent.cache.get(origin.url)
+      expect(inspected!.body).toBeInstanceOf(Uint8Array)
+      expect(Buffer.from(inspected!.body).toString()).toBe(whole)
+    }
+    expect(origin.requests).toBe(2)
+  })
+
+  it('copies chunks into one buffer of their size when they are views of larger buffers, or many small ones', async () => {
+    const pool = Buffer.alloc(64 * KIB, 'p')
+    const views = [0, 1, 2].map((index) => pool.subarray(index * 16 * KIB, index * 16 * KIB + 8 * KIB)) // 24 KiB of 64 KiB
+    const small = Array.from({ length: 50 }, () => Buffer.alloc(100, 's')) // each a buffer of its own
+    for (const chunks of [views, small]) {
+      const store = new MemoryStore()
+      const agent = createTestAgent({ store, dispatcher: new SlicingDispatcher(...chunks) })
+      const whole = Buffer.concat(chunks)
+      expect(await request('http://127.0.0.1:1/body', { dispatcher: agent }).then((response) => response.body.text())).toBe(whole.toString())
+      const [key] = store.keys()
+      const body = (store.get(key!) as ResponseEntry).body
+      expect(body).toBeInstanceOf(Uint8Array)
+      expect((body as Uint8Array).buffer.byteLength).toBe(whole.byteLength) // all it keeps alive
+      expect(Buffer.from(body as Uint8Array).equals(whole)).toBe(true)
+    }
+  })
+
+  it('shows a filter the whole body as one buffer when it was stored as chunks', async () => {
+    const parts = ['x'.repeat(8 * KIB), 'y'.repeat(8 * KIB)]
+    const origin = await startOrigin(async (_request, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      response.write(parts[0])
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      response.end(parts[1])
+    })
+    const seen: unknown[] = []
+    const agent = createTestAgent({
+      filter: (_request, response) => {
+        seen.push(response.body)
+        return Buffer.from(response.body).toString() === parts.join('')
+      },
+    })
+    await get(origin.url, agent)
+    const hit = await get(origin.url, agent) // the filter is asked again before serving
+    expect(statusOf(hit.headers)).toBe('hit')
+    expect(seen).toHaveLength(2)
+    for (const body of seen) expect(body).toBeInstanceOf(Uint8Array)
   })
 })

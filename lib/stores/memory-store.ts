@@ -9,6 +9,8 @@ import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 export class MemoryStore implements CacheStore {
   readonly maxSize: number
   readonly maxEntrySize: number
+  /** Entries stay objects here, so a body is kept as the chunks it arrived in, not copied into one buffer. */
+  readonly acceptsBodyChunks = true
   readonly #entries: LRUCache<string, CacheEntry>
   #evictions = 0
 
