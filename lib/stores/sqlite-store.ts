@@ -55,10 +55,11 @@ export class SqliteStore implements CacheStore {
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite') | undefined
     if (sqlite === undefined) throw new TypeError('SqliteStore needs node:sqlite (Node >= 22.13)')
     this.#database = new sqlite.DatabaseSync(resolved.path)
+    // The busy timeout first: switching to WAL and creating the tables take locks another process may hold.
     this.#database.exec(`
+      PRAGMA busy_timeout = ${WRITE_WAIT_MS};
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
-      PRAGMA busy_timeout = ${WRITE_WAIT_MS};
       CREATE TABLE IF NOT EXISTS ${ENTRIES} (
         key TEXT PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL, size INTEGER NOT NULL, used_at INTEGER NOT NULL,
         useful_until INTEGER NOT NULL

@@ -70,6 +70,21 @@ describe('SqliteStore', () => {
     expect(origin.requests).toBe(1)
   })
 
+  it('opens a file another connection holds locked by waiting for it, not failing', async () => {
+    const path = temporaryDatabase()
+    const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
+    const holder = new sqlite.DatabaseSync(path) // a new file, in rollback-journal mode: opening must switch it to WAL
+    holder.exec('CREATE TABLE other (x); BEGIN EXCLUSIVE; INSERT INTO other VALUES (1)')
+    setTimeout(() => (holder.exec('COMMIT'), holder.close()), 300)
+    const output = await runProcess(`
+      import { SqliteStore } from 'undici-http-cache'
+      const store = new SqliteStore({ path: ${JSON.stringify(path)} })
+      console.log(store.keys().length)
+      store.close()
+    `)
+    expect(output.trim()).toBe('0')
+  })
+
   it('is shared safely by two processes writing and reading the same keys at once', async () => {
     const path = temporaryDatabase()
     new SqliteStore({ path }).close() // create the tables before the writers race
