@@ -4,7 +4,7 @@ import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { MemoryStore } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
-import { retainedHeapBytes } from './helpers/memory.js'
+import { retainedHeapBytes, settledHeapBytes } from './helpers/memory.js'
 
 const MIB = 1024 * 1024
 /**
@@ -55,9 +55,9 @@ describe('memory bounds', () => {
     const agent = createTestAgent({ store, dispatcher: new Agent({ connections: 64 }) })
     await sendMany(200, (index) => `${origin.url}warm/${index}`, agent)
     await agent.cache.clear()
-    const baseline = retainedHeapBytes()
+    const baseline = await settledHeapBytes()
     await sendMany(count, (index) => `${origin.url}item/${index}?view=${index % 7}`, agent)
-    const retained = retainedHeapBytes() - baseline
+    const retained = (await settledHeapBytes()) - baseline
     expect(store.size).toBeLessThanOrEqual(32 * MIB)
     expect(agent.cache.stats.evicted).toBeGreaterThan(0) // the traffic was many times the bound
     expect(retained).toBeLessThan(32 * MIB + FIXED_OVERHEAD)

@@ -10,3 +10,13 @@ export function retainedHeapBytes(): number {
   const { heapUsed, arrayBuffers } = process.memoryUsage()
   return heapUsed + arrayBuffers
 }
+
+/**
+ * `retainedHeapBytes()` once the event loop has turned: what undici defers to a later turn (each finished
+ * body stream's teardown) is done, and only what is really kept is counted.
+ */
+export async function settledHeapBytes(): Promise<number> {
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve))
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  return retainedHeapBytes()
+}
