@@ -209,6 +209,8 @@ export class KnownUrls {
   readonly #ignored: ReadonlySet<string>
   readonly #limit: number
   readonly #absolute = new Map<string, string>()
+  /** Each origin seen, and what it serialises to when it is written so already ('' when it is not). */
+  readonly #origins = new Map<string, string>()
   readonly #identities = new Map<string, { storedUrl: string; getKey: string }>()
 
   constructor(ignored: ReadonlySet<string>, limit = 1000) {
@@ -218,6 +220,12 @@ export class KnownUrls {
 
   /** `path` resolved on `origin`, fragment dropped; `undefined` when they make no URL. */
   absolute(origin: string, path: string): string | undefined {
+    // Most requests need no parsing: an origin in its serialised form and a path the URL parser keeps as it is.
+    const prefix = this.#serialisedOrigin(origin)
+    if (prefix !== undefined) {
+      const target = withoutFragment(path)
+      if (PLAIN_PATH.test(target) && !MAY_HOLD_DOT_SEGMENT.test(target)) return prefix + target
+    }
     // The origin's length first, so that no two (origin, path) pairs share a memo key.
     const memoKey = `${origin.length} ${origin}${path}`
     let url = this.#absolute.get(memoKey)
@@ -226,6 +234,18 @@ export class KnownUrls {
       if (url !== undefined) remember(this.#absolute, memoKey, url, this.#limit)
     }
     return url
+  }
+
+  /** The http(s) origin `origin` serialises to, when it is written exactly so (a trailing `/` allowed). */
+  #serialisedOrigin(origin: string): string | undefined {
+    let serialised = this.#origins.get(origin)
+    if (serialised === undefined) {
+      serialised = URL.canParse(origin) ? new URL(origin).origin : ''
+      const isExact = (serialised === origin || `${serialised}/` === origin) && /^https?:/.test(serialised)
+      if (!isExact) serialised = ''
+      remember(this.#origins, origin, serialised, this.#limit)
+    }
+    return serialised === '' ? undefined : serialised
   }
 
   /** The URL as entries hold it (`storedUrl`) and the default key of a GET or HEAD of it. */
@@ -242,6 +262,15 @@ export class KnownUrls {
 }
 
 const MAX_REMEMBERED_LENGTH = 1000
+
+/**
+ * A path (with its query) that the URL parser keeps exactly as written for an http(s) URL: only characters
+ * it never percent-encodes there (so no space, quote, `'`, `<`, backslash, non-ASCII...), not `//` first
+ * (that would name a host). `%` sequences are never decoded by the parser, so they stay as they are.
+ */
+const PLAIN_PATH = /^\/(?!\/)[\w\-.~!$&()*+,;=:@/?%]*$/
+/** Dot segments (`/./`, `/../`, also spelt `%2e`) are resolved by the parser: such paths are parsed. */
+const MAY_HOLD_DOT_SEGMENT = /\/\.|%2e/i
 
 function remember<T>(memo: Map<string, T>, key: string, value: T, limit: number): void {
   if (key.length > MAX_REMEMBERED_LENGTH) return

@@ -102,6 +102,7 @@ export function normalizeParameters(raw: string, ignored: ReadonlySet<string>): 
 }
 
 function decodeName(name: string): string {
+  if (!name.includes('%') && !name.includes('+')) return name // nothing to decode: most names
   try {
     return decodeURIComponent(name.replace(/\+/g, ' '))
   } catch {

@@ -23,7 +23,31 @@ const paths = fc
     return `/${segments.join('/')}${query}${fragment === null ? '' : `#${fragment}`}`
   })
 
+// What the URL parser treats specially somewhere in a path or query (dot segments, also spelt `%2e`), and ordinary characters.
+const trickyPart = fc.constantFrom(...'aZ0/.%2eE?#&= "\'\\<>`{}^|[]~!$()*+,;:@-_\té'.split(''), '%2e', '%2E', '/..', '/.', '.%2e/', '%zz')
+const trickyPaths = fc.array(trickyPart, { maxLength: 12 }).map((parts) => parts.join(''))
+const moreOrigins = fc.constantFrom(
+  'http://127.0.0.1:8080',
+  'http://127.0.0.1:8080/',
+  'http://[::1]:3000',
+  'https://EXAMPLE.com',
+  'http://a.test:80',
+  'http://user:pw@a.test',
+  'ftp://a.test',
+  'http://a.test/base/',
+)
+
 describe('KnownUrls', () => {
+  it('resolves any path on any origin as the URL API does, with or without parsing it', () => {
+    const known = new KnownUrls(new Set())
+    fc.assert(
+      fc.property(moreOrigins, fc.oneof(trickyPaths.map((path) => `/${path}`), trickyPaths), (origin, path) => {
+        expect(known.absolute(origin, path)).toBe(workedOut(origin, path)?.url)
+      }),
+      { numRuns: 5000 },
+    )
+  })
+
   it('gives what working the URL and key out afresh gives, first time, again, and after being filled past its limit', () => {
     const known = new KnownUrls(ignoredNames(IGNORED), 8)
     fc.assert(
