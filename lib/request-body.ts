@@ -92,13 +92,19 @@ export function normalizeBody(bytes: Uint8Array, contentType: string | undefined
  * an origin could tell apart (`%20` and `+`, say) become one.
  */
 export function normalizeParameters(raw: string, ignored: ReadonlySet<string>): string {
+  if (!raw.includes('&')) return raw === '' || ignored.has(nameOf(raw).toLowerCase()) ? '' : raw // one pair: nothing to sort
   const pairs = raw
     .split('&')
     .filter((pair) => pair !== '')
-    .map((pair) => ({ pair, name: decodeName(pair.split('=', 1)[0]!) }))
+    .map((pair) => ({ pair, name: nameOf(pair) }))
     .filter(({ name }) => !ignored.has(name.toLowerCase()))
   pairs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   return pairs.map(({ pair }) => pair).join('&')
+}
+
+/** A pair's name, decoded (`+` is a space), for comparing and sorting. */
+function nameOf(pair: string): string {
+  return decodeName(pair.split('=', 1)[0]!)
 }
 
 function decodeName(name: string): string {

@@ -81,6 +81,21 @@ describe('KnownUrls', () => {
     )
   })
 
+  it('normalises one parameter as it would the same among others', () => {
+    const ignored = ignoredNames(IGNORED)
+    const parameter = fc.tuple(fc.constantFrom('a', 'api_key', 'TOKEN', 'api%5Fkey', 'x+y', '%zz', ''), fc.option(fc.stringMatching(/^[a-z0-9+%=]{0,4}$/)))
+    fc.assert(
+      fc.property(parameter, ([name, value]) => {
+        const raw = value === null ? name : `${name}=${value}`
+        // A trailing `&` adds an empty pair, which is dropped: the result is the same, worked out the long way.
+        expect(normalizeParameters(raw, ignored)).toBe(normalizeParameters(`${raw}&`, ignored))
+      }),
+    )
+    expect(normalizeParameters('api%5Fkey=1', ignored)).toBe('')
+    expect(normalizeParameters('Token', ignored)).toBe('')
+    expect(normalizeParameters('size=1024', ignored)).toBe('size=1024')
+  })
+
   it('keeps apart origin and path pairs that read the same when joined', () => {
     const known = new KnownUrls(new Set())
     expect(known.absolute('http://a.test/b', '/c')).toBe('http://a.test/c')
