@@ -6,6 +6,9 @@
  */
 export type ResponseBody = Uint8Array | readonly Uint8Array[]
 
+/** Body bytes a hit hands the consumer at a time, so that its pause() holds back the rest. */
+export const REPLAY_CHUNK_BYTES = 64 * 1024
+
 export function bodyLength(body: ResponseBody): number {
   if (!Array.isArray(body)) return (body as Uint8Array).byteLength
   let length = 0

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { bodyChunks, bodyLength } from './body.js'
+import { bodyChunks, bodyLength, REPLAY_CHUNK_BYTES } from './body.js'
 import { formatCacheStatus, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
@@ -7,8 +7,6 @@ import { currentAgeSeconds, type ForwardReason } from './policy.js'
 import { scheduleReplay } from './replay-scheduling.js'
 import type { ResponseEntry } from './store.js'
 
-/** Body bytes handed to the consumer at a time, so that its pause() holds back the rest. */
-const CHUNK_BYTES = 64 * 1024
 
 interface ReplayedResponse {
   status: number
@@ -177,7 +175,7 @@ class Replay implements ResponseSource {
           this.#handler.onResponseEnd?.(this.#controller, {})
           return
         }
-        const chunk = asBuffer(stored).subarray(this.#offset, this.#offset + CHUNK_BYTES)
+        const chunk = asBuffer(stored).subarray(this.#offset, this.#offset + REPLAY_CHUNK_BYTES)
         this.#offset += chunk.byteLength
         if (this.#offset >= stored.byteLength) {
           this.#chunkIndex++

@@ -169,7 +169,7 @@ describe('stored body memory', () => {
   })
 
   it('keeps a body that came in several chunks as those chunks in a store that accepts them, and joins it for one that does not', async () => {
-    const parts = ['a', 'b', 'c', 'd'].map((letter) => letter.repeat(16 * KIB))
+    const parts = ['a', 'b', 'c', 'd'].map((letter) => letter.repeat(32 * KIB)) // more than a hit replays at once
     const origin = await startOrigin(async (_request, response) => {
       response.setHeader('cache-control', 'max-age=60')
       for (const part of parts) {
@@ -203,11 +203,12 @@ describe('stored body memory', () => {
     expect(origin.requests).toBe(2)
   })
 
-  it('copies chunks into one buffer of their size when they are views of larger buffers, or many small ones', async () => {
-    const pool = Buffer.alloc(64 * KIB, 'p')
-    const views = [0, 1, 2].map((index) => pool.subarray(index * 16 * KIB, index * 16 * KIB + 8 * KIB)) // 24 KiB of 64 KiB
+  it('copies chunks into one buffer of their size when they are views of larger buffers, many small ones, or few enough for one replay', async () => {
+    const pool = Buffer.alloc(256 * KIB, 'p')
+    const views = [0, 1, 2].map((index) => pool.subarray(index * 64 * KIB, index * 64 * KIB + 32 * KIB)) // 96 KiB of 256 KiB
     const small = Array.from({ length: 50 }, () => Buffer.alloc(100, 's')) // each a buffer of its own
-    for (const chunks of [views, small]) {
+    const oneReplay = [Buffer.alloc(60 * KIB, 'r'), Buffer.alloc(4 * KIB, 'r')] // a hit hands out 64 KiB at once
+    for (const chunks of [views, small, oneReplay]) {
       const store = new MemoryStore()
       const agent = createTestAgent({ store, dispatcher: new SlicingDispatcher(...chunks) })
       const whole = Buffer.concat(chunks)
