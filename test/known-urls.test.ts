@@ -7,8 +7,12 @@ const IGNORED = ['api_key', 'Token']
 
 /** What `KnownUrls` remembers must be what working it out afresh gives. */
 function workedOut(origin: string, path: string): { url: string; getKey: string } | undefined {
-  if (!URL.canParse(path, origin)) return undefined // a path such as `//` reads as a host name
-  const url = new URL(path, origin)
+  let url: URL
+  try {
+    url = new URL(path, origin) // a path such as `//` reads as a host name, maybe not a valid one
+  } catch {
+    return undefined // not URL.canParse: Node 22's has refused, after other calls, a URL its parser takes (`/\\é`)
+  }
   url.hash = ''
   return { url: url.href, getKey: createKey({ method: 'GET', url: url.href, headers: {} }, { ignoredParameters: IGNORED }) }
 }
@@ -68,7 +72,7 @@ describe('KnownUrls', () => {
     const ignored = ignoredNames(IGNORED)
     fc.assert(
       fc.property(origins, paths, (origin, path) => {
-        fc.pre(URL.canParse(path, origin))
+        fc.pre(workedOut(origin, path) !== undefined)
         const href = new URL(path, origin).href
         const viaUrlApi = new URL(href)
         viaUrlApi.hash = ''
