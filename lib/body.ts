@@ -1,6 +1,6 @@
 /**
  * A stored response's body: one buffer, or the chunks it arrived in, in order. Keeping the chunks spares a
- * miss the copy of its body into one buffer (an allocation and a write of every byte: ~200 µs per MiB,
+ * miss the copy of its body into one buffer (an allocation and a write of every byte: 200-350 µs per MiB,
  * measured), so only stores that keep entries as objects are given them (`CacheStore.acceptsBodyChunks`);
  * stores that turn entries into bytes copy the body anyway.
  */

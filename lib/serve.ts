@@ -7,7 +7,6 @@ import { currentAgeSeconds, type ForwardReason } from './policy.js'
 import { scheduleReplay } from './replay-scheduling.js'
 import type { ResponseEntry } from './store.js'
 
-
 interface ReplayedResponse {
   status: number
   statusText: string
