@@ -132,7 +132,7 @@ export function forwardAndStore(exchange: Exchange, request: KeyedRequest, key: 
 function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange | undefined {
   if (!isCoalescible(exchange, verdict)) return exchange
   const { request, key, variant } = verdict
-  const id = `${request.method} ${key} ${JSON.stringify(variant ?? null)}`
+  const id = variant === undefined ? `${request.method} ${key}` : `${request.method} ${key} ${JSON.stringify(variant)}`
   const inFlight = exchange.flights.get(id)
   if (inFlight !== undefined) {
     inFlight.wait(exchange.handler, (controller) => retry({ ...exchange, controller, mayCoalesce: false }, request))

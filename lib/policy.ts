@@ -79,10 +79,11 @@ export function evaluateResponse(
   // RFC 9111 §4.1: "Vary: *" never matches a later request, so storing it would only waste space.
   if (varyNames.includes('*')) return undefined
   const { policyHeaders, omittedFields } = readResponseFields(response.status, response.headers, options)
-  const explicit = hasExplicitFreshness(policyHeaders, options.shared)
+  const directives = parseCacheControl(policyHeaders['cache-control'])
+  const explicit = hasExplicitFreshness(directives, policyHeaders, options.shared)
   // A status the user listed in allowedStatuses, given freshness by a configured ttl, is judged as a 200.
   const chosen = configuredTtl !== undefined && allowedStatuses?.has(response.status) === true
-  const status = chosen ? 200 : statusForPolicy(response.status, policyHeaders, options.shared)
+  const status = chosen ? 200 : statusForPolicy(response.status, directives, policyHeaders, options.shared)
   if (status === undefined) return undefined
   const policy = new CachePolicy(
     { method: request.method, url: request.url, headers: request.headers },
@@ -91,8 +92,11 @@ export function evaluateResponse(
   )
   if (!policy.storable()) return undefined
   // The stored entry keeps the response headers itself, and request headers are given again when the policy
-  // is read (revalidationHeaders). Left out by destructuring: `delete` would make the object a dictionary.
-  const { resh: _responseHeaders, reqh: _requestHeaders, ...serialized } = policy.toObject() as unknown as Record<string, unknown>
+  // is read (revalidationHeaders). Emptied, not deleted (`delete` would make the object a dictionary) nor
+  // copied without them (a generic copy per miss): a serialiser leaves undefined members out.
+  const serialized = policy.toObject() as unknown as Record<string, unknown>
+  serialized.resh = undefined
+  serialized.reqh = undefined
   return {
     // A configured ttl stands in for the heuristic only: explicit freshness is the origin's word.
     lifetimeSeconds: explicit || configuredTtl === undefined ? policy.maxAge() : lifetimeOf(configuredTtl),
@@ -109,10 +113,9 @@ export function evaluateResponse(
  * (`max-age`, `s-maxage` when shared, `Expires`) or is `public`, which also allows heuristic freshness
  * (§4.2.2); such a response is judged as a 200 would be. `undefined`: never stored.
  */
-function statusForPolicy(status: number, headers: Record<string, string>, shared: boolean): number | undefined {
+function statusForPolicy(status: number, directives: Directives, headers: Record<string, string>, shared: boolean): number | undefined {
   if (UNDERSTOOD_STATUSES.has(status)) return status
   if (status < 200 || status === 206 || status === 304) return undefined
-  const directives = parseCacheControl(headers['cache-control'])
   const explicit =
     directives.has('max-age') || (shared && directives.has('s-maxage')) || headers.expires !== undefined || directives.has('public')
   return explicit ? 200 : undefined
@@ -125,8 +128,7 @@ const NO_RULES: StorageRules = { configuredTtl: undefined, allowedStatuses: unde
  * shared cache, or `Expires`; then no configured ttl applies. `no-cache` counts too: it says "never
  * without revalidation", which no configured ttl may loosen.
  */
-function hasExplicitFreshness(headers: Record<string, string>, shared: boolean): boolean {
-  const directives = parseCacheControl(headers['cache-control'])
+function hasExplicitFreshness(directives: Directives, headers: Record<string, string>, shared: boolean): boolean {
   return directives.has('max-age') || (shared && directives.has('s-maxage')) || headers.expires !== undefined || directives.has('no-cache')
 }
 

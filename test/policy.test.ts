@@ -141,7 +141,7 @@ describe('evaluateResponse', () => {
       { status: 200, headers: { 'cache-control': 'max-age=60', vary: 'Accept-Language' } },
       { shared: false, now: NOW },
     )
-    expect(evaluated?.policy).not.toHaveProperty('reqh')
+    expect(evaluated?.policy.reqh).toBeUndefined() // emptied, so nothing of the request is held
     expect(JSON.stringify(evaluated?.policy)).not.toContain('secret')
     expect(evaluated?.varyNames).toEqual(['accept-language'])
   })
