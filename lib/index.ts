@@ -12,3 +12,4 @@ export type { CacheOptions, CachingAgentOptions, KeyHelpers } from './options.js
 export type { MemoryStoreOptions, RedisStoreOptions, SqliteStoreOptions } from './stores/store-options.js'
 export { entrySize } from './store.js'
 export type { CacheStore, CacheEntry, ResponseEntry, VaryEntry } from './store.js'
+export type { ResponseBody } from './body.js'
