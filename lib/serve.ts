@@ -19,8 +19,11 @@ interface ReplayedResponse {
 
 const NO_BODY: readonly Uint8Array[] = []
 
-/** Fields a hit writes afresh; the rest of the stored headers are served as stored. */
-const REPLAY_FIELDS = new Set(['age', 'cache-status', 'content-length'])
+/**
+ * Fields a hit writes afresh, with their names in raw form (made once, not per hit); the rest of the
+ * stored headers are served as stored.
+ */
+const REPLAY_FIELDS = new Map(['age', 'cache-status', 'content-length'].map((name) => [name, Buffer.from(name, 'latin1')]))
 
 /**
  * The raw form of an entry's stored headers other than `REPLAY_FIELDS`, built once per entry object: undici's
@@ -69,7 +72,7 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
       status: entry.status,
       statusText: entry.statusText,
       headers: { ...entry.headers, ...fresh },
-      rawHeaders: storedRawHeadersOf(entry).concat(toRawHeaders(fresh)),
+      rawHeaders: storedRawHeadersOf(entry).concat(toRawHeaders(fresh, REPLAY_FIELDS)),
       body,
     },
     context.controller,
