@@ -54,9 +54,12 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/
  * so members written by caches nearer the origin stay in front.
  */
 export function withCacheStatus(headers: HeaderRecord, member: string): HeaderRecord {
-  const existing = headers['cache-status']
-  const value = existing === undefined ? member : [...[existing].flat(), member].join(', ')
-  return { ...headers, 'cache-status': value }
+  return { ...headers, 'cache-status': appendCacheStatus(headers['cache-status'], member) }
+}
+
+/** A `Cache-Status` value: the members already there (one field or several), then this cache's. */
+export function appendCacheStatus(existing: string | string[] | undefined, member: string): string {
+  return existing === undefined ? member : [...[existing].flat(), member].join(', ')
 }
 
 /** Cache metadata of one response, read from its `Cache-Status` and `Age` fields. */

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { bodyChunks, bodyLength, REPLAY_CHUNK_BYTES } from './body.js'
-import { formatCacheStatus, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
+import { appendCacheStatus, formatCacheStatus, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
 import { currentAgeSeconds, type ForwardReason } from './policy.js'
@@ -64,7 +64,7 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
   // The stored body is whole, so its length is known even when the origin sent it chunked; a HEAD answered
   // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
   const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
-  const fresh = freshFields(entry, context, contentLength === undefined ? {} : { 'content-length': contentLength })
+  const fresh = freshFields(entry, context, contentLength)
   const body = hasBody ? bodyChunks(entry.body) : NO_BODY
   replay(
     handler,
@@ -86,16 +86,20 @@ const NOT_MODIFIED_FIELDS = ['cache-control', 'content-location', 'date', 'etag'
 export function serveNotModified(entry: ResponseEntry, handler: Dispatcher.DispatchHandler, context: ServeContext): void {
   const headers: HeaderRecord = {}
   for (const name of NOT_MODIFIED_FIELDS) if (entry.headers[name] !== undefined) headers[name] = entry.headers[name]
-  Object.assign(headers, freshFields(entry, context, {}))
+  Object.assign(headers, freshFields(entry, context, undefined))
   replay(handler, { status: 304, statusText: 'Not Modified', headers, body: NO_BODY }, context.controller)
 }
 
-/** The fields a replay writes afresh: `Age`, the given ones, and `Cache-Status` with ours after any stored members. */
-function freshFields(entry: ResponseEntry, context: ServeContext, fields: HeaderRecord): HeaderRecord {
-  let fresh: HeaderRecord = { age: String(Math.floor(currentAgeSeconds(entry, context.now))), ...fields }
-  const storedCacheStatus = entry.headers['cache-status']
-  if (storedCacheStatus !== undefined) fresh['cache-status'] = storedCacheStatus
-  if (context.cacheName !== false) fresh = withCacheStatus(fresh, formatCacheStatus(context.cacheName, context.member))
+/**
+ * The fields a replay writes afresh: `Age`, `Content-Length` when given, and `Cache-Status` with ours after
+ * any stored members. Built as one object, in one order: this runs on every hit.
+ */
+function freshFields(entry: ResponseEntry, context: ServeContext, contentLength: string | string[] | undefined): HeaderRecord {
+  const fresh: HeaderRecord = { age: String(Math.floor(currentAgeSeconds(entry, context.now))) }
+  if (contentLength !== undefined) fresh['content-length'] = contentLength
+  const stored = entry.headers['cache-status']
+  if (context.cacheName !== false) fresh['cache-status'] = appendCacheStatus(stored, formatCacheStatus(context.cacheName, context.member))
+  else if (stored !== undefined) fresh['cache-status'] = stored
   return fresh
 }
 
