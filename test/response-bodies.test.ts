@@ -222,7 +222,7 @@ describe('stored body memory', () => {
   })
 
   it('shows a filter the whole body as one buffer when it was stored as chunks', async () => {
-    const parts = ['x'.repeat(8 * KIB), 'y'.repeat(8 * KIB)]
+    const parts = ['x'.repeat(48 * KIB), 'y'.repeat(48 * KIB)] // more than a hit replays at once
     const origin = await startOrigin(async (_request, response) => {
       response.setHeader('cache-control', 'max-age=60')
       response.write(parts[0])
@@ -230,13 +230,17 @@ describe('stored body memory', () => {
       response.end(parts[1])
     })
     const seen: unknown[] = []
+    const store = new MemoryStore()
     const agent = createTestAgent({
+      store,
       filter: (_request, response) => {
         seen.push(response.body)
         return Buffer.from(response.body).toString() === parts.join('')
       },
     })
     await get(origin.url, agent)
+    const [key] = store.keys()
+    expect(Array.isArray((store.get(key!) as ResponseEntry).body)).toBe(true)
     const hit = await get(origin.url, agent) // the filter is asked again before serving
     expect(statusOf(hit.headers)).toBe('hit')
     expect(seen).toHaveLength(2)
