@@ -1,5 +1,4 @@
 import { debuglog } from 'node:util'
-import { joinBody } from './body.js'
 import { isPromise, type MaybePromise } from './maybe-promise.js'
 import type { StatsCounters } from './stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
@@ -27,6 +26,11 @@ export class GuardedStore {
     this.#timeoutMs = timeoutMs
   }
 
+  /** Whether the store takes response bodies as the chunks they arrived in (`CacheStore.acceptsBodyChunks`). */
+  get acceptsBodyChunks(): boolean {
+    return this.#store.acceptsBodyChunks === true
+  }
+
   /** Entries the store has evicted, if it says. */
   get evictions(): number {
     return this.#store.evictions ?? 0
@@ -49,8 +53,7 @@ export class GuardedStore {
     const stored = (): void => {
       if (entry.kind === 'response') this.#stats.stored++
     }
-    const given = entry.kind === 'response' && Array.isArray(entry.body) && !this.#store.acceptsBodyChunks ? { ...entry, body: joinBody(entry.body) } : entry
-    return this.#call('set', () => this.#store.set(key, given), stored)
+    return this.#call('set', () => this.#store.set(key, entry), stored)
   }
 
   delete(key: string): MaybePromise<void> {

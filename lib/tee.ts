@@ -137,7 +137,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     this.#pending = undefined
     const storage = this.#context.storage
     if (pending && storage && isComplete(pending.entry, pending.bytes)) {
-      pending.entry.body = retainedBody(pending.chunks, pending.bytes, pending.maxBodyBytes)
+      pending.entry.body = retainedBody(pending.chunks, pending.bytes, { maxBodyBytes: pending.maxBodyBytes, keepsChunks: storage.store.acceptsBodyChunks })
       if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
         void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
       } else {
@@ -227,9 +227,10 @@ const MIN_KEPT_CHUNK_BYTES = 4096
  * chunks; chunks handed to a handler are read, not written to, as hits hand out views of stored bodies
  * too.) Otherwise, or when they are many small ones, they are copied into one buffer of exactly their size;
  * so is a body that a hit replays in one piece: every hit would pay for a second chunk (a 64 KiB body
- * comes as most of one socket read and the rest of the next; measured through fetch(), ~8% per hit).
+ * comes as most of one socket read and the rest of the next; measured through fetch(), ~8% per hit). A
+ * store that does not take chunks (`acceptsBodyChunks`) is given that one buffer, made here, once.
  */
-function retainedBody(chunks: Buffer[], size: number, maxBodyBytes: number): ResponseBody {
+function retainedBody(chunks: Buffer[], size: number, store: { maxBodyBytes: number; keepsChunks: boolean }): ResponseBody {
   let held = 0
   let previous: ArrayBufferLike | undefined
   // Chunks of one socket read come one after another, so consecutive ones are the only ones that share.
@@ -240,7 +241,11 @@ function retainedBody(chunks: Buffer[], size: number, maxBodyBytes: number): Res
   const fits = held - size <= HEAD_ALLOWANCE_BYTES
   if (chunks.length === 1) return fits ? chunks[0]! : joinChunks(chunks, size)
   const keepsChunks =
-    fits && size > REPLAY_CHUNK_BYTES && size >= chunks.length * MIN_KEPT_CHUNK_BYTES && bodySize(chunks) <= maxBodyBytes
+    store.keepsChunks &&
+    fits &&
+    size > REPLAY_CHUNK_BYTES &&
+    size >= chunks.length * MIN_KEPT_CHUNK_BYTES &&
+    bodySize(chunks) <= store.maxBodyBytes
   return keepsChunks ? chunks : joinChunks(chunks, size)
 }
 
