@@ -1,6 +1,6 @@
 import { Dispatcher, request } from 'undici'
 import { describe, expect, it } from 'vitest'
-import { MemoryStore, type ResponseEntry } from '../lib/index.js'
+import { entrySize, MemoryStore, type ResponseEntry } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { MapStore } from './helpers/map-store.js'
@@ -206,7 +206,7 @@ describe('stored body memory', () => {
   it('copies chunks into one buffer of their size when they are views of larger buffers, many small ones, or few enough for one replay', async () => {
     const pool = Buffer.alloc(256 * KIB, 'p')
     const views = [0, 1, 2].map((index) => pool.subarray(index * 64 * KIB, index * 64 * KIB + 32 * KIB)) // 96 KiB of 256 KiB
-    const small = Array.from({ length: 50 }, () => Buffer.alloc(100, 's')) // each a buffer of its own
+    const small = Array.from({ length: 1000 }, () => Buffer.alloc(100, 's')) // each a buffer of its own, 98 KiB in all
     const oneReplay = [Buffer.alloc(60 * KIB, 'r'), Buffer.alloc(4 * KIB, 'r')] // a hit hands out 64 KiB at once
     for (const chunks of [views, small, oneReplay]) {
       const store = new MemoryStore()
@@ -219,6 +219,23 @@ describe('stored body memory', () => {
       expect((body as Uint8Array).buffer.byteLength).toBe(whole.byteLength) // all it keeps alive
       expect(Buffer.from(body as Uint8Array).equals(whole)).toBe(true)
     }
+  })
+
+  it('stores a body as one buffer when its chunks would take the entry past maxEntrySize', async () => {
+    const chunks = [Buffer.alloc(40 * KIB, 'c'), Buffer.alloc(40 * KIB, 'c')] // each a buffer of its own
+    const roomy = new MemoryStore()
+    await request('http://127.0.0.1:1/body', { dispatcher: createTestAgent({ store: roomy, dispatcher: new SlicingDispatcher(...chunks) }) }).then((response) => response.body.dump())
+    const [roomyKey] = roomy.keys()
+    const asChunks = roomy.get(roomyKey!) as ResponseEntry
+    expect(Array.isArray(asChunks.body)).toBe(true)
+    // Room for the body's bytes, not for what holding it as two chunks costs besides.
+    const tight = new MemoryStore({ maxEntrySize: entrySize(asChunks) - 1 })
+    await request('http://127.0.0.1:1/body', { dispatcher: createTestAgent({ store: tight, dispatcher: new SlicingDispatcher(...chunks) }) }).then((response) => response.body.dump())
+    const [key] = tight.keys()
+    expect(key).toBeDefined() // stored, not refused
+    const body = (tight.get(key!) as ResponseEntry).body
+    expect(body).toBeInstanceOf(Uint8Array)
+    expect(Buffer.from(body as Uint8Array).equals(Buffer.concat(chunks))).toBe(true)
   })
 
   it('shows a filter the whole body as one buffer when it was stored as chunks', async () => {
