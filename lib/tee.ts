@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { joinChunks, REPLAY_CHUNK_BYTES, type ResponseBody } from './body.js'
+import { joinChunks, type ResponseBody } from './body.js'
 import { formatCacheStatus, withCacheStatus } from './cache-status.js'
 import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -225,10 +225,10 @@ const MIN_KEPT_CHUNK_BYTES = 4096
  * response head), so the chunks are kept as they came when no more than about a head lies behind them
  * all: a copy would cost an allocation and a write of every byte per response. (The caller gets the same
  * chunks; chunks handed to a handler are read, not written to, as hits hand out views of stored bodies
- * too.) Otherwise, or when they are many small ones, they are copied into one buffer of exactly their size;
- * so is a body that a hit replays in one piece: every hit would pay for a second chunk (a 64 KiB body
- * comes as most of one socket read and the rest of the next; measured through fetch(), ~8% per hit). A
- * store that does not take chunks (`acceptsBodyChunks`) is given that one buffer, made here, once.
+ * too.) Otherwise, or when they are many small ones, they are copied into one buffer of exactly their size.
+ * A body small enough for one replay chunk is still kept as chunks: its first hit joins it (serve.ts), so
+ * that a response nobody asks for again is never copied. A store that does not take chunks
+ * (`acceptsBodyChunks`) is given one buffer, made here, once.
  */
 function retainedBody(chunks: Buffer[], size: number, store: { maxBodyBytes: number; keepsChunks: boolean }): ResponseBody {
   let held = 0
@@ -243,7 +243,6 @@ function retainedBody(chunks: Buffer[], size: number, store: { maxBodyBytes: num
   const keepsChunks =
     store.keepsChunks &&
     fits &&
-    size > REPLAY_CHUNK_BYTES &&
     size >= chunks.length * MIN_KEPT_CHUNK_BYTES &&
     bodySize(chunks) <= store.maxBodyBytes
   return keepsChunks ? chunks : joinChunks(chunks, size)
