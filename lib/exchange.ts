@@ -64,7 +64,7 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
       serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
       return revalidateInBackground(exchange, request, key, decision.entry)
     case 'gateway-timeout':
-      return serveGatewayTimeout(handler, { reason: decision.reason, cacheName: options.cacheStatus, ...started(exchange) })
+      return serveGatewayTimeout(handler, { reason: decision.reason, cacheName: options.cacheStatus, controller: exchange.controller })
     case 'revalidate':
     case 'forward': {
       const sender = coalesce(exchange, verdict, retry)
@@ -95,22 +95,25 @@ export function answerValidation(exchange: Exchange, { request, key, decision, m
  * `onFinalResponse` sees the response's status and headers first (invalidation after unsafe methods).
  */
 export function forward(exchange: Exchange, reason: ForwardReason, onFinalResponse?: TeeContext['onFinalResponse']): boolean {
+  const { options, controller } = exchange
   const tee = new TeeHandler(exchange.handler, {
     reason,
-    cacheName: exchange.options.cacheStatus,
-    ...startedForTee(exchange),
-    ...(onFinalResponse ? { onFinalResponse } : {}),
+    cacheName: options.cacheStatus,
+    controller,
+    callerStarted: controller !== undefined,
+    onFinalResponse,
   })
   return exchange.dispatch(exchange.dispatchOptions, tee)
 }
 
 /** Sends the request to the origin and stores the response if it may be stored. */
 export function forwardAndStore(exchange: Exchange, request: KeyedRequest, key: string, reason: ForwardReason): void {
-  const { options, store, onSettled } = exchange
+  const { options, store, onSettled, controller } = exchange
   const tee = new TeeHandler(exchange.handler, {
     reason,
     cacheName: options.cacheStatus,
-    ...startedForTee(exchange),
+    controller,
+    callerStarted: controller !== undefined,
     storage: {
       request,
       key,
@@ -119,7 +122,7 @@ export function forwardAndStore(exchange: Exchange, request: KeyedRequest, key: 
       maxEntrySize: options.maxEntrySize,
       rules: storageRulesOf(options, request),
       filter: options.filter,
-      ...(onSettled ? { onSettled } : {}),
+      onSettled,
     },
   })
   send(exchange, exchange.dispatchOptions, tee)
@@ -166,7 +169,7 @@ function servedFromStore(exchange: Exchange, request: CacheRequest, key: string,
     cacheName: exchange.options.cacheStatus,
     member: { hit: true, ttlSeconds: ttlSeconds(entry, now), key },
     now,
-    ...started(exchange),
+    controller: exchange.controller,
   }
 }
 
@@ -244,14 +247,4 @@ function send(exchange: Exchange, dispatchOptions: Dispatcher.DispatchOptions, h
     exchange.onSettled?.()
     throw error
   }
-}
-
-/** The started caller's controller, for a replay. */
-function started(exchange: Exchange): { controller?: CallerController } {
-  return exchange.controller ? { controller: exchange.controller } : {}
-}
-
-/** The started caller's controller, for a response from the origin. */
-function startedForTee(exchange: Exchange): Pick<TeeContext, 'controller' | 'callerStarted'> {
-  return exchange.controller ? { controller: exchange.controller, callerStarted: true } : {}
 }
