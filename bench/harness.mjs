@@ -104,11 +104,18 @@ export async function measure({ makeDispatcher, origin, workload, size, client, 
   return perSecond
 }
 
-/** The median of each contender's rounds, the rounds alternating between contenders (A, B, C, A, B, C, …). */
+/**
+ * The median of each contender's rounds. The rounds alternate between contenders, and each round starts one
+ * contender further on (A, B, C; B, C, A; C, A, B; …): what a contender leaves behind (a heap the collector
+ * sized for its traffic, garbage still to collect) would otherwise always help or hurt the same successor.
+ * In a fixed order, 1 MiB hits with 64 in flight measured the floor 1.23x-1.55x faster than CachingAgent
+ * when it ran right after undici's cache, and 1.03x-1.20x in other orders.
+ */
 export async function interleavedMedians(contenderNames, rounds, measureOne) {
   const samples = Object.fromEntries(contenderNames.map((name) => [name, []]))
   for (let round = 0; round < rounds; round++) {
-    for (const name of contenderNames) samples[name].push(await measureOne(name))
+    const start = round % contenderNames.length
+    for (const name of [...contenderNames.slice(start), ...contenderNames.slice(0, start)]) samples[name].push(await measureOne(name))
   }
   return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]))
 }
@@ -121,7 +128,7 @@ export const formatRatio = (ratio) => `${ratio.toFixed(2)}x`
 export function settingLine({ rounds, roundSeconds }) {
   return (
     `Node ${process.versions.node}, undici ${undiciPackage.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}; ` +
-    `median of ${rounds} rounds of ${roundSeconds} s per contender, rounds interleaved.`
+    `median of ${rounds} rounds of ${roundSeconds} s per contender, rounds interleaved in rotating order.`
   )
 }
 
