@@ -84,6 +84,8 @@ export async function throughput({ send, dispatcher, nextUrl, inFlight, seconds 
   return completed / ((performance.now() - started) / 1000)
 }
 
+const WARM_UP_SECONDS = 0.5
+
 /**
  * One round for one contender: a fresh dispatcher, warmed, measured; for hits, proof that nothing reached
  * the origin (unless the contender is no cache at all).
@@ -93,8 +95,10 @@ export async function measure({ makeDispatcher, origin, workload, size, client, 
   const { warmUrl, nextUrl } = workloads(origin.base)[workload](size)
   const send = CLIENTS[client]
   if (warmUrl) await send(warmUrl, dispatcher)
-  // A short unmeasured run first, so that connections are open and the JIT has seen the path.
-  await throughput({ send, dispatcher, nextUrl, inFlight, seconds: Math.min(0.1, seconds) })
+  // An unmeasured run first, as long as the measured one (at most 0.5 s): connections open, the JIT has seen
+  // the path, and the collector has sized the heap for this contender's traffic rather than the last one's.
+  // After 0.1 s undici's cache served 1 MiB hits with 64 in flight at ~1,000/s; after 0.5 s, at 2,000-5,000/s.
+  await throughput({ send, dispatcher, nextUrl, inFlight, seconds: Math.min(WARM_UP_SECONDS, seconds) })
   const before = origin.requests
   const perSecond = await throughput({ send, dispatcher, nextUrl, inFlight, seconds })
   if (workload === 'hit' && isCache && origin.requests !== before) {
@@ -107,9 +111,8 @@ export async function measure({ makeDispatcher, origin, workload, size, client, 
 /**
  * The median of each contender's rounds. The rounds alternate between contenders, and each round starts one
  * contender further on (A, B, C; B, C, A; C, A, B; …): what a contender leaves behind (a heap the collector
- * sized for its traffic, garbage still to collect) would otherwise always help or hurt the same successor.
- * In a fixed order, 1 MiB hits with 64 in flight measured the floor 1.23x-1.55x faster than CachingAgent
- * when it ran right after undici's cache, and 1.03x-1.20x in other orders.
+ * sized for its traffic, garbage still to collect) would otherwise always help or hurt the same successor
+ * (bench/README.md, "Fourth look").
  */
 export async function interleavedMedians(contenderNames, rounds, measureOne) {
   const samples = Object.fromEntries(contenderNames.map((name) => [name, []]))
