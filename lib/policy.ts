@@ -56,7 +56,10 @@ export type Decision =
   | { action: 'forward'; reason: ForwardReason }
   | { action: 'gateway-timeout'; reason: ForwardReason }
 
-type Directives = Map<string, string | true>
+type Directives = ReadonlyMap<string, string | true>
+
+/** What a field without directives parses to: one map for all, as most requests have none. */
+const NO_DIRECTIVES: Directives = new Map()
 
 /** What the user configured about storing: a URL's ttl (`defaultTtl`, `urlsExpireAfter`) and `allowedStatuses`. */
 export interface StorageRules {
@@ -154,28 +157,32 @@ export function decide(
   const requestDirectives = parseRequestDirectives(request.headers)
   // RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored means 504, never a request to the origin.
   const onlyIfCached = requestDirectives.has('only-if-cached')
-  const forward = (reason: ForwardReason): Decision =>
-    onlyIfCached ? { action: 'gateway-timeout', reason } : { action: 'forward', reason }
-  const revalidate = (stored: ResponseEntry, reason: 'stale' | 'request'): Decision =>
-    onlyIfCached ? { action: 'gateway-timeout', reason } : { action: 'revalidate', entry: stored, reason }
 
-  if (entry === undefined) return forward(options.missReason)
+  if (entry === undefined) return forward(options.missReason, onlyIfCached)
   // A stored HEAD response has no body to give a GET.
-  if (entry.method === 'HEAD' && request.method !== 'HEAD') return forward('miss')
-  if (requestDirectives.has('no-cache')) return revalidate(entry, 'request')
+  if (entry.method === 'HEAD' && request.method !== 'HEAD') return forward('miss', onlyIfCached)
+  if (requestDirectives.has('no-cache')) return revalidate(entry, 'request', onlyIfCached)
 
   const ageSeconds = currentAgeSeconds(entry, options.now)
   const ttlSeconds = entry.lifetimeSeconds - ageSeconds
   const maxAge = parseDeltaSeconds(requestDirectives.get('max-age'))
-  if (maxAge !== undefined && ageSeconds > maxAge) return revalidate(entry, 'request')
+  if (maxAge !== undefined && ageSeconds > maxAge) return revalidate(entry, 'request', onlyIfCached)
   const minFresh = parseDeltaSeconds(requestDirectives.get('min-fresh'))
-  if (minFresh !== undefined && ttlSeconds < minFresh) return revalidate(entry, 'request')
+  if (minFresh !== undefined && ttlSeconds < minFresh) return revalidate(entry, 'request', onlyIfCached)
 
   if (ttlSeconds > 0) return { action: 'serve', entry, status: 'hit' }
   const staleness = { staleSeconds: -ttlSeconds, shared: options.shared }
   if (maxStaleAllows(entry, requestDirectives, staleness)) return { action: 'serve', entry, status: 'stale' }
   if (staleWhileRevalidateAllows(entry, staleness)) return { action: 'serve-stale-and-revalidate', entry }
-  return revalidate(entry, 'stale')
+  return revalidate(entry, 'stale', onlyIfCached)
+}
+
+function forward(reason: ForwardReason, onlyIfCached: boolean): Decision {
+  return onlyIfCached ? { action: 'gateway-timeout', reason } : { action: 'forward', reason }
+}
+
+function revalidate(entry: ResponseEntry, reason: 'stale' | 'request', onlyIfCached: boolean): Decision {
+  return onlyIfCached ? { action: 'gateway-timeout', reason } : { action: 'revalidate', entry, reason }
 }
 
 /** RFC 9111 §5.2.1.1: `max-stale` lets a stale response be served, unless the response forbids it. */
@@ -285,8 +292,8 @@ function parseRequestDirectives(headers: RequestHeaders): Directives {
  * skipped; a directive given twice keeps its first argument. Never throws, whatever the input.
  */
 export function parseCacheControl(value: string | undefined): Directives {
-  const directives: Directives = new Map()
-  if (!value) return directives
+  if (!value) return NO_DIRECTIVES
+  const directives = new Map<string, string | true>()
   for (const member of splitOutsideQuotes(value)) {
     const equals = member.indexOf('=')
     const name = (equals === -1 ? member : member.slice(0, equals)).trim().toLowerCase()

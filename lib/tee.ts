@@ -57,7 +57,12 @@ interface PendingEntry {
   chunks: Buffer[]
   bytes: number
   maxBodyBytes: number
+  /** The body's length as the origin declared it (0 for HEAD), if it did. */
+  declaredLength: number | undefined
 }
+
+/** What an entry holds until its body is whole: read by nobody, written to by nobody. */
+const NO_BODY_YET = new Uint8Array(0)
 
 /**
  * Passes a response from the origin through to the caller as it arrives, adding `Cache-Status`, and keeps
@@ -105,10 +110,11 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     let headersOut = headers
     let rawOut = upstreamRaw
     if (this.#context.cacheName !== false) {
+      const entry = this.#pending?.entry
       const member = formatCacheStatus(this.#context.cacheName, {
         fwd: this.#context.reason,
-        stored: this.#pending !== undefined,
-        ...(this.#pending ? { ttlSeconds: this.#pending.entry.lifetimeSeconds - this.#pending.entry.initialAgeSeconds } : {}),
+        stored: entry !== undefined,
+        ttlSeconds: entry === undefined ? undefined : entry.lifetimeSeconds - entry.initialAgeSeconds,
       })
       headersOut = withCacheStatus(headers, member)
       // Appended to the origin's raw form when it has no Cache-Status; otherwise built from the record, which
@@ -136,7 +142,8 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     const pending = this.#pending
     this.#pending = undefined
     const storage = this.#context.storage
-    if (pending && storage && isComplete(pending.entry, pending.bytes)) {
+    // A body shorter or longer than its Content-Length is truncated or corrupt, and must not be stored.
+    if (pending && storage && (pending.declaredLength === undefined || pending.declaredLength === pending.bytes)) {
       pending.entry.body = retainedBody(pending.chunks, pending.bytes, { maxBodyBytes: pending.maxBodyBytes, keepsChunks: storage.store.acceptsBodyChunks })
       if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
         void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
@@ -200,7 +207,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       status,
       statusText,
       headers: withoutFields(withoutHopByHop(headers), storable.omittedFields),
-      body: new Uint8Array(0),
+      body: NO_BODY_YET,
       ...(storable.varyNames.length > 0 ? { varyHeaders: pickHeaders(request.headers, storable.varyNames) } : {}),
       createdAt: now,
       initialAgeSeconds: storable.initialAgeSeconds,
@@ -208,9 +215,10 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       policy: storable.policy,
     }
     const maxBodyBytes = maxEntrySize - entrySize(entry)
+    // A HEAD response's Content-Length describes the body a GET would get; it has none itself.
     const declaredLength = request.method === 'HEAD' ? 0 : contentLength(headers)
     if (maxBodyBytes < 0 || (declaredLength !== undefined && declaredLength > maxBodyBytes)) return undefined
-    return { entry, chunks: [], bytes: 0, maxBodyBytes }
+    return { entry, chunks: [], bytes: 0, maxBodyBytes, declaredLength }
   }
 }
 
@@ -246,16 +254,6 @@ function retainedBody(chunks: Buffer[], size: number, store: { maxBodyBytes: num
     size >= chunks.length * MIN_KEPT_CHUNK_BYTES &&
     bodySize(chunks) <= store.maxBodyBytes
   return keepsChunks ? chunks : joinChunks(chunks, size)
-}
-
-/**
- * A body shorter or longer than its Content-Length is truncated or corrupt, and must not be stored.
- * (A HEAD response's Content-Length describes the body a GET would get; it has none itself.)
- */
-function isComplete(entry: ResponseEntry, bytes: number): boolean {
-  if (entry.method === 'HEAD') return bytes === 0
-  const declared = contentLength(entry.headers)
-  return declared === undefined || declared === bytes
 }
 
 function contentLength(headers: HeaderRecord): number | undefined {
