@@ -29,12 +29,17 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
     if (parameters.fwdStatus !== undefined) member += `; fwd-status=${parameters.fwdStatus}`
     if (parameters.stored) member += '; stored'
   }
-  // Rounded up, so that ttl > 0 exactly when the response is fresh (a response with 0.4 s left is fresh).
-  if (parameters.ttlSeconds !== undefined) member += `; ttl=${Math.ceil(parameters.ttlSeconds)}`
+  if (parameters.ttlSeconds !== undefined) member += `; ttl=${ttlParameter(parameters.ttlSeconds)}`
   const key = parameters.key === undefined ? undefined : structuredString(parameters.key)
   if (key !== undefined) member += `; key=${key}`
   if ('detail' in parameters && parameters.detail !== undefined) member += `; detail=${parameters.detail}`
   return member
+}
+
+/** The `ttl` parameter for `seconds` of freshness left. */
+export function ttlParameter(seconds: number): number {
+  // Rounded up, so that ttl > 0 exactly when the response is fresh (a response with 0.4 s left is fresh).
+  return Math.ceil(seconds)
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { bodyChunks, bodyLength, joinBody, REPLAY_CHUNK_BYTES } from './body.js'
-import { appendCacheStatus, formatCacheStatus, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
+import { appendCacheStatus, formatCacheStatus, ttlParameter, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
 import { currentAgeSeconds, type ForwardReason } from './policy.js'
@@ -25,22 +25,36 @@ const NO_BODY: readonly Uint8Array[] = []
  */
 const REPLAY_FIELDS = new Map(['age', 'cache-status', 'content-length'].map((name) => [name, Buffer.from(name, 'latin1')]))
 
-/**
- * The raw form of an entry's stored headers other than `REPLAY_FIELDS`, built once per entry object: undici's
- * request() and fetch() read `controller.rawHeaders` on every response, and a store that keeps entries
- * as objects (MemoryStore) hands back the same object on every hit.
- */
-const storedRawHeaders = new WeakMap<ResponseEntry, Buffer[]>()
+/** Fields written afresh, and the same in undici's raw form. */
+interface FreshFields {
+  fields: HeaderRecord
+  raw: Buffer[]
+}
 
-function storedRawHeadersOf(entry: ResponseEntry): Buffer[] {
-  let raw = storedRawHeaders.get(entry)
-  if (raw === undefined) {
+/**
+ * What serving an entry needs besides the entry, kept per entry object, as a store that keeps entries as
+ * objects (MemoryStore) hands back the same object on every hit: the raw form of its stored headers other
+ * than `REPLAY_FIELDS` (undici's request() and fetch() read `controller.rawHeaders` on every response), and
+ * the fresh fields of its last hit. Those change only when the whole seconds of its Age or its ttl do, so
+ * most hits in a row reuse them: building them (a Cache-Status string, three Buffers) was ~10% of a 1 KiB
+ * hit through request() (A/B, 12 alternating rounds: 11.2 -> 10.0 us, the floor 9.3).
+ */
+interface ServedForm {
+  storedRaw: Buffer[]
+  lastHit: (FreshFields & { age: number; ttl: number; key: string; cacheName: string }) | undefined
+}
+
+const servedForms = new WeakMap<ResponseEntry, ServedForm>()
+
+function servedFormOf(entry: ResponseEntry): ServedForm {
+  let form = servedForms.get(entry)
+  if (form === undefined) {
     const kept: HeaderRecord = {}
     for (const name in entry.headers) if (!REPLAY_FIELDS.has(name)) kept[name] = entry.headers[name]!
-    raw = toRawHeaders(kept)
-    storedRawHeaders.set(entry, raw)
+    form = { storedRaw: toRawHeaders(kept), lastHit: undefined }
+    servedForms.set(entry, form)
   }
-  return raw
+  return form
 }
 
 /** How a stored entry is served. */
@@ -61,22 +75,45 @@ export interface ServeContext {
 /** Serves a stored entry: its status, headers with a current `Age` and `Cache-Status`, and its body. */
 export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHandler, context: ServeContext): void {
   const hasBody = context.method !== 'HEAD' && entry.method !== 'HEAD'
-  // The stored body is whole, so its length is known even when the origin sent it chunked; a HEAD answered
-  // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
-  const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
-  const fresh = freshFields(entry, context, contentLength)
+  const form = servedFormOf(entry)
+  const fresh = freshFieldsFor(entry, form, context)
   const body = hasBody ? replayChunks(entry) : NO_BODY
   replay(
     handler,
     {
       status: entry.status,
       statusText: entry.statusText,
-      headers: { ...entry.headers, ...fresh },
-      rawHeaders: storedRawHeadersOf(entry).concat(toRawHeaders(fresh, REPLAY_FIELDS)),
+      headers: { ...entry.headers, ...fresh.fields },
+      rawHeaders: form.storedRaw.concat(fresh.raw),
       body,
     },
     context.controller,
   )
+}
+
+/** The fields a replay of `entry` writes afresh: the last hit's, while its Age and ttl still hold. */
+function freshFieldsFor(entry: ResponseEntry, form: ServedForm, context: ServeContext): FreshFields {
+  // The stored body is whole, so its length is known even when the origin sent it chunked; a HEAD answered
+  // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
+  const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
+  const { member, cacheName } = context
+  // Answers after a revalidation and caches without Cache-Status are built each time: they are not hits.
+  if (!('hit' in member) || cacheName === false) {
+    const fields = freshFields(entry, context, contentLength)
+    return { fields, raw: toRawHeaders(fields, REPLAY_FIELDS) }
+  }
+  const age = wholeAgeSeconds(entry, context.now)
+  const ttl = ttlParameter(member.ttlSeconds)
+  const last = form.lastHit
+  if (last !== undefined && last.age === age && last.ttl === ttl && last.key === member.key && last.cacheName === cacheName) return last
+  const fields = freshFields(entry, context, contentLength)
+  form.lastHit = { fields, raw: toRawHeaders(fields, REPLAY_FIELDS), age, ttl, key: member.key, cacheName }
+  return form.lastHit
+}
+
+/** The `Age` a replay of `entry` carries at `now`, in whole seconds. */
+function wholeAgeSeconds(entry: ResponseEntry, now: number): number {
+  return Math.floor(currentAgeSeconds(entry, now))
 }
 
 /**
@@ -107,7 +144,7 @@ export function serveNotModified(entry: ResponseEntry, handler: Dispatcher.Dispa
  * any stored members. Built as one object, in one order: this runs on every hit.
  */
 function freshFields(entry: ResponseEntry, context: ServeContext, contentLength: string | string[] | undefined): HeaderRecord {
-  const fresh: HeaderRecord = { age: String(Math.floor(currentAgeSeconds(entry, context.now))) }
+  const fresh: HeaderRecord = { age: String(wholeAgeSeconds(entry, context.now)) }
   if (contentLength !== undefined) fresh['content-length'] = contentLength
   const stored = entry.headers['cache-status']
   if (context.cacheName !== false) fresh['cache-status'] = appendCacheStatus(stored, formatCacheStatus(context.cacheName, context.member))

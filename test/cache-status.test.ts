@@ -3,6 +3,7 @@ import { fetch, request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { cacheInfo } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
+import { MapStore } from './helpers/map-store.js'
 import { startOrigin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 import { startVersionedOrigin } from './helpers/versioned-origin.js'
@@ -75,6 +76,30 @@ describe('Cache-Status', () => {
       expect(read('content-length')).toBe('11')
       expect(read('age')).toMatch(/^\d+$/)
     }
+    expect(origin.requests).toBe(1)
+  })
+
+  it('names, on every hit, the cache and the key that served it, when one stored entry is served by several', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    const store = new MapStore() // hands back the very objects it was given
+    const edge = createTestAgent({ store, cacheStatus: 'edge' })
+    const shield = createTestAgent({ store, cacheStatus: 'shield' })
+    const custom = createTestAgent({ store, cacheStatus: 'edge', key: (request) => `custom-${request.url.length}` })
+    await get(origin.url, edge)
+    const [stored, entry] = [...store.entries][0]!
+    store.entries.set(`custom-${origin.url.length}`, entry) // the same entry object under a second key
+    const members = []
+    for (const agent of [edge, shield, edge, custom, edge]) {
+      const hit = await get(origin.url, agent)
+      members.push(String(hit.headers['cache-status']).replace(/; ttl=\d+/, ''))
+    }
+    expect(members).toEqual([
+      `edge; hit; key="${stored}"`,
+      `shield; hit; key="${stored}"`,
+      `edge; hit; key="${stored}"`,
+      `edge; hit; key="custom-${origin.url.length}"`,
+      `edge; hit; key="${stored}"`,
+    ])
     expect(origin.requests).toBe(1)
   })
 

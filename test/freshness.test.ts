@@ -17,6 +17,29 @@ async function isReused(headers: Record<string, string>, advanceMs: number, agen
 }
 
 describe('freshness', () => {
+  it('gives every hit in a run of hits the Age and ttl of its own moment, to the second', async () => {
+    const clock = useFakeDate() // a whole second, so the origin's Date is exact
+    // A heuristic lifetime of 1.5 s (10% of the 15 s since Last-Modified): Age (rounded down) and ttl
+    // (rounded up) then change at different moments, so a hit that reused either from the last would show.
+    const origin = await startVersionedOrigin({ date: new Date().toUTCString(), 'last-modified': new Date(Date.now() - 15_000).toUTCString() })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    const seen: Array<[string, string | undefined]> = []
+    for (const stepMs of [0, 300, 300, 400]) {
+      clock.advance(stepMs)
+      const hit = await get(origin.url, agent)
+      expect(statusOf(hit.headers)).toBe('hit')
+      seen.push([String(hit.headers.age), /; ttl=(\d+)/.exec(String(hit.headers['cache-status']))?.[1]])
+    }
+    expect(seen).toEqual([
+      ['0', '2'], // 1.5 s left
+      ['0', '2'], // 1.2 s left
+      ['0', '1'], // 0.9 s left: ttl changes, Age does not
+      ['1', '1'], // 0.5 s left: Age changes, ttl does not
+    ])
+    expect(origin.requests).toBe(1)
+  })
+
   it('serves a response with max-age from the cache until it is stale, with a growing Age', async () => {
     const clock = useFakeDate()
     const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
