@@ -93,22 +93,24 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
 
 /** The fields a replay of `entry` writes afresh: the last hit's, while its Age and ttl still hold. */
 function freshFieldsFor(entry: ResponseEntry, form: ServedForm, context: ServeContext): FreshFields {
-  // The stored body is whole, so its length is known even when the origin sent it chunked; a HEAD answered
-  // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
-  const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
   const { member, cacheName } = context
   // Answers after a revalidation and caches without Cache-Status are built each time: they are not hits.
-  if (!('hit' in member) || cacheName === false) {
-    const fields = freshFields(entry, context, contentLength)
-    return { fields, raw: toRawHeaders(fields, REPLAY_FIELDS) }
-  }
+  if (!('hit' in member) || cacheName === false) return replayFields(entry, context)
   const age = wholeAgeSeconds(entry, context.now)
   const ttl = ttlParameter(member.ttlSeconds)
   const last = form.lastHit
   if (last !== undefined && last.age === age && last.ttl === ttl && last.key === member.key && last.cacheName === cacheName) return last
-  const fields = freshFields(entry, context, contentLength)
-  form.lastHit = { fields, raw: toRawHeaders(fields, REPLAY_FIELDS), age, ttl, key: member.key, cacheName }
+  form.lastHit = { ...replayFields(entry, context), age, ttl, key: member.key, cacheName }
   return form.lastHit
+}
+
+/** A replay's fresh fields, built anew; Content-Length is the stored body's length when the origin gave none. */
+function replayFields(entry: ResponseEntry, context: ServeContext): FreshFields {
+  // The stored body is whole, so its length is known even when the origin sent it chunked; a HEAD answered
+  // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
+  const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
+  const fields = freshFields(entry, context, contentLength)
+  return { fields, raw: toRawHeaders(fields, REPLAY_FIELDS) }
 }
 
 /** The `Age` a replay of `entry` carries at `now`, in whole seconds. */
