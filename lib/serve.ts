@@ -41,7 +41,9 @@ interface FreshFields {
  */
 interface ServedForm {
   storedRaw: Buffer[]
-  lastHit: (FreshFields & { age: number; ttl: number; key: string; cacheName: string }) | undefined
+  /** The body's chunks as a hit replays them, once worked out (see replayChunks). */
+  chunks: readonly Uint8Array[] | undefined
+  lastHit: (FreshFields & { age: number; ttl: number; key: string; cacheName: string | false }) | undefined
 }
 
 const servedForms = new WeakMap<ResponseEntry, ServedForm>()
@@ -51,7 +53,7 @@ function servedFormOf(entry: ResponseEntry): ServedForm {
   if (form === undefined) {
     const kept: HeaderRecord = {}
     for (const name in entry.headers) if (!REPLAY_FIELDS.has(name)) kept[name] = entry.headers[name]!
-    form = { storedRaw: toRawHeaders(kept), lastHit: undefined }
+    form = { storedRaw: toRawHeaders(kept), chunks: undefined, lastHit: undefined }
     servedForms.set(entry, form)
   }
   return form
@@ -77,7 +79,7 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
   const hasBody = context.method !== 'HEAD' && entry.method !== 'HEAD'
   const form = servedFormOf(entry)
   const fresh = freshFieldsFor(entry, form, context)
-  const body = hasBody ? replayChunks(entry) : NO_BODY
+  const body = hasBody ? (form.chunks ??= replayChunks(entry)) : NO_BODY
   replay(
     handler,
     {
@@ -94,8 +96,8 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
 /** The fields a replay of `entry` writes afresh: the last hit's, while its Age and ttl still hold. */
 function freshFieldsFor(entry: ResponseEntry, form: ServedForm, context: ServeContext): FreshFields {
   const { member, cacheName } = context
-  // Answers after a revalidation and caches without Cache-Status are built each time: they are not hits.
-  if (!('hit' in member) || cacheName === false) return replayFields(entry, context)
+  // Answers after a revalidation (a 304, stale-if-error) are built each time: they are not hits.
+  if (!('hit' in member)) return replayFields(entry, context)
   const age = wholeAgeSeconds(entry, context.now)
   const ttl = ttlParameter(member.ttlSeconds)
   const last = form.lastHit
@@ -119,7 +121,7 @@ function wholeAgeSeconds(entry: ResponseEntry, now: number): number {
 }
 
 /**
- * The chunks a hit replays. A body stored as several chunks that one replay chunk would hold is joined on
+ * The chunks hits replay. A body stored as several chunks that one replay chunk would hold is joined on
  * its first hit, and the entry keeps the joined buffer in their place: every later hit then hands out one
  * chunk (a second one cost each fetch() hit ~8% at 64 KiB, measured), and a response that is never asked
  * for again is never copied. Only a store that accepts chunks (`acceptsBodyChunks`) holds such bodies.

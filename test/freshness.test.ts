@@ -17,27 +17,66 @@ async function isReused(headers: Record<string, string>, advanceMs: number, agen
 }
 
 describe('freshness', () => {
-  it('gives every hit in a run of hits the Age and ttl of its own moment, to the second', async () => {
+  it.each([
+    ['with', undefined],
+    ['without', false as const],
+  ])('gives every hit in a run of hits the Age and ttl of its own moment, to the second, %s Cache-Status', async (_with, cacheStatus) => {
     const clock = useFakeDate() // a whole second, so the origin's Date is exact
     // A heuristic lifetime of 1.5 s (10% of the 15 s since Last-Modified): Age (rounded down) and ttl
     // (rounded up) then change at different moments, so a hit that reused either from the last would show.
     const origin = await startVersionedOrigin({ date: new Date().toUTCString(), 'last-modified': new Date(Date.now() - 15_000).toUTCString() })
-    const agent = createTestAgent()
+    const agent = createTestAgent(cacheStatus === false ? { cacheStatus } : {})
     await get(origin.url, agent)
     const seen: Array<[string, string | undefined]> = []
     for (const stepMs of [0, 300, 300, 400]) {
       clock.advance(stepMs)
       const hit = await get(origin.url, agent)
-      expect(statusOf(hit.headers)).toBe('hit')
+      expect(hit.body).toBe('v1')
       seen.push([String(hit.headers.age), /; ttl=(\d+)/.exec(String(hit.headers['cache-status']))?.[1]])
     }
+    const ttl = (value: string): string | undefined => (cacheStatus === false ? undefined : value)
     expect(seen).toEqual([
-      ['0', '2'], // 1.5 s left
-      ['0', '2'], // 1.2 s left
-      ['0', '1'], // 0.9 s left: ttl changes, Age does not
-      ['1', '1'], // 0.5 s left: Age changes, ttl does not
+      ['0', ttl('2')], // 1.5 s left
+      ['0', ttl('2')], // 1.2 s left
+      ['0', ttl('1')], // 0.9 s left: ttl changes, Age does not
+      ['1', ttl('1')], // 0.5 s left: Age changes, ttl does not
     ])
     expect(origin.requests).toBe(1)
+  })
+
+  it('hands hits within one second the same fresh fields, made once, and makes them again the next second', async () => {
+    const clock = useFakeDate()
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    /** The raw Buffers of a hit's fields, as undici's clients read them from the controller. */
+    const rawFields = (): Promise<Map<string, Buffer>> =>
+      new Promise((resolve, reject) => {
+        const fields = new Map<string, Buffer>()
+        agent.dispatch(
+          { origin: new URL(origin.url).origin, path: new URL(origin.url).pathname, method: 'GET', headers: {} },
+          {
+            onRequestStart() {},
+            onResponseStart(controller) {
+              const raw = controller.rawHeaders as Buffer[]
+              for (let index = 0; index < raw.length; index += 2) fields.set(raw[index]!.toString('latin1'), raw[index + 1]!)
+            },
+            onResponseData() {},
+            onResponseEnd: () => resolve(fields),
+            onResponseError: (_controller, error) => reject(error),
+          },
+        )
+      })
+    const first = await rawFields()
+    clock.advance(300)
+    const sameSecond = await rawFields()
+    clock.advance(1000)
+    const nextSecond = await rawFields()
+    for (const name of ['age', 'cache-status', 'content-length']) {
+      expect(sameSecond.get(name)).toBe(first.get(name)) // reused, not built again
+    }
+    expect(nextSecond.get('age')).not.toBe(first.get('age'))
+    expect([first.get('age')?.toString(), nextSecond.get('age')?.toString()]).toEqual(['0', '1'])
   })
 
   it('serves a response with max-age from the cache until it is stale, with a growing Age', async () => {
