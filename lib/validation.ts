@@ -70,6 +70,11 @@ export function applyNotModified(
 ): NotModifiedResult {
   if (!identifiesStored(entry.headers, notModifiedHeaders)) return { selected: false }
   const headers: HeaderRecord = { ...entry.headers }
+  // The response is as old as the 304 says (§4.2.3 reads Age and Date of the response just received): an
+  // Age the stored response brought from an upstream cache no longer applies, and a 304 without Date gets
+  // the time it arrived (RFC 9110 §6.6.1), not the stored response's older one.
+  delete headers.age
+  headers.date = new Date(options.now).toUTCString()
   for (const [name, value] of Object.entries(withoutHopByHop(notModifiedHeaders))) {
     if (!KEPT_FROM_STORED.has(name)) headers[name] = value
   }

@@ -70,6 +70,40 @@ describe('revalidation of a stale entry', () => {
     expect(origin.requests).toBe(2)
   })
 
+  it("restarts the entry's age from the 304: an Age the stored response came with no longer counts", async () => {
+    // The 200 came through an upstream cache (Age 150, beyond its max-age=100); the origin's 304 has no Age.
+    const origin = await startOrigin((request, response) => {
+      if (request.headers['if-none-match'] === '"a"') return void response.writeHead(304, { etag: '"a"', 'cache-control': 'max-age=100' }).end()
+      response.writeHead(200, { etag: '"a"', 'cache-control': 'max-age=100', age: '150' }).end('aged')
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    const revalidated = await get(origin.url, agent)
+    expect(statusOf(revalidated.headers)).toBe('revalidated')
+    const hit = await get(origin.url, agent)
+    expect(statusOf(hit.headers)).toBe('hit')
+    expect(hit.headers.age).toBe('0')
+    expect(origin.requests).toBe(2)
+  })
+
+  it('dates the entry from the arrival of a 304 without Date, not from the stored response\'s older Date', async () => {
+    const origin = await startOrigin((request, response) => {
+      if (request.headers['if-none-match'] === '"a"') {
+        response.sendDate = false // an origin without a clock (RFC 9110 §6.6.1)
+        return void response.writeHead(304, { etag: '"a"', 'cache-control': 'max-age=100' }).end()
+      }
+      const date = new Date(Date.now() - 200_000).toUTCString()
+      response.writeHead(200, { etag: '"a"', 'cache-control': 'max-age=100', date }).end('dated')
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent) // 200 s old on arrival: stale
+    expect(statusOf((await get(origin.url, agent)).headers)).toBe('revalidated')
+    const hit = await get(origin.url, agent)
+    expect(statusOf(hit.headers)).toBe('hit')
+    expect(Date.parse(String(hit.headers.date))).toBeGreaterThan(Date.now() - 5_000)
+    expect(origin.requests).toBe(2)
+  })
+
   it('keeps the stored framing and coding when a 304 leaves out Content-Encoding: a gzip body still decodes', async () => {
     const clock = useFakeDate()
     const text = 'a gzip-coded body '.repeat(100)
