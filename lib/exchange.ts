@@ -217,8 +217,8 @@ function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: 
 /** The request headers that revalidate `entry`, and what any revalidation of it needs to know. */
 function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry) {
   const { options, store } = exchange
-  const { headers, conditional } = revalidationHeaders(entry, request)
-  type Shared = 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'rules' | 'filter' | 'conditional'
+  const headers = revalidationHeaders(entry, request)
+  type Shared = 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'rules' | 'filter'
   const context: Pick<RevalidationContext, Shared> = {
     entry,
     request,
@@ -229,7 +229,6 @@ function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, 
     maxEntrySize: options.maxEntrySize,
     rules: storageRulesOf(options, request),
     filter: options.filter,
-    conditional,
   }
   return { headers, context }
 }

@@ -235,9 +235,9 @@ function responseDirectives(entry: ResponseEntry): Directives {
 /**
  * The headers of a request that revalidates `entry` (RFC 9111 §4.3.1), from http-cache-semantics: the
  * caller's headers without hop-by-hop fields, with `If-None-Match` from the entry's `ETag` and
- * `If-Modified-Since` from its `Last-Modified`. `conditional` says whether any validator was added.
+ * `If-Modified-Since` from its `Last-Modified` (for GET and HEAD entries).
  */
-export function revalidationHeaders(entry: ResponseEntry, request: { method: string; headers: RequestHeaders }): { headers: RequestHeaders; conditional: boolean } {
+export function revalidationHeaders(entry: ResponseEntry, request: { method: string; headers: RequestHeaders }): RequestHeaders {
   const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
   // The request matched this entry's variant when it was looked up (values normalised, absent fields
   // included: variants.ts). http-cache-semantics would compare the raw values again and, where only their
@@ -245,8 +245,13 @@ export function revalidationHeaders(entry: ResponseEntry, request: { method: str
   const stored = { ...entry.policy, resh: joinHeaders(entry.headers), reqh: policyRequest.headers }
   const policy = CachePolicy.fromObject(stored as unknown as CachePolicy.CachePolicyObject)
   const headers = policy.revalidationHeaders(policyRequest) as RequestHeaders
-  const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined
-  return { headers, conditional }
+  // RFC 9110 §13.1.2: a method other than GET and HEAD whose If-None-Match matches is not performed (a 412
+  // answers it), so an entry of a method cached with its body (`methods: ['POST']`) is asked for in full.
+  if (entry.method !== 'GET' && entry.method !== 'HEAD') {
+    delete headers['if-none-match']
+    delete headers['if-modified-since']
+  }
+  return headers
 }
 
 /** The entry's current age (RFC 9111 §4.2.3), in seconds. */

@@ -31,8 +31,6 @@ export interface RevalidationContext {
   cacheName: string | false
   /** Why the stored response could not be served as it was, for `Cache-Status`. */
   reason: 'stale' | 'request'
-  /** Whether the request carries the entry's validators, so that a 304 refers to the entry. */
-  conditional: boolean
   /** Whether the origin's answer may be stored (a HEAD's answer never replaces a stored GET). */
   mayStore: boolean
   /** Whether the entry may stand in for an origin that fails (stale-if-error), judged when it fails. */
@@ -100,7 +98,9 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
-    if (statusCode === 304 && this.#context.conditional) return this.#answerNotModified(headers)
+    // Even to a request without validators (the entry has none): RFC 9111 §4.3.4 selects a stored response
+    // without validators for a 304 without any, and a caller must never get a 304 it did not ask for.
+    if (statusCode === 304) return this.#answerNotModified(headers)
     if (SERVER_ERRORS.has(statusCode) && this.#mayStandIn()) {
       this.#context.onSettled?.()
       return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })

@@ -104,6 +104,40 @@ describe('revalidation of a stale entry', () => {
     expect(origin.requests).toBe(2)
   })
 
+  it('answers a 304 to a request without validators (the entry has none) from the entry, and renews it', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((request, response) => {
+      if (origin.requests > 1) return void response.writeHead(304, { 'cache-control': 'max-age=60' }).end()
+      response.writeHead(200, { 'cache-control': 'max-age=60' }).end('no validators')
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(61_000)
+    const revalidated = await get(origin.url, agent)
+    expect(origin.received[1]!.headers['if-none-match']).toBeUndefined()
+    expect(revalidated.status).toBe(200)
+    expect(revalidated.body).toBe('no validators')
+    expect(statusOf(revalidated.headers)).toBe('revalidated')
+    expect(statusOf((await get(origin.url, agent)).headers)).toBe('hit')
+    expect(origin.requests).toBe(2)
+  })
+
+  it('revalidates a stored POST with the full request: a POST whose If-None-Match matches is refused', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((request, response) => {
+      // RFC 9110 §13.1.2: a matching If-None-Match on a POST means "do not perform it": 412.
+      if (request.headers['if-none-match'] === '"a"') return void response.writeHead(412).end()
+      response.writeHead(200, { etag: '"a"', 'cache-control': 'max-age=60' }).end(`answer ${origin.requests}`)
+    })
+    const agent = createTestAgent({ methods: ['GET', 'HEAD', 'POST'] })
+    await get(origin.url, agent, { method: 'POST', body: 'query' })
+    clock.advance(61_000)
+    const again = await get(origin.url, agent, { method: 'POST', body: 'query' })
+    expect(origin.received[1]!.headers['if-none-match']).toBeUndefined()
+    expect(again.status).toBe(200)
+    expect(again.body).toBe('answer 2')
+  })
+
   it('keeps the stored framing and coding when a 304 leaves out Content-Encoding: a gzip body still decodes', async () => {
     const clock = useFakeDate()
     const text = 'a gzip-coded body '.repeat(100)
