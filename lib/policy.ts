@@ -8,7 +8,7 @@ import CachePolicy from 'http-cache-semantics'
 import { lifetimeOf, type ConfiguredTtl } from './expiry-rules.js'
 import { joinHeader, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { parseHttpDate } from './http-date.js'
-import { readResponseFields, splitOutsideQuotes, UNDERSTOOD_STATUSES } from './response-fields.js'
+import { effectiveCacheControl, readResponseFields, splitOutsideQuotes, UNDERSTOOD_STATUSES } from './response-fields.js'
 import type { ResponseEntry } from './store.js'
 
 export interface PolicyRequest {
@@ -196,7 +196,7 @@ function maxStaleAllows(entry: ResponseEntry, requestDirectives: Directives, con
 
 /** RFC 5861 §3: within the response's `stale-while-revalidate` window, serve stale and revalidate behind. */
 function staleWhileRevalidateAllows(entry: ResponseEntry, context: { staleSeconds: number; shared: boolean }): boolean {
-  const window = parseDeltaSeconds(responseDirectives(entry).get('stale-while-revalidate'))
+  const window = parseDeltaSeconds(responseDirectives(entry, context.shared).get('stale-while-revalidate'))
   return window !== undefined && context.staleSeconds <= window && !forbidsStale(entry, context.shared)
 }
 
@@ -214,7 +214,7 @@ export function staleIfErrorAllows(
   const staleSeconds = Math.max(0, -ttlSeconds(entry, options.now))
   if (options.staleIfError === true) return true
   const windows = [
-    parseDeltaSeconds(responseDirectives(entry).get('stale-if-error')),
+    parseDeltaSeconds(responseDirectives(entry, options.shared).get('stale-if-error')),
     parseDeltaSeconds(parseRequestDirectives(request.headers).get('stale-if-error')),
     options.staleIfError,
   ].filter((window) => window !== undefined)
@@ -223,13 +223,17 @@ export function staleIfErrorAllows(
 
 /** RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10: directives that forbid serving a stale response. */
 function forbidsStale(entry: ResponseEntry, shared: boolean): boolean {
-  const directives = responseDirectives(entry)
+  const directives = responseDirectives(entry, shared)
   if (directives.has('must-revalidate') || directives.has('no-cache')) return true
   return shared && (directives.has('proxy-revalidate') || directives.has('s-maxage'))
 }
 
-function responseDirectives(entry: ResponseEntry): Directives {
-  return parseCacheControl(joinHeader(entry.headers['cache-control']))
+/**
+ * The stored response's directives as the cache obeys them (response-fields.ts): the targeted field's in a
+ * shared cache, and a qualified `no-cache="…"` restricting only the fields it names, which were not stored.
+ */
+function responseDirectives(entry: ResponseEntry, shared: boolean): Directives {
+  return parseCacheControl(effectiveCacheControl(entry.status, entry.headers, shared).members?.join(','))
 }
 
 /**

@@ -32,42 +32,12 @@ export const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 3
 export function readResponseFields(status: number, headers: HeaderRecord, options: { shared: boolean; now: number }): ResponseFields {
   const policyHeaders: Record<string, string> = {}
   for (const name in headers) policyHeaders[name] = joinHeader(headers[name])!
-  const omittedFields: string[] = []
-
-  // RFC 9213: a shared cache stands where a CDN or reverse proxy does, and follows `CDN-Cache-Control`,
-  // when present and valid, instead of `Cache-Control`.
-  const targeted = options.shared ? cdnCacheControl(policyHeaders['cdn-cache-control']) : undefined
-  if (targeted !== undefined) policyHeaders['cache-control'] = targeted
-
-  if (policyHeaders['cache-control'] !== undefined) {
-    const members = []
-    const seen = new Set<string>()
-    for (const member of splitOutsideQuotes(policyHeaders['cache-control'])) {
-      const trimmed = member.trim()
-      const equals = trimmed.indexOf('=')
-      const rawName = equals === -1 ? trimmed : trimmed.slice(0, equals)
-      const argument = equals === -1 ? undefined : trimmed.slice(equals + 1)
-      // §5.2: `name=argument` has no whitespace around "="; such a directive is invalid and ignored.
-      if (/\s$/.test(rawName) || (argument !== undefined && /^\s/.test(argument))) continue
-      const name = rawName.toLowerCase()
-      // §4.2.1: of a directive given more than once, the first counts.
-      if (name === '' || seen.has(name)) continue
-      seen.add(name)
-      const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && options.shared))
-      if (qualifies) {
-        omittedFields.push(...fieldNames(argument))
-        continue
-      }
-      members.push(argument === undefined ? name : `${name}=${argument}`)
-    }
-    // §5.2.2.3: with must-understand, a cache that understands the status ignores no-store; one that does
-    // not must not store the response at all.
-    if (members.includes('must-understand')) {
-      const others = members.filter((member) => member !== 'no-store')
-      members.length = 0
-      members.push(...(UNDERSTOOD_STATUSES.has(status) ? others : [...others, 'no-store']))
-    }
-    policyHeaders['cache-control'] = members.join(', ')
+  const { members, omittedFields } = effectiveCacheControl(status, headers, options.shared)
+  // http-cache-semantics gives a shared response with proxy-revalidate no freshness at all; RFC 9111
+  // §5.2.2.8 only forbids serving it stale, which policy.ts reads from the effective directives.
+  if (members !== undefined) {
+    const forPolicy = members.includes('proxy-revalidate') ? members.filter((member) => member !== 'proxy-revalidate') : members
+    policyHeaders['cache-control'] = forPolicy.join(', ')
   }
 
   // §5.1: a list-valued Age counts by its first member; an invalid one is ignored.
@@ -93,6 +63,45 @@ export function readResponseFields(status: number, headers: HeaderRecord, option
   delete policyHeaders['set-cookie']
   for (const name of omittedFields) delete policyHeaders[name]
   return { policyHeaders, omittedFields }
+}
+
+/**
+ * The Cache-Control members a cache obeys (RFC 9111 §5.2), joined fields in, each as `name` or
+ * `name=argument`: in a shared cache a valid `CDN-Cache-Control` in its place (RFC 9213), invalid and
+ * repeated directives left out, a qualified `no-cache="…"` (and, shared, `private="…"`) turned into fields
+ * to omit, and `must-understand` applied. `members` is undefined when the response has no such field.
+ */
+export function effectiveCacheControl(status: number, headers: HeaderRecord, shared: boolean): { members: string[] | undefined; omittedFields: string[] } {
+  const omittedFields: string[] = []
+  // RFC 9213: a shared cache stands where a CDN or reverse proxy does, and follows `CDN-Cache-Control`,
+  // when present and valid, instead of `Cache-Control`.
+  const cacheControl = (shared ? cdnCacheControl(joinHeader(headers['cdn-cache-control'])) : undefined) ?? joinHeader(headers['cache-control'])
+  if (cacheControl === undefined) return { members: undefined, omittedFields }
+  const members = []
+  const seen = new Set<string>()
+  for (const member of splitOutsideQuotes(cacheControl)) {
+    const trimmed = member.trim()
+    const equals = trimmed.indexOf('=')
+    const rawName = equals === -1 ? trimmed : trimmed.slice(0, equals)
+    const argument = equals === -1 ? undefined : trimmed.slice(equals + 1)
+    // §5.2: `name=argument` has no whitespace around "="; such a directive is invalid and ignored.
+    if (/\s$/.test(rawName) || (argument !== undefined && /^\s/.test(argument))) continue
+    const name = rawName.toLowerCase()
+    // §4.2.1: of a directive given more than once, the first counts.
+    if (name === '' || seen.has(name)) continue
+    seen.add(name)
+    const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && shared))
+    if (qualifies) {
+      omittedFields.push(...fieldNames(argument))
+      continue
+    }
+    members.push(argument === undefined ? name : `${name}=${argument}`)
+  }
+  // §5.2.2.3: with must-understand, a cache that understands the status ignores no-store; one that does
+  // not must not store the response at all.
+  if (!members.includes('must-understand')) return { members, omittedFields }
+  const others = members.filter((member) => member !== 'no-store')
+  return { members: UNDERSTOOD_STATUSES.has(status) ? others : [...others, 'no-store'], omittedFields }
 }
 
 /**

@@ -163,6 +163,11 @@ describe('freshness', () => {
     expect(await isReused(headers, 50_000, { shared: false })).toBe(false)
   })
 
+  it('keeps a proxy-revalidate response fresh for its max-age in a shared cache too: it only may not be served stale', async () => {
+    expect(await isReused({ 'cache-control': 'max-age=60, proxy-revalidate' }, 30_000, { shared: true })).toBe(true)
+    expect(await isReused({ 'cache-control': 'max-age=60, proxy-revalidate' }, 61_000, { shared: true })).toBe(false)
+  })
+
   it('keeps an immutable response without explicit lifetime fresh for a day', async () => {
     expect(await isReused({ 'cache-control': 'immutable' }, 23 * 3600_000)).toBe(true)
   })

@@ -64,6 +64,23 @@ describe('stale-while-revalidate', () => {
     expect(origin.statuses).toEqual([200, 304])
   })
 
+  it.each([
+    ['a shared cache, from CDN-Cache-Control', { 'cdn-cache-control': 'max-age=60, stale-while-revalidate=30', 'cache-control': 'no-cache' }, true],
+    ['a qualified no-cache, which withholds only the field it names', { 'cache-control': 'max-age=60, no-cache="x-session", stale-while-revalidate=30', 'x-session': 's1' }, false],
+  ] as const)('takes the window from the directives the cache obeys: %s', async (_case, headers, shared) => {
+    const clock = useFakeDate()
+    const origin = await startValidatingOrigin({ body: 'body', etag: '"a"', headers })
+    const agent = createTestAgent({ shared })
+    await get(origin.url, agent)
+    clock.advance(70_000)
+    const served = await get(origin.url, agent)
+    expect(statusOf(served.headers)).toBe('stale')
+    expect(served.body).toBe('body')
+    expect(served.headers['x-session']).toBeUndefined()
+    await waitForFreshHit(origin.url, agent)
+    expect(origin.statuses).toEqual([200, 304])
+  })
+
   it('survives a failing background revalidation: the stale entry is served again and a new one is tried', async () => {
     const clock = useFakeDate()
     const origin = await startOrigin((_request, response) => {
