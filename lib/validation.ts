@@ -4,7 +4,7 @@
  */
 import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { parseHttpDate } from './http-date.js'
-import { evaluateResponse, type PolicyRequest, type StorageRules } from './policy.js'
+import { evaluateResponse, pickHeaders, type PolicyRequest, type StorageRules } from './policy.js'
 import type { ResponseEntry } from './store.js'
 
 /** Whether the caller's request asks to validate what it holds (`If-None-Match` or `If-Modified-Since`). */
@@ -85,6 +85,12 @@ export function applyNotModified(
   updated.initialAgeSeconds = storable.initialAgeSeconds
   updated.lifetimeSeconds = storable.lifetimeSeconds
   updated.policy = storable.policy
+  // A 304 may change Vary (it carries the Vary a 200 would): the entry is then selected by the new names,
+  // with the values of the request it was just validated for (RFC 9111 §4.1).
+  if (storable.varyNames.join() !== Object.keys(entry.varyHeaders ?? {}).join()) {
+    if (storable.varyNames.length > 0) updated.varyHeaders = pickHeaders(request.headers, storable.varyNames)
+    else delete updated.varyHeaders
+  }
   return { selected: true, entry: updated, storable: true }
 }
 

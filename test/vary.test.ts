@@ -79,6 +79,23 @@ describe('Vary', () => {
     expect(origin.requests).toBe(2)
   })
 
+  it('selects a variant by the Vary of the 304 that renewed it, not the Vary it was stored with', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((request, response) => {
+      const vary = origin.requests === 1 ? 'Accept-Encoding' : 'Accept-Encoding, Accept-Language'
+      if (request.headers['if-none-match'] === '"a"') return void response.writeHead(304, { etag: '"a"', vary, 'cache-control': 'max-age=60' }).end()
+      response.writeHead(200, { etag: '"a"', vary, 'cache-control': 'max-age=60' }).end(`for ${request.headers['accept-language']}`)
+    })
+    const agent = createTestAgent()
+    const english = { headers: { 'accept-language': 'en' } }
+    await get(origin.url, agent, english)
+    clock.advance(61_000)
+    expect(statusOf((await get(origin.url, agent, english)).headers)).toBe('revalidated')
+    const french = await get(origin.url, agent, { headers: { 'accept-language': 'fr' } })
+    expect(french.body).toBe('for fr')
+    expect(statusOf((await get(origin.url, agent, english)).headers)).toBe('hit')
+  })
+
   it('replaces the variants when a response without Vary arrives', async () => {
     let vary = true
     const origin = await startOrigin((_request, response) => {
