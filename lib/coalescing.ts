@@ -18,6 +18,14 @@ export interface Waiter {
   retry(): void
 }
 
+/** What a flight tells the relay of its leader's response (LeaderRelay) about the requests waiting on it. */
+export interface FlightWatcher {
+  /** A request has started to wait. */
+  onWaiterJoined(): void
+  /** Nobody waits any longer: the last waiter left, or the flight settled. */
+  onWaitersGone(): void
+}
+
 /** The requests in flight, by coalescing identity (method, key, variant). */
 export class Flights {
   readonly #flights = new Map<string, Flight>()
@@ -45,6 +53,7 @@ export class Flight {
   #waiters: Set<Waiter> | undefined
   readonly #onSettled: () => void
   #settled = false
+  #watcher: FlightWatcher | undefined
 
   constructor(onSettled: () => void) {
     this.#onSettled = onSettled
@@ -53,6 +62,11 @@ export class Flight {
   /** Whether anyone still waits on this flight (and it has not settled). */
   get hasWaiters(): boolean {
     return !this.#settled && this.#waiters !== undefined && this.#waiters.size > 0
+  }
+
+  /** From now on `watcher` is told as requests start to wait and when nobody waits any longer. */
+  watch(watcher: FlightWatcher): void {
+    this.#watcher = watcher
   }
 
   /**
@@ -68,11 +82,13 @@ export class Flight {
       abort: (reason) => {
         if (!this.#waiters?.delete(waiter)) return
         queueMicrotask(() => handler.onResponseError?.(controller, reason))
+        if (this.#waiters.size === 0) this.#watcher?.onWaitersGone()
       },
     })
     this.#waiters ??= new Set()
     this.#waiters.add(waiter)
     handler.onRequestStart?.(controller, {})
+    this.#watcher?.onWaiterJoined()
   }
 
   /** The leader's outcome is in the store (or known not to be): every waiter looks again. Once. */
@@ -83,6 +99,7 @@ export class Flight {
     const waiters = this.#waiters
     this.#waiters = undefined
     for (const waiter of waiters ?? []) waiter.retry()
+    this.#watcher?.onWaitersGone()
   }
 }
 
@@ -91,22 +108,32 @@ type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderR
 /**
  * Stands between the leader's response and the leader's own handler, so that the leader cannot hold the
  * waiters up or cut them off while they wait: its abort detaches it (it gets its error, the response goes
- * on into the store), and its pause queues the body for it instead of pausing the origin. Once nobody
- * waits, pause and abort act on the origin again. The queue never outgrows the body being stored, which
- * the store's `maxEntrySize` bounds: past it the flight settles and waiting ends.
+ * on into the store), and its pause queues the body for it instead of pausing the origin (a pause from
+ * before the first waiter came is lifted then). Once nobody waits, pause and abort act on the origin again,
+ * and a response the leader has left is aborted: nobody would read the rest, and finishing it only to store
+ * it would download, perhaps without end, what nobody asked for. So it is not stored, as a response is not
+ * when a request that nobody waits on is aborted. The queue never outgrows the body being stored, which the
+ * store's `maxEntrySize` bounds: past it the flight settles and waiting ends.
  */
-export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource {
+export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, FlightWatcher {
   readonly #leader: Dispatcher.DispatchHandler
   readonly #flight: Flight
   readonly #controller = new CallerController()
   #upstream: Dispatcher.DispatchController | undefined
   readonly #queue: Queued[] = []
   #detached = false
+  /** Why the leader left: the request to the origin is aborted with it once nobody waits. */
+  #leaderAbortReason: Error | undefined
   #pausedUpstream = false
+  /** The origin's response has ended or failed: nothing more comes, nothing is left to pause or abort. */
+  #upstreamDone = false
+  /** The leader has had its end or an error (or is being handed its abort): it has nothing left to abort. */
+  #leaderDone = false
 
   constructor(leader: Dispatcher.DispatchHandler, flight: Flight) {
     this.#leader = leader
     this.#flight = flight
+    flight.watch(this)
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -124,14 +151,35 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource {
     this.#drain()
   }
 
-  /** The leader aborts: it leaves while others wait, otherwise the request to the origin ends. */
+  /**
+   * The leader aborts: it leaves while others wait, or when its response is all here, queued (the request
+   * to the origin is over: aborting it would not reach the leader); otherwise the request to the origin ends.
+   */
   abort(reason: Error): void {
-    if (this.#flight.hasWaiters) this.#detach(reason)
+    // It has had its end (or an error) already, though waiters may still wait on a slow store write.
+    if (this.#leaderDone) return
+    if (this.#flight.hasWaiters || this.#upstreamDone) this.#detach(reason)
     else this.#upstream?.abort(reason)
   }
 
   get rawTrailers(): Dispatcher.DispatchController['rawTrailers'] {
     return this.#upstream?.rawTrailers
+  }
+
+  /** A request waits now: an origin the leader's pause held back goes on, and the body queues for the leader. */
+  onWaiterJoined(): void {
+    // Deferred: the request may be dispatched from inside another response's callback, where undici must not
+    // resume a response (it asserts so).
+    if (!this.#pausedUpstream) return
+    queueMicrotask(() => {
+      if (this.#flight.hasWaiters) this.#resumeUpstream()
+    })
+  }
+
+  /** Nobody waits any longer: a response the leader has left is read by nobody, so its request is aborted. */
+  onWaitersGone(): void {
+    // Deferred: the flight settles as the response ends, just before the end reaches this relay.
+    if (this.#detached) queueMicrotask(() => this.#endAbandoned())
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
@@ -145,10 +193,12 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
+    this.#upstreamDone = true
     this.#deliver({ kind: 'end', trailers })
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#upstreamDone = true
     this.#deliver({ kind: 'error', error })
   }
 
@@ -174,32 +224,42 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource {
   /** Hands the queue to the leader while it reads, then lets the origin go on. */
   #drain(): void {
     while (this.#queue.length > 0 && !this.#controller.paused && !this.#detached) this.#hand(this.#queue.shift()!)
-    if (this.#queue.length === 0 && !this.#controller.paused && this.#pausedUpstream) {
-      this.#pausedUpstream = false
-      this.#upstream?.resume()
-    }
+    if (this.#queue.length === 0 && !this.#controller.paused) this.#resumeUpstream()
   }
 
   #hand(item: Queued): void {
-    if (item.kind === 'data') this.#leader.onResponseData?.(this.#controller, item.chunk)
-    else if (item.kind === 'end') this.#leader.onResponseEnd?.(this.#controller, item.trailers)
+    if (item.kind === 'data') return void this.#leader.onResponseData?.(this.#controller, item.chunk)
+    this.#leaderDone = true
+    if (item.kind === 'end') this.#leader.onResponseEnd?.(this.#controller, item.trailers)
     else this.#leader.onResponseError?.(this.#controller, item.error)
   }
 
   #pauseUpstream(): void {
-    if (this.#pausedUpstream) return
+    // A response that has ended is not paused, so never resumed: undici passes a resume to its connection,
+    // which may be reading another response by then.
+    if (this.#pausedUpstream || this.#upstreamDone) return
     this.#pausedUpstream = true
     this.#upstream?.pause()
+  }
+
+  #resumeUpstream(): void {
+    if (!this.#pausedUpstream) return
+    this.#pausedUpstream = false
+    this.#upstream?.resume()
   }
 
   /** The leader leaves: it gets its abort as an error; the response goes on for the waiters' sake. */
   #detach(reason: Error): void {
     this.#detached = true
+    this.#leaderDone = true
+    this.#leaderAbortReason = reason
     this.#queue.length = 0
-    if (this.#pausedUpstream) {
-      this.#pausedUpstream = false
-      this.#upstream?.resume()
-    }
+    this.#resumeUpstream()
     queueMicrotask(() => this.#leader.onResponseError?.(this.#controller, reason))
+  }
+
+  /** The leader has left and nobody waits: the rest of the response would be read by nobody. */
+  #endAbandoned(): void {
+    if (!this.#upstreamDone && !this.#flight.hasWaiters) this.#upstream?.abort(this.#leaderAbortReason!)
   }
 }

@@ -1,9 +1,10 @@
-import type { OutgoingHttpHeaders } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { request, type Dispatcher } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { MemoryStore } from '../lib/index.js'
+import { MemoryStore, type CacheEntry } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
+import { MapStore } from './helpers/map-store.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 
@@ -30,6 +31,85 @@ async function startHeldOrigin(
   const held: Origin & { release(): void; onRequest?: (count: number) => 'reset' | undefined } = Object.assign(origin, { release })
   onTestFinished(() => release()) // a failing test must not leave the origin holding connections open
   return held
+}
+
+/**
+ * An origin whose first response sends its head, then only what the test `write()`s, and never ends;
+ * `closed` tells whether its connection was closed. Later requests get "later" at once.
+ */
+async function startUnendingOrigin(headers: OutgoingHttpHeaders) {
+  let first: ServerResponse | undefined
+  let closed = false
+  const origin = await startOrigin((_incoming, response) => {
+    response.writeHead(200, headers)
+    if (first !== undefined) return void response.end('later')
+    first = response
+    response.on('close', () => (closed = true))
+    response.flushHeaders()
+  })
+  const unending = {
+    write: (chunk: string) => first!.write(chunk),
+    get closed() {
+      return closed
+    },
+  }
+  return { origin, unending }
+}
+
+/** A store whose writes are held until `release()`, as a slow store's are. */
+class HeldStore extends MapStore {
+  readonly #released: Promise<void>
+  release = (): void => {}
+
+  constructor() {
+    super()
+    this.#released = new Promise((resolve) => (this.release = resolve))
+    onTestFinished(() => this.release())
+  }
+
+  override set(key: string, entry: CacheEntry): Promise<void> {
+    return this.#released.then(() => super.set(key, entry))
+  }
+}
+
+/**
+ * Dispatches a GET with a bare handler that records what it is handed; `onResponseStart` runs as the response
+ * starts (a pause there stops the body before any of it arrives). `controller()` is the handler's controller.
+ */
+function dispatchRecorded(
+  url: string,
+  agent: Dispatcher,
+  hooks: { onResponseStart?: (controller: Dispatcher.DispatchController) => void } = {},
+) {
+  const { origin, pathname } = new URL(url)
+  const events: string[] = []
+  let body = ''
+  let controller: Dispatcher.DispatchController | undefined
+  let markStarted = (): void => {}
+  const started = new Promise<void>((resolve) => (markStarted = resolve))
+  const finished = new Promise<void>((resolve) => {
+    agent.dispatch(
+      { origin, path: pathname, method: 'GET', headers: {} },
+      {
+        onRequestStart: (given) => void (controller = given),
+        onResponseStart: (given) => {
+          events.push('start')
+          hooks.onResponseStart?.(given)
+          markStarted()
+        },
+        onResponseData: (_given, chunk) => void (body += chunk.toString()),
+        onResponseEnd: () => {
+          events.push('end')
+          resolve()
+        },
+        onResponseError: (_given, error) => {
+          events.push(`error: ${error.message}`)
+          resolve()
+        },
+      },
+    )
+  })
+  return { events, body: () => body, controller: () => controller!, started, finished }
 }
 
 /** Starts `count` identical GETs at once; each resolves to the response with its body unread. */
@@ -135,6 +215,87 @@ describe('coalescing', () => {
     expect((await (await leader!).body.text()).length).toBe(1024 * 1024 + 3)
     expect((await (await other!).body.text()).length).toBe(1024 * 1024 + 3)
     expect((await slowResponse.body.text()).length).toBe(1024 * 1024 + 3)
+  })
+
+  it('serves a request that joins after the leader has stopped reading, while the leader still reads nothing', async () => {
+    const origin = await startOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60' })
+      response.end('body')
+    })
+    const agent = createTestAgent()
+    const leader = dispatchRecorded(origin.url, agent, { onResponseStart: (controller) => controller.pause() })
+    await leader.started // it reads nothing from here on, and nobody waited when it stopped
+    const waiter = await get(origin.url, agent)
+    expect(waiter.body).toBe('body')
+    expect(statusOf(waiter.headers)).toBe('hit')
+    expect(leader.events).toEqual(['start'])
+    leader.controller().resume()
+    await leader.finished
+    expect(leader.body()).toBe('body')
+    expect(leader.events).toEqual(['start', 'end'])
+    expect(origin.requests).toBe(1)
+  })
+
+  it('gives a leader that aborts before reading its response an error, though its response arrived for a waiter', async () => {
+    const origin = await startOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60' })
+      response.end('body')
+    })
+    const agent = createTestAgent()
+    const leader = dispatchRecorded(origin.url, agent, { onResponseStart: (controller) => controller.pause() })
+    await leader.started
+    expect((await get(origin.url, agent)).body).toBe('body') // the waiter, from the leader's response
+    leader.controller().abort(new Error('gave up'))
+    await leader.finished
+    expect(leader.events).toEqual(['start', 'error: gave up'])
+  })
+
+  it('ends the request to the origin once the leader and every waiter have aborted, and stores nothing', async () => {
+    const { origin, unending } = await startUnendingOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent()
+    const [leaderAbort, waiterAbort] = [new AbortController(), new AbortController()]
+    const leader = request(origin.url, { dispatcher: agent, signal: leaderAbort.signal })
+    const waiter = request(origin.url, { dispatcher: agent, signal: waiterAbort.signal })
+    const leaderResponse = await leader
+    leaderAbort.abort()
+    await expect(leaderResponse.body.text()).rejects.toThrow()
+    expect(unending.closed).toBe(false) // the response goes on for the waiter
+    waiterAbort.abort()
+    await expect(waiter).rejects.toThrow()
+    await vi.waitFor(() => expect(unending.closed).toBe(true))
+    expect((await get(origin.url, agent)).body).toBe('later')
+    expect(origin.requests).toBe(2)
+  })
+
+  it('ends the request to the origin of a leader that aborted once its response proves too large to store', async () => {
+    const { origin, unending } = await startUnendingOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent({ store: new MemoryStore({ maxEntrySize: 4 * 1024 }) })
+    const leaderAbort = new AbortController()
+    const leader = request(origin.url, { dispatcher: agent, signal: leaderAbort.signal })
+    const waiter = request(origin.url, { dispatcher: agent })
+    const leaderResponse = await leader
+    leaderAbort.abort()
+    await expect(leaderResponse.body.text()).rejects.toThrow()
+    unending.write('x'.repeat(8 * 1024)) // too large: the waiter goes to the origin on its own
+    expect(await (await waiter).body.text()).toBe('later')
+    await vi.waitFor(() => expect(unending.closed).toBe(true))
+    expect(origin.requests).toBe(2)
+  })
+
+  it('does not hand a leader an error after its end when it aborts while waiters wait on a slow store write', async () => {
+    const origin = await startHeldOrigin({ 'cache-control': 'max-age=60' })
+    const store = new HeldStore()
+    const agent = createTestAgent({ store })
+    const leader = dispatchRecorded(origin.url, agent)
+    await vi.waitFor(() => expect(origin.requests).toBe(1))
+    const waiter = request(origin.url, { dispatcher: agent })
+    origin.release()
+    await leader.finished // its response is whole, and still being stored
+    leader.controller().abort(new Error('aborted after the end'))
+    store.release()
+    expect(await (await waiter).body.text()).toBe('body #1')
+    expect(leader.events).toEqual(['start', 'end'])
+    expect(origin.requests).toBe(1)
   })
 
   it('sends one conditional request for many concurrent requests for one stale entry', async () => {
