@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { stringify, type ParsedUrlQueryInput } from 'node:querystring'
 import type { Dispatcher } from 'undici'
 import { normalizeRequestHeaders, type RequestHeaders } from './headers.js'
 import { pickHeaders } from './policy.js'
@@ -51,8 +52,9 @@ export interface KeyedRequest extends CacheRequest {
  */
 export function toCacheRequest(options: Dispatcher.DispatchOptions, knownUrls: KnownUrls): CacheRequest | undefined {
   if (options.origin == null) return undefined
-  const query = (options as { query?: Record<string, unknown> }).query
-  const url = query ? absoluteUrl(String(options.origin), options.path, query) : knownUrls.absolute(String(options.origin), options.path)
+  const query = (options as { query?: ParsedUrlQueryInput }).query
+  const target = query ? pathWithQuery(options.path, query) : options.path
+  const url = target === undefined ? undefined : knownUrls.absolute(String(options.origin), target)
   if (url === undefined) return undefined
   return {
     method: (options.method ?? 'GET').toUpperCase(),
@@ -61,25 +63,34 @@ export function toCacheRequest(options: Dispatcher.DispatchOptions, knownUrls: K
   }
 }
 
-/** The absolute URL of `path` (with undici's `query` option) on `origin`, fragment dropped; `undefined` if none. */
-function absoluteUrl(origin: string, path: string, query?: Record<string, unknown>): string | undefined {
+/**
+ * The request-target undici sends for `path` with its `query` option: serialised by node:querystring, as
+ * undici does. `undefined` when undici refuses the pair (a path with a query or fragment of its own).
+ */
+function pathWithQuery(path: string, query: ParsedUrlQueryInput): string | undefined {
+  if (/[?#]/.test(path)) return undefined
+  const serialised = stringify(query)
+  return serialised === '' ? path : `${path}?${serialised}`
+}
+
+/**
+ * The absolute URL of the request-target `path` on `origin`, fragment dropped; `undefined` when the cache
+ * cannot key it safely. undici sends the target as it is written, so the key must name exactly that: a
+ * target the URL parser would rewrite (`//host/x` read as another host, dot segments resolved, a backslash
+ * turned into a slash, characters percent-encoded) or one not in origin-form (`http://other/x`) could name
+ * another resource, even on another origin, and such requests are left uncached.
+ */
+function absoluteUrl(origin: string, path: string): string | undefined {
+  const base = originOf(origin)
+  if (!/^https?:/.test(base) || !path.startsWith('/')) return undefined
+  const written = base + withoutFragment(path)
   let url: URL
   try {
-    url = new URL(path, origin)
+    url = new URL(written)
   } catch {
     return undefined
   }
-  if (query) appendQuery(url, query)
-  return withoutFragment(url.href)
-}
-
-/** undici's `query` option: each value appended as undici itself does (arrays repeat the name). */
-function appendQuery(url: URL, query: Record<string, unknown>): void {
-  for (const [name, value] of Object.entries(query)) {
-    if (value === undefined || value === null) continue
-    const values = Array.isArray(value) ? value : [value]
-    for (const item of values) url.searchParams.append(name, String(item))
-  }
+  return url.href === written ? written : undefined
 }
 
 /**

@@ -88,6 +88,47 @@ describe('request matching: URLs', () => {
   })
 })
 
+describe('request matching: request-targets as undici sends them', () => {
+  /** A GET of `path` on `origin` through `agent`, the path sent as written (as undici does). */
+  async function getPath(agent: ReturnType<typeof createTestAgent>, origin: string, path: string) {
+    const response = await agent.request({ origin, path, method: 'GET' })
+    return { status: statusOf(response), body: await response.body.text() }
+  }
+
+  it('never keys a target as a URL of another origin, however it is written', async () => {
+    const victim = await startCountingOrigin()
+    const attacker = await startCountingOrigin()
+    const agent = createTestAgent()
+    const victimHost = new URL(victim.origin).host
+    // A path on the attacker's origin that the URL parser would read as another host, and an absolute-form target.
+    expect((await getPath(agent, attacker.origin, `//${victimHost}/account`)).status).toBe('miss')
+    expect((await getPath(agent, attacker.origin, `${victim.origin}/account`)).status).toBe('bypass')
+    const genuine = await fetchText(`${victim.origin}/account`, agent)
+    expect(statusOf(genuine)).toBe('miss')
+    expect(genuine.body).toBe('1 GET /account ')
+    expect((await agent.cache.urls()).sort()).toEqual([`${attacker.origin}//${victimHost}/account`, `${victim.origin}/account`].sort())
+  })
+
+  it('leaves a target the URL parser would rewrite (dot segments, backslashes) uncached, not keyed as the rewritten one', async () => {
+    const origin = await startCountingOrigin()
+    const agent = createTestAgent()
+    for (const path of ['/files/../admin', '/files\\admin']) expect((await getPath(agent, origin.origin, path)).status).toBe('bypass')
+    const admin = await fetchText(`${origin.origin}/admin`, agent)
+    expect(statusOf(admin)).toBe('miss')
+    expect(origin.requests).toBe(3)
+  })
+
+  it('keys undici\'s `query` option as undici sends it', async () => {
+    const origin = await startCountingOrigin()
+    const agent = createTestAgent()
+    const viaOption = await request(`${origin.origin}/p`, { dispatcher: agent, query: { q: 'a b', empty: null } })
+    expect(await viaOption.body.text()).toBe('1 GET /p?q=a%20b&empty= ')
+    expect(statusOf((await fetchText(`${origin.origin}/p?q=a%20b&empty=`, agent)))).toBe('hit')
+    expect(statusOf((await fetchText(`${origin.origin}/p?q=a+b&empty=`, agent)))).toBe('miss') // another target
+    expect(statusOf((await fetchText(`${origin.origin}/p?q=a%20b`, agent)))).toBe('miss')
+  })
+})
+
 describe('request matching: headers', () => {
   it('matchHeaders: a list keys those request headers, their name case and list spacing normalised', async () => {
     const origin = await startCountingOrigin()
