@@ -37,8 +37,9 @@ function compilePattern(pattern: string | RegExp): (url: string) => boolean {
     const regExp = statelessRegExp(pattern)
     return (url) => regExp.test(url)
   }
-  // A pattern naming only a host ('api.example.com', as in requests-cache) covers every path on it.
-  const glob = picomatch(pattern.includes('/') ? pattern : `${pattern}/**`)
+  // A pattern naming only a host ('api.example.com', as in requests-cache) covers every path on it. Path
+  // segments starting with a dot (`/.well-known/`) are paths like any other: a host's 'no-store' covers them.
+  const glob = picomatch(pattern.includes('/') ? pattern : `${pattern}/**`, { dot: true })
   return (url) => {
     const { host, hostname, pathname } = new URL(url)
     return glob(`${host}${pathname}`) || (host !== hostname && glob(`${hostname}${pathname}`))

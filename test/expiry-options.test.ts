@@ -85,6 +85,15 @@ describe('urlsExpireAfter', () => {
     expect([await ttlOf('g/1'), await ttlOf('g/2'), await ttlOf('g/3'), await ttlOf('deep/er/path')]).toEqual(['7', '7', '7', '9'])
   })
 
+  it('matches path segments that start with a dot like any other', async () => {
+    const origin = await startOriginWith(() => ({ 'cache-control': 'max-age=60' }))
+    const agent = createTestAgent({ urlsExpireAfter: [['*/static/**', 'never'], ['127.0.0.1', 'no-store']] })
+    expect(statusOf((await get(`${origin.url}.well-known/openid-configuration`, agent)).headers)).toBe('bypass')
+    expect(statusOf((await get(`${origin.url}api/.internal/x`, agent)).headers)).toBe('bypass')
+    expect(statusOf((await get(`${origin.url}static/.vite/manifest.json`, agent)).headers)).toBe('miss')
+    expect(await agent.cache.urls()).toEqual([`${origin.url}static/.vite/manifest.json`])
+  })
+
   it("never stores a URL ruled 'no-store', and serves nothing stored for it", async () => {
     const origin = await startOriginWith(() => ({ 'cache-control': 'max-age=60' }))
     const agent = createTestAgent({ urlsExpireAfter: [['*/private/**', 'no-store']] })
