@@ -36,10 +36,13 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
   return member
 }
 
-/** The `ttl` parameter for `seconds` of freshness left. */
+/** The largest magnitude of an RFC 9651 Integer (15 digits). */
+const MAX_STRUCTURED_INTEGER = 999_999_999_999_999
+
+/** The `ttl` parameter for `seconds` of freshness left, within what an RFC 9651 Integer can say. */
 export function ttlParameter(seconds: number): number {
   // Rounded up, so that ttl > 0 exactly when the response is fresh (a response with 0.4 s left is fresh).
-  return Math.ceil(seconds)
+  return Math.min(MAX_STRUCTURED_INTEGER, Math.max(-MAX_STRUCTURED_INTEGER, Math.ceil(seconds)))
 }
 
 /**

@@ -18,6 +18,16 @@ describe('Cache-Status', () => {
     }
   })
 
+  it.each(['max-age=99999999999999999', 'max-age=999999999999999999999999'])('stays a valid list with a ttl beyond 15 digits (%s)', async (cacheControl) => {
+    const origin = await startVersionedOrigin({ 'cache-control': cacheControl })
+    const agent = createTestAgent()
+    for (const response of [await get(origin.url, agent), await get(origin.url, agent)]) {
+      const [member] = parseList(String(response.headers['cache-status']))
+      expect(member![1].get('ttl')).toBe(999_999_999_999_999)
+    }
+    expect(cacheInfo((await get(origin.url, agent)).headers)).toMatchObject({ status: 'hit', fromCache: true })
+  })
+
   it('uses the cacheStatus name, and cacheInfo reads it back given that name', async () => {
     const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
     const agent = createTestAgent({ cacheStatus: 'edge-1' })
