@@ -267,7 +267,9 @@ function bindKeyFunction(
   value: unknown,
   keyOptions: { ignoredParameters: string[]; matchHeaders: boolean | readonly string[] },
 ): ((request: CacheRequest) => string) | undefined {
-  if (value === undefined) return undefined
+  // `key: createKey` names the default: keys made with this cache's ignoredParameters and matchHeaders (called
+  // as a key function, createKey would take the helpers for its options and ignore nothing).
+  if (value === undefined || value === createKey) return undefined
   if (typeof value !== 'function') throw new TypeError(`options.key must be a function (request, helpers) => string, received ${describe(value)}`)
   const helpers: KeyHelpers = { createKey: (request) => createKey(request, keyOptions) }
   return (request) => value(request, helpers)

@@ -290,6 +290,15 @@ describe('request matching: methods cached with their body', () => {
 })
 
 describe('request matching: custom key functions', () => {
+  it('takes key: createKey as the default key function, ignored parameters and all', async () => {
+    const origin = await startCountingOrigin()
+    const agent = createTestAgent({ key: createKey })
+    await fetchText(`${origin.url}me?access_token=one`, agent)
+    const rotated = await fetchText(`${origin.url}me?access_token=two`, agent)
+    expect(statusOf(rotated)).toBe('hit')
+    expect(origin.requests).toBe(1)
+  })
+
   // requests-cache's example: only "gzip or not" of Accept-Encoding matters, the rest is the default key.
   function gzipOrNothing(request: CacheRequest, helpers: { createKey(request: CacheRequest): string }): string {
     const acceptEncoding = request.headers['accept-encoding'] ?? ''
