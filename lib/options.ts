@@ -43,7 +43,8 @@ export interface CacheOptions {
   /**
    * Request headers that become part of the key besides those `Vary` names: `true` for all of them, or a
    * list of names (case-insensitive; values compared with surrounding whitespace and list spacing
-   * normalised). Default `false`.
+   * normalised). Default `false`. A list may not name an ignored parameter (a `TypeError` says so); `true`
+   * matches every header but those.
    */
   matchHeaders?: boolean | readonly string[]
   /**
@@ -174,6 +175,12 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
   const store = options.store === undefined ? new MemoryStore() : checkStore(options.store)
   const ignoredParameters = ignoredNames(checkNames('options.ignoredParameters', options.ignoredParameters ?? DEFAULT_IGNORED_PARAMETERS))
   const matchHeaders = checkMatchHeaders(options.matchHeaders ?? false)
+  // Ignored parameters stay out of keys, matched headers included: a header named in both would silently
+  // not be matched (with the defaults, `matchHeaders: ['Authorization']` would share one user's response).
+  const contradicted = Array.isArray(matchHeaders) ? matchHeaders.find((name) => ignoredParameters.has(name)) : undefined
+  if (contradicted !== undefined) {
+    throw new TypeError(`options.matchHeaders names "${contradicted}", which options.ignoredParameters leaves out of keys: pass ignoredParameters without it`)
+  }
   return {
     store,
     shared: checkBoolean('options.shared', options.shared ?? false),

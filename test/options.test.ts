@@ -12,6 +12,7 @@ describe('options', () => {
     [{ ignoredParameters: [''] }, 'options.ignoredParameters must be an array of names, received [""]'],
     [{ matchHeaders: 'accept' }, 'options.matchHeaders must be true, false or an array of header names, received "accept"'],
     [{ matchHeaders: ['bad header'] }, 'options.matchHeaders must be true, false or an array of header names, received ["bad header"]'],
+    [{ matchHeaders: ['Accept', 'Authorization'] }, 'options.matchHeaders names "authorization", which options.ignoredParameters leaves out of keys: pass ignoredParameters without it'],
     [{ cacheStatus: 'two words' }, 'options.cacheStatus must be a token such as "my-cache", or false, received "two words"'],
     [{ cacheStatus: true }, 'options.cacheStatus must be a token such as "my-cache", or false, received true'],
     [{ store: {} }, 'options.store must implement CacheStore (get, set, delete, keys, clear), received an object missing get, set, delete, keys, clear'],
