@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { fetch, request } from 'undici'
 import { describe, expect, it } from 'vitest'
-import { cacheInfo, createKey, type CacheRequest, type ResponseEntry } from '../lib/index.js'
+import { cacheInfo, createKey, type CacheRequest, type CachingAgentOptions, type ResponseEntry } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { MapStore } from './helpers/map-store.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
@@ -292,7 +292,8 @@ describe('request matching: methods cached with their body', () => {
 describe('request matching: custom key functions', () => {
   it('takes key: createKey as the default key function, ignored parameters and all', async () => {
     const origin = await startCountingOrigin()
-    const agent = createTestAgent({ key: createKey })
+    // As JavaScript passes it: createKey's own second parameter is KeyOptions, not the helpers.
+    const agent = createTestAgent({ key: createKey as unknown as CachingAgentOptions['key'] })
     await fetchText(`${origin.url}me?access_token=one`, agent)
     const rotated = await fetchText(`${origin.url}me?access_token=two`, agent)
     expect(statusOf(rotated)).toBe('hit')
