@@ -83,3 +83,91 @@ export class CallerController implements Dispatcher.DispatchController {
     return Array.isArray(trailers) ? trailers.map((item) => Buffer.from(item)) : []
   }
 }
+
+/**
+ * A caller held while the cache works asynchronously before it can serve or send the request (reading a
+ * body for the key, waiting for a store). It is started at once, so that its abort (an `AbortSignal`,
+ * a timeout) ends the request then, with the abort's reason, as undici ends a request it has not sent,
+ * rather than once the cache is done; and the cache stops reading the body (`signal`) and sends nothing.
+ *
+ * The request then goes on with `handler`: this, for a caller started here, which hands the caller's one
+ * controller over to whatever produces the response instead of starting the caller again; or the caller's
+ * own, for one started before (a coalesced request's retry), whose controller the cache carries on.
+ */
+export class HeldCaller implements ResponseSource, Dispatcher.DispatchHandler {
+  readonly #caller: Dispatcher.DispatchHandler
+  readonly #controller: CallerController
+  readonly #startedHere: boolean
+  /** Made when asked for (reading a body): most held requests only wait for a store. */
+  #stop: AbortController | undefined
+  #goneOn = false
+
+  constructor(caller: Dispatcher.DispatchHandler, startedController: CallerController | undefined) {
+    this.#caller = caller
+    this.#controller = startedController ?? new CallerController()
+    this.#startedHere = startedController === undefined
+    this.#controller.switchTo(this)
+    if (this.#startedHere) caller.onRequestStart?.(this.#controller, {})
+  }
+
+  /** Aborted with the caller: what the cache does for the request meanwhile stops. */
+  get signal(): AbortSignal {
+    this.#stop ??= new AbortController()
+    if (this.#controller.aborted) this.#stop.abort(this.#controller.reason)
+    return this.#stop.signal
+  }
+
+  /** The handler the request goes on with. */
+  get handler(): Dispatcher.DispatchHandler {
+    return this.#startedHere ? this : this.#caller
+  }
+
+  /**
+   * Whether the request may go on: not once the caller has aborted (it has its error; nothing is to be
+   * sent). From here on the caller's controller keeps an abort for whatever takes the response over.
+   */
+  proceed(): boolean {
+    if (this.#controller.aborted) return false
+    this.#goneOn = true
+    return true
+  }
+
+  pause(): void {}
+
+  resume(): void {}
+
+  abort(reason: Error): void {
+    if (this.#goneOn) return
+    this.#stop?.abort(reason)
+    queueMicrotask(() => this.#caller.onResponseError?.(this.#controller, reason))
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller.switchTo(controller) // the caller's pause, resume and abort now reach the response
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
+    this.#controller.setHeaders(headers, Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : undefined)
+    this.#caller.onResponseStart?.(this.#controller, statusCode, headers, statusText)
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#caller.onResponseData?.(this.#controller, chunk)
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
+    this.#caller.onResponseEnd?.(this.#controller, trailers)
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#caller.onResponseError?.(this.#controller, error)
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#caller.onBodySent?.(chunk)
+  }
+
+  onRequestSent(): void {
+    this.#caller.onRequestSent?.()
+  }
+}

@@ -52,16 +52,21 @@ export interface Verdict {
 /** Re-runs a request from the store lookup: how a coalesced request goes on after its wait. */
 export type Retry = (exchange: Exchange, request: CacheRequest) => void
 
+/**
+ * Acts on a decision. Whatever may fail comes before a response is handed to the handler, so that a
+ * throw leaves the request free to be sent on uncached (a dispatch that throws has not taken the request).
+ */
 export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
   const { request, key, decision, mayStore } = verdict
   const { options, handler } = exchange
   switch (decision.action) {
     case 'serve':
-      exchange.stats[decision.status === 'hit' ? 'hits' : 'stale']++
-      return serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
-    case 'serve-stale-and-revalidate':
-      exchange.stats.stale++
       serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
+      exchange.stats[decision.status === 'hit' ? 'hits' : 'stale']++ // once served: an entry that fails to serve is no hit
+      return
+    case 'serve-stale-and-revalidate':
+      serveEntry(decision.entry, handler, servedFromStore(exchange, request, key, decision.entry))
+      exchange.stats.stale++
       return revalidateInBackground(exchange, request, key, decision.entry)
     case 'gateway-timeout':
       return serveGatewayTimeout(handler, { reason: decision.reason, cacheName: options.cacheStatus, controller: exchange.controller })
@@ -69,10 +74,15 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
     case 'forward': {
       const sender = coalesce(exchange, verdict, retry)
       if (sender === undefined) return // waiting on an identical request
-      if (decision.action === 'revalidate') return revalidate(sender, { request, key, entry: decision.entry, reason: decision.reason, mayStore })
-      if (isMiss(decision.reason)) exchange.stats.misses++
-      if (!mayStore) return void forward(sender, decision.reason)
-      return forwardAndStore(sender, request, key, decision.reason)
+      try {
+        if (decision.action === 'revalidate') return revalidate(sender, { request, key, entry: decision.entry, reason: decision.reason, mayStore })
+        if (isMiss(decision.reason)) exchange.stats.misses++
+        if (!mayStore) return void forward(sender, decision.reason)
+        return forwardAndStore(sender, request, key, decision.reason)
+      } catch (error) {
+        sender.onSettled?.() // a flight this request leads ends unsent: no identical request may wait on it
+        throw error
+      }
     }
   }
 }
@@ -199,8 +209,9 @@ function revalidate(
  */
 function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry): void {
   const ownRequest: KeyedRequest = { ...request, method: entry.method }
-  const { headers, context } = revalidationOf(exchange, ownRequest, key, entry)
   exchange.background.start(key, (discard) => {
+    // Made in here, so that one that cannot be made (an unreadable policy) is a background failure, counted.
+    const { headers, context } = revalidationOf(exchange, ownRequest, key, entry)
     const handler = new RevalidationHandler(discard, {
       ...context,
       cacheName: false,

@@ -1,21 +1,21 @@
 import type { Dispatcher } from 'undici'
 import { BackgroundRevalidations } from './background-revalidation.js'
 import { Flights } from './coalescing.js'
-import { CallerController } from './controller.js'
+import { CallerController, HeldCaller } from './controller.js'
 import { act, answerValidation, forward, forwardAndStore, type Dispatch, type Exchange } from './exchange.js'
 import { filterAllows } from './filter.js'
 import { GuardedStore } from './guarded-store.js'
 import { CacheInspector } from './inspect.js'
 import { invalidateAfterUnsafeRequest, isUnsafeMethod } from './invalidation.js'
-import { keyRequest, toCacheRequest, type CacheRequest } from './key.js'
+import { keyRequest, toCacheRequest, type CacheRequest, type KeyedRequest } from './key.js'
 import { toCurrentHandler, type AnyHandler } from './legacy-handler.js'
-import { andThen } from './maybe-promise.js'
+import { isPromise } from './maybe-promise.js'
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js'
 import { decide, isLookupBypassed, pickHeaders } from './policy.js'
-import { readRequestBody } from './request-body.js'
+import { readRequestBody, type ReadBody } from './request-body.js'
 import { StatsCounters } from './stats.js'
 import { isValidationRequest } from './validation.js'
-import { lookup } from './variants.js'
+import { lookup, type Lookup } from './variants.js'
 
 /**
  * An interceptor for `dispatcher.compose()`; it accepts handlers of the current and the legacy shape.
@@ -55,7 +55,7 @@ export function createCacheInterceptor(options: ResolvedOptions): { interceptor:
       return forward(exchange, 'method', (status, headers) => invalidateAfterUnsafeRequest(store, { url: request.url, status, headers, keyOfTarget }))
     }
     if (request.method === 'GET' || request.method === 'HEAD') handleCacheable(exchange, request)
-    else handleWithBody(exchange, request).catch((error: unknown) => failAfterDispatch(handler, error))
+    else handleWithBody(exchange, request)
     return true
   }
   return { interceptor: Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) }), writesDone: () => store.writesDone() }
@@ -65,20 +65,26 @@ export function createCacheInterceptor(options: ResolvedOptions): { interceptor:
  * A method cached with its body in the key (POST, QUERY): the body is read whole first, then the request
  * goes on as any other, sending those bytes. A body that cannot be keyed (too large, a FormData) or fails
  * to read is sent as the caller gave it, uncached, so that the request behaves as it would without a cache.
+ * The caller is held while the body is read: its abort ends the request, and the reading, at once.
  */
-async function handleWithBody(exchange: Exchange, request: CacheRequest): Promise<void> {
-  let read
+function handleWithBody(exchange: Exchange, request: CacheRequest): void {
+  const held = new HeldCaller(exchange.handler, exchange.controller)
+  void readBody(exchange.dispatchOptions.body, held.signal).then((read) =>
+    goOn(held, exchange, (going) => {
+      if (read.read === 'not-keyable') return void forward(withBody(going, read.body as Dispatcher.DispatchOptions['body']), 'bypass')
+      const body = Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength)
+      handleCacheable(withBody(going, body), { ...request, body })
+    }),
+  )
+}
+
+/** The body read for the key; one that fails to read is handed on to fail as the caller's did. */
+async function readBody(body: unknown, signal: AbortSignal): Promise<ReadBody> {
   try {
-    read = await readRequestBody(exchange.dispatchOptions.body)
+    return await readRequestBody(body, { signal })
   } catch (error) {
-    read = { read: 'not-keyable' as const, body: failingBody(error) }
+    return { read: 'not-keyable', body: failingBody(error) }
   }
-  if (read.read === 'not-keyable') {
-    forward({ ...exchange, dispatchOptions: { ...exchange.dispatchOptions, body: read.body as Dispatcher.DispatchOptions['body'] } }, 'bypass')
-    return
-  }
-  const body = Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength)
-  handleCacheable({ ...exchange, dispatchOptions: { ...exchange.dispatchOptions, body } }, { ...request, body })
 }
 
 /** A body that fails as the caller's did, so that undici reports that failure through the usual path. */
@@ -86,57 +92,89 @@ async function* failingBody(error: unknown): AsyncGenerator<Uint8Array> {
   throw error
 }
 
-/**
- * Once `dispatch()` has returned, an error (undici refusing the request as it is sent on, say) goes to the
- * handler, as undici's own dispatchers report it, and is never thrown.
- */
-function failAfterDispatch(handler: Dispatcher.DispatchHandler, error: unknown): void {
-  const controller = new CallerController()
-  handler.onRequestStart?.(controller, {})
-  handler.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)))
+function withBody(exchange: Exchange, body: Dispatcher.DispatchOptions['body']): Exchange {
+  return { ...exchange, dispatchOptions: { ...exchange.dispatchOptions, body } }
 }
 
 /**
- * key → lookup → decide → act. A failure of the cache's own logic before anything was sent or served
- * sends the request on uncached: the cache never fails a request that would succeed without it.
+ * Goes on with a held request once the cache's asynchronous step is done, unless its caller aborted
+ * meanwhile: it has its error then, and nothing is sent.
+ */
+function goOn(held: HeldCaller, exchange: Exchange, next: (exchange: Exchange) => void): void {
+  if (!held.proceed()) return
+  const going = { ...exchange, handler: held.handler }
+  try {
+    next(going)
+  } catch (error) {
+    failRequest(going, error)
+  }
+}
+
+/**
+ * key → lookup → decide → act. Should the cache's own logic fail before a response reached the caller,
+ * the request is sent on uncached: the cache never fails a request that would succeed without it.
  */
 function handleCacheable(exchange: Exchange, request: CacheRequest): void {
-  let acted = false
-  const fallBack = (error: unknown): void => {
-    exchange.store.recordFailure('keying or lookup', error) // the request goes on uncached
-    if (!acted) forward(exchange, 'bypass')
-  }
   try {
     const { options, store } = exchange
     const keyed = keyRequest(request, options)
-    const key = keyed.key
     // urlsExpireAfter's 'no-store': nothing is stored for this URL, nor served from what was.
-    if (options.expiryRules?.(keyed.storedUrl) === 'no-store') {
-      acted = true
-      return void forward(exchange, 'bypass')
-    }
-    if (isLookupBypassed(request.headers)) {
-      acted = true
-      return forwardAndStore(exchange, keyed, key, 'request')
-    }
-    const result = andThen(lookup(store, key, request.headers, keyed.checksUrl ? keyed.storedUrl : undefined), (found) => {
-      const stored = found.found === 'response' ? found.entry : undefined
-      // The user's filter is asked again on read: a stored response it now refuses counts as not stored.
-      const entry = stored !== undefined && filterAllows(options.filter, keyed, stored, store) ? stored : undefined
-      const missReason = found.found === 'nothing' ? found.missReason : 'uri-miss'
-      const decision = decide(entry, request, { shared: options.shared, now: Date.now(), missReason })
-      // A HEAD response has no body, so it must not take the place of a stored GET response.
-      const mayStore = !(request.method === 'HEAD' && entry !== undefined && entry.method !== 'HEAD')
-      const varyNames = found.found === 'nothing' ? found.varyNames : undefined
-      const variant = entry?.varyHeaders ?? (varyNames ? pickHeaders(request.headers, varyNames) : undefined)
-      acted = true
-      const verdict = { request: keyed, key, decision, mayStore, variant }
-      if (isValidationRequest(request.headers)) answerValidation(exchange, verdict)
-      else act(exchange, verdict, handleCacheable)
-    })
-    if (result instanceof Promise) result.catch(fallBack).catch((error: unknown) => failAfterDispatch(exchange.handler, error))
+    if (options.expiryRules?.(keyed.storedUrl) === 'no-store') return void forward(exchange, 'bypass')
+    if (isLookupBypassed(request.headers)) return forwardAndStore(exchange, keyed, keyed.key, 'request')
+    const found = lookup(store, keyed.key, request.headers, keyed.checksUrl ? keyed.storedUrl : undefined)
+    if (!isPromise(found)) return actOnLookup(exchange, request, keyed, found)
+    // A store that answers later: the caller is held meanwhile, so that its abort ends the request at once.
+    const held = new HeldCaller(exchange.handler, exchange.controller)
+    void found.then(
+      (result) => goOn(held, exchange, (going) => actOnLookup(going, request, keyed, result)),
+      (error: unknown) => goOn(held, exchange, (going) => sendUncached(going, error)),
+    )
   } catch (error) {
-    fallBack(error)
+    sendUncached(exchange, error)
   }
 }
 
+/** decide → act, on what the lookup found. */
+function actOnLookup(exchange: Exchange, request: CacheRequest, keyed: KeyedRequest, found: Lookup): void {
+  try {
+    const { options, store } = exchange
+    const stored = found.found === 'response' ? found.entry : undefined
+    // The user's filter is asked again on read: a stored response it now refuses counts as not stored.
+    const entry = stored !== undefined && filterAllows(options.filter, keyed, stored, store) ? stored : undefined
+    const missReason = found.found === 'nothing' ? found.missReason : 'uri-miss'
+    const decision = decide(entry, request, { shared: options.shared, now: Date.now(), missReason })
+    // A HEAD response has no body, so it must not take the place of a stored GET response.
+    const mayStore = !(request.method === 'HEAD' && entry !== undefined && entry.method !== 'HEAD')
+    const varyNames = found.found === 'nothing' ? found.varyNames : undefined
+    const variant = entry?.varyHeaders ?? (varyNames ? pickHeaders(request.headers, varyNames) : undefined)
+    const verdict = { request: keyed, key: keyed.key, decision, mayStore, variant }
+    if (isValidationRequest(request.headers)) answerValidation(exchange, verdict)
+    else act(exchange, verdict, handleCacheable)
+  } catch (error) {
+    sendUncached(exchange, error) // acting throws only before a response reached the caller (see act)
+  }
+}
+
+/**
+ * The cache's own logic failed before any response reached the caller (a key function that throws, an
+ * entry that cannot be served): the request goes to the origin uncached, as it would without the cache.
+ */
+function sendUncached(exchange: Exchange, error: unknown): void {
+  exchange.store.recordFailure('keying or lookup', error)
+  try {
+    forward(exchange, 'bypass')
+  } catch (sendError) {
+    failRequest(exchange, sendError)
+  }
+}
+
+/**
+ * An error no response can follow (undici refusing the request as it is sent on, say) goes to the handler,
+ * as undici's own dispatchers report it, and is never thrown: `dispatch()` may have returned already. A
+ * caller started already is not started again.
+ */
+function failRequest({ handler, controller }: Exchange, error: unknown): void {
+  const started = controller ?? new CallerController()
+  if (controller === undefined) handler.onRequestStart?.(started, {})
+  handler.onResponseError?.(started, error instanceof Error ? error : new Error(String(error)))
+}

@@ -4,6 +4,7 @@
  * normalised, so that bodies that mean the same share a key and what is stored holds no ignored member.
  */
 import { Blob } from 'node:buffer'
+import type { Readable } from 'node:stream'
 
 /**
  * Bodies larger than this are not read for a key: the request goes to the origin uncached, its body
@@ -19,9 +20,13 @@ export type ReadBody =
 /**
  * Reads a dispatch body (string, bytes, Blob, stream or async iterable) whole, up to `maxBytes`.
  * A body found too large while streaming is handed back as an iterable of what was read and the rest,
- * so that the request can still be sent unchanged.
+ * so that the request can still be sent unchanged. `signal` (the caller's abort) stops the reading.
  */
-export async function readRequestBody(body: unknown, maxBytes = MAX_KEYED_BODY_BYTES): Promise<ReadBody> {
+export async function readRequestBody(
+  body: unknown,
+  { maxBytes = MAX_KEYED_BODY_BYTES, signal }: { maxBytes?: number; signal?: AbortSignal } = {},
+): Promise<ReadBody> {
+  signal?.throwIfAborted()
   if (body === null || body === undefined) return { read: 'whole', bytes: new Uint8Array(0) }
   if (typeof body === 'string') return bounded(Buffer.from(body), body, maxBytes)
   if (body instanceof Uint8Array) return bounded(body, body, maxBytes)
@@ -31,7 +36,7 @@ export async function readRequestBody(body: unknown, maxBytes = MAX_KEYED_BODY_B
     if (blob.size > maxBytes) return { read: 'not-keyable', body }
     return { read: 'whole', bytes: new Uint8Array(await blob.arrayBuffer()) }
   }
-  if (isAsyncIterable(body)) return readIterable(body, maxBytes)
+  if (isAsyncIterable(body)) return readIterable(body, maxBytes, signal)
   return { read: 'not-keyable', body } // FormData and anything undici encodes itself
 }
 
@@ -39,17 +44,28 @@ function bounded(bytes: Uint8Array, body: unknown, maxBytes: number): ReadBody {
   return bytes.byteLength > maxBytes ? { read: 'not-keyable', body } : { read: 'whole', bytes }
 }
 
-async function readIterable(body: AsyncIterable<unknown>, maxBytes: number): Promise<ReadBody> {
+async function readIterable(body: AsyncIterable<unknown>, maxBytes: number, signal: AbortSignal | undefined): Promise<ReadBody> {
   const iterator = body[Symbol.asyncIterator]()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const next = await iterator.next()
-    if (next.done) return { read: 'whole', bytes: Buffer.concat(chunks, size) }
-    const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : (next.value as Uint8Array)
-    chunks.push(chunk)
-    size += chunk.byteLength
-    if (size > maxBytes) return { read: 'not-keyable', body: resume(chunks, iterator) }
+  // On abort a stream is destroyed, as undici destroys a body it stops sending, so that a read waiting on
+  // a stalled upload ends at once; any other iterable is read no further than the chunk it is producing.
+  const stop = (): void => {
+    ;(body as Partial<Readable>).destroy?.(signal!.reason)
+  }
+  signal?.addEventListener('abort', stop, { once: true })
+  try {
+    const chunks: Uint8Array[] = []
+    let size = 0
+    for (;;) {
+      const next = await iterator.next()
+      signal?.throwIfAborted()
+      if (next.done) return { read: 'whole', bytes: Buffer.concat(chunks, size) }
+      const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : (next.value as Uint8Array)
+      chunks.push(chunk)
+      size += chunk.byteLength
+      if (size > maxBytes) return { read: 'not-keyable', body: resume(chunks, iterator) }
+    }
+  } finally {
+    signal?.removeEventListener('abort', stop)
   }
 }
 

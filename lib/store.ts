@@ -128,26 +128,66 @@ export function headersSize(headers: HeaderRecord | RequestHeaders): number {
 }
 
 /**
- * Checks that what a store returned is an entry of this format version. Anything else (an older version,
- * or data that is not an entry at all) is `undefined`: a miss.
+ * Checks that what a store returned is an entry of this format version, with every field a hit reads of
+ * the type it reads: a store's data is not trusted, as a field of the wrong type (a header value that is a
+ * number, say) would fail the request in the middle of serving it. Anything else (an older version, or
+ * data that is not an entry at all) is `undefined`: a miss.
  */
 export function decodeEntry(value: unknown): CacheEntry | undefined {
   if (value == null || typeof value !== 'object') return undefined
   const entry = value as Partial<CacheEntry>
   if (entry.version !== ENTRY_VERSION) return undefined
-  if (entry.kind === 'vary') return Array.isArray(entry.names) && Array.isArray(entry.variants) ? (entry as VaryEntry) : undefined
+  if (entry.kind === 'vary') return isStringArray(entry.names) && isStringArray(entry.variants) ? (entry as VaryEntry) : undefined
   if (entry.kind !== 'response') return undefined
-  const response = entry as Partial<ResponseEntry>
-  const isWellFormed =
+  return isWellFormedResponse(entry as Partial<ResponseEntry>) ? (entry as ResponseEntry) : undefined
+}
+
+function isWellFormedResponse(response: Partial<ResponseEntry>): boolean {
+  return (
     typeof response.url === 'string' &&
     typeof response.method === 'string' &&
-    typeof response.status === 'number' &&
+    isFinalStatus(response.status) &&
+    typeof response.statusText === 'string' &&
     isResponseBody(response.body) &&
-    typeof response.headers === 'object' &&
-    response.headers !== null &&
-    typeof response.requestHeaders === 'object' &&
-    response.requestHeaders !== null &&
-    typeof response.createdAt === 'number' &&
-    typeof response.lifetimeSeconds === 'number'
-  return isWellFormed ? (response as ResponseEntry) : undefined
+    isHeaderRecord(response.headers) &&
+    isStringRecord(response.requestHeaders, { nullable: false }) &&
+    (response.requestBody === undefined || response.requestBody instanceof Uint8Array) &&
+    (response.varyHeaders === undefined || isStringRecord(response.varyHeaders, { nullable: true })) &&
+    Number.isFinite(response.createdAt) &&
+    Number.isFinite(response.initialAgeSeconds) &&
+    Number.isFinite(response.lifetimeSeconds) &&
+    typeof response.policy === 'object' &&
+    response.policy !== null
+  )
+}
+
+/** A status a response is served with: an interim one (1xx) would leave the caller waiting for the final one. */
+function isFinalStatus(status: unknown): boolean {
+  return Number.isInteger(status) && (status as number) >= 200 && (status as number) <= 999
+}
+
+/** Response header fields: each a string, or the strings of a repeated field. (On every hit: plain loops.) */
+function isHeaderRecord(headers: unknown): boolean {
+  if (typeof headers !== 'object' || headers === null) return false
+  for (const name in headers) {
+    const value = (headers as Record<string, unknown>)[name]
+    if (typeof value !== 'string' && !isStringArray(value)) return false
+  }
+  return true
+}
+
+/** Request header fields (`nullable`: or the `null` of a field the request did not have). */
+function isStringRecord(record: unknown, { nullable }: { nullable: boolean }): boolean {
+  if (typeof record !== 'object' || record === null) return false
+  for (const name in record) {
+    const value = (record as Record<string, unknown>)[name]
+    if (typeof value !== 'string' && !(nullable && value === null)) return false
+  }
+  return true
+}
+
+function isStringArray(value: unknown): value is string[] {
+  if (!Array.isArray(value)) return false
+  for (const item of value) if (typeof item !== 'string') return false
+  return true
 }

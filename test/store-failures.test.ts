@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { Agent, type Dispatcher } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { MemoryStore, type CacheStore, type ResponseEntry } from '../lib/index.js'
 import { MapStore } from './helpers/map-store.js'
@@ -38,6 +39,76 @@ describe('store failures', () => {
     expect(store.deleted).toEqual([key])
     store.entries.set(key!, 'garbage')
     expect((await get(origin.url, agent)).body).toBe('v3')
+  })
+
+  it.each([
+    ['synchronous', (entry: unknown) => entry],
+    ['asynchronous', (entry: unknown) => Promise.resolve(entry)],
+  ])('treats a stored response with a header value that is not a string as a miss, and deletes it (%s store)', async (_name, answer) => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    const store = new (class extends MapStore {
+      override get(key: string) {
+        return answer(super.get(key)) as ReturnType<MapStore['get']>
+      }
+    })()
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    const [key] = store.entries.keys()
+    const stored = store.entries.get(key!) as ResponseEntry
+    store.entries.set(key!, { ...stored, headers: { ...stored.headers, 'x-count': 5 } })
+    const second = await get(origin.url, agent)
+    expect([second.body, statusOf(second.headers)]).toEqual(['v2', 'miss'])
+    expect(store.deleted).toEqual([key])
+    expect((await get(origin.url, agent)).body).toBe('v2') // stored again, well-formed
+    expect(agent.cache.stats).toMatchObject({ hits: 1, misses: 2 })
+  })
+
+  it('sends the request on uncached when a stored response fails as it is served, and counts no hit', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    // A store that hands out frozen entries with the body in two chunks: serving joins the chunks in the entry, and fails.
+    const store = new (class extends MapStore {
+      override get(key: string) {
+        const entry = super.get(key)
+        if (entry?.kind !== 'response') return entry
+        const body = entry.body as Uint8Array
+        return Object.freeze({ ...entry, body: [body.subarray(0, 1), body.subarray(1)] })
+      }
+    })()
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    const second = await get(origin.url, agent)
+    expect([second.body, statusOf(second.headers)]).toEqual(['v2', 'bypass'])
+    expect(agent.cache.stats).toMatchObject({ hits: 0, errors: 1 })
+  })
+
+  it('sends the request on uncached when a stale entry cannot be revalidated, and leaves no identical request waiting', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60', etag: '"1"' })
+    const store = new MapStore()
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    const [key] = store.entries.keys()
+    // Stale, with a policy the policy library cannot read (as one written by another version of it).
+    store.entries.set(key!, { ...(store.entries.get(key!) as ResponseEntry), lifetimeSeconds: 0, policy: {} })
+    const responses = [await get(origin.url, agent), await get(origin.url, agent)]
+    expect(responses.map((response) => [response.body, statusOf(response.headers)])).toEqual([
+      ['v2', 'bypass'],
+      ['v3', 'bypass'],
+    ])
+  })
+
+  it('serves a stale-while-revalidate entry that cannot be revalidated, counting the failed revalidation', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60, stale-while-revalidate=600', etag: '"1"' })
+    const store = new MapStore()
+    let sent = 0 // requests the cache sends on, counted as it sends them
+    const inner = new Agent().compose((dispatch) => (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => (sent++, dispatch(options, handler)))
+    const agent = createTestAgent({ store, dispatcher: inner })
+    await get(origin.url, agent)
+    const [key] = store.entries.keys()
+    store.entries.set(key!, { ...(store.entries.get(key!) as ResponseEntry), lifetimeSeconds: 0, policy: {} })
+    const response = await get(origin.url, agent)
+    expect([response.body, statusOf(response.headers)]).toEqual(['v1', 'stale'])
+    expect(sent).toBe(1)
+    expect(agent.cache.stats).toMatchObject({ stale: 1, errors: 1 })
   })
 
   it('never serves an entry stored for another URL under the same key', async () => {
