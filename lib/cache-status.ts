@@ -2,9 +2,10 @@
  * The RFC 9211 `Cache-Status` response field: written on every response that passes through the cache,
  * and read back by `cacheInfo()`.
  */
-import { parseList, Token } from 'structured-headers'
+import { parseItem, parseList, Token, type List } from 'structured-headers'
 import type { HeaderRecord } from './headers.js'
 import type { ForwardReason } from './policy.js'
+import { splitOutsideQuotes } from './response-fields.js'
 
 /** What happened to a response, in the terms users ask about. */
 export type CacheStatus = 'hit' | 'miss' | 'revalidated' | 'stale' | 'bypass'
@@ -143,12 +144,7 @@ function classify(member: {
 /** The parameters of the last member named `cacheName` (the one nearest the user), if any. */
 function findMember(value: string | undefined, cacheName: string): Map<string, unknown> | undefined {
   if (!value) return undefined
-  let members
-  try {
-    members = parseList(value)
-  } catch {
-    return undefined // a malformed field carries no usable metadata
-  }
+  const members = parseMembers(value)
   for (let index = members.length - 1; index >= 0; index--) {
     const [item, parameters] = members[index]!
     const name = item instanceof Token || typeof item === 'string' ? item.toString() : undefined
@@ -156,6 +152,26 @@ function findMember(value: string | undefined, cacheName: string): Map<string, u
   }
   return undefined
 }
+
+/**
+ * The field's members. A cache nearer the origin may have written one that is not valid RFC 9651
+ * (`Example CDN; hit`, `HIT from edge-1`), and the field then fails to parse as a List: each member is
+ * then parsed on its own, and those that fail are left out, so that this cache's member is still read.
+ */
+function parseMembers(value: string): List {
+  try {
+    return parseList(value)
+  } catch {
+    return splitOutsideQuotes(value).flatMap((member) => {
+      try {
+        return [parseItem(member.trim())]
+      } catch {
+        return [] // a member of another cache that cannot be read: not ours either
+      }
+    })
+  }
+}
+
 
 function readHeader(headers: HeadersInput, name: string): string | undefined {
   if (typeof (headers as { get?: unknown }).get === 'function') {

@@ -1,9 +1,12 @@
 import { debuglog } from 'node:util'
-import { isPromise, type MaybePromise } from './maybe-promise.js'
+import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import type { StatsCounters } from './stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
 
 const log = debuglog('undici-http-cache')
+
+/** The turns of `writeInTurn` per store object, so that caches sharing one store take turns with each other too. */
+const turnsByStore = new WeakMap<CacheStore, Map<string, Promise<void>>>()
 
 /**
  * Wraps any store so that its failures never reach a request: a `get` that throws, rejects, takes longer
@@ -17,13 +20,17 @@ export class GuardedStore {
   readonly #loggedKinds = new Set<string>()
   readonly #stats: StatsCounters
   readonly #timeoutMs: number
-  /** Writes (set, delete) a promise-returning store has not finished yet. */
+  /** Writes (set, delete, and whole saves of a URL's entries) a promise-returning store has not finished yet. */
   readonly #writing = new Set<Promise<void>>()
+  /** The last `writeInTurn` begun for each key, while it has not finished. */
+  readonly #turns: Map<string, Promise<void>>
 
   constructor(store: CacheStore, stats: StatsCounters, timeoutMs: number) {
     this.#store = store
     this.#stats = stats
     this.#timeoutMs = timeoutMs
+    this.#turns = turnsByStore.get(store) ?? new Map()
+    turnsByStore.set(store, this.#turns)
   }
 
   /** Whether the store takes response bodies as the chunks they arrived in (`CacheStore.acceptsBodyChunks`). */
@@ -37,13 +44,24 @@ export class GuardedStore {
   }
 
   get(key: string): MaybePromise<CacheEntry | undefined> {
+    return andThen(this.#read(key), (value) => this.#decode(key, value))
+  }
+
+  /**
+   * For the inspection API, which reads every key the store lists: a value that is not an entry of this
+   * version is skipped (`undefined`), never deleted, as in a Redis shared with other data the keys under
+   * the prefix may not all be the cache's.
+   */
+  async peek(key: string): Promise<CacheEntry | undefined> {
+    return decodeEntry(await this.#read(key))
+  }
+
+  /** What the store holds under `key`, as it gave it; a failed or slow read is counted, and reads as nothing. */
+  #read(key: string): MaybePromise<unknown> {
     try {
       const result = this.#store.get(key)
-      if (!isPromise(result)) return this.#decode(key, result)
-      return this.#limit(result, 'get').then(
-        (value) => this.#decode(key, value),
-        (error: unknown) => this.#fail('store get', error, undefined),
-      )
+      if (!isPromise(result)) return result
+      return this.#limit(result, 'get').catch((error: unknown) => this.#fail('store get', error, undefined))
     } catch (error) {
       return this.#fail('store get', error, undefined)
     }
@@ -64,13 +82,40 @@ export class GuardedStore {
     try {
       const result = call()
       if (!isPromise(result)) return onDone?.()
-      const written = this.#limit(result, kind).then(onDone, (error: unknown) => this.#fail(`store ${kind}`, error, undefined))
-      this.#writing.add(written)
-      void written.then(() => this.#writing.delete(written))
-      return written
+      return this.#track(this.#limit(result, kind).then(onDone, (error: unknown) => this.#fail(`store ${kind}`, error, undefined)))
     } catch (error) {
       this.#fail(`store ${kind}`, error, undefined)
     }
+  }
+
+  /**
+   * Runs `work`, which reads what `key` holds and writes it back changed (a URL's `Vary` record, see
+   * variants.ts), once the work begun before it for the same key has finished: two at once would each
+   * write back what they read, and the first one's change would be lost. Counted as a write from the
+   * start, so that `writesDone()` waits for it: its own writes begin only after its read. A synchronous
+   * store runs it at once (its read and write cannot interleave with another's).
+   */
+  writeInTurn(key: string, work: () => MaybePromise<void>): MaybePromise<void> {
+    const previous = this.#turns.get(key)
+    const result = previous === undefined ? work() : previous.then(work)
+    if (!isPromise(result)) return result
+    const turn = this.#track(result)
+    this.#turns.set(key, turn)
+    void turn.then(() => {
+      if (this.#turns.get(key) === turn) this.#turns.delete(key)
+    })
+    return turn
+  }
+
+  /** Counts a write as begun until it settles (fulfilled or not: `writesDone()` only waits). */
+  #track(write: Promise<void>): Promise<void> {
+    const settled = write.then(
+      () => undefined,
+      (error: unknown) => this.#fail('store write', error, undefined),
+    )
+    this.#writing.add(settled)
+    void settled.then(() => this.#writing.delete(settled))
+    return settled
   }
 
   /** Resolves once every write begun so far, and any begun meanwhile, has finished, failed or timed out. */
@@ -88,13 +133,17 @@ export class GuardedStore {
     return Promise.race([result, timeout]).finally(() => clearTimeout(timer))
   }
 
-  /** An entry of another format version is a miss, and is deleted so it does not linger. */
+  /**
+   * What is not an entry of this format version is a miss. One of the cache's entries (another version, or
+   * damaged) is deleted so that it does not linger; anything else is left alone, for it may not be the
+   * cache's, and storing a response under the key replaces it anyway.
+   */
   #decode(key: string, value: unknown): CacheEntry | undefined {
     if (value === undefined || value === null) return undefined
     const entry = decodeEntry(value)
     if (entry === undefined) {
       this.#fail('store decode', new Error('stored value is not an entry of this format version'), undefined)
-      void this.delete(key)
+      if (isAnyVersionOfEntry(value)) void this.delete(key)
     }
     return entry
   }
@@ -128,4 +177,10 @@ export class GuardedStore {
     }
     return fallback
   }
+}
+
+/** Whether a stored value is one of the cache's entries, of any format version (every version has these two). */
+function isAnyVersionOfEntry(value: unknown): boolean {
+  const fields = value as { version?: unknown; kind?: unknown }
+  return typeof value === 'object' && typeof fields.version === 'number' && (fields.kind === 'response' || fields.kind === 'vary')
 }

@@ -157,11 +157,14 @@ export class CacheInspector {
     return moved
   }
 
-  /** Each stored key with its entry; keys whose entry cannot be read (gone since, or unreadable) are skipped. */
+  /**
+   * Each stored key with its entry. Keys whose value is not an entry (gone since, unreadable, or, in a Redis
+   * shared with other data, not the cache's) are skipped and left alone: looking never deletes.
+   */
   async *#storedEntries(): AsyncGenerator<[string, CacheEntry]> {
     const keys = await this.#store.administer('keys', (store) => store.keys())
     for await (const key of keys) {
-      const entry = await this.#store.get(key)
+      const entry = await this.#store.peek(key)
       if (entry !== undefined) yield [key, entry]
     }
   }
@@ -198,17 +201,31 @@ function needsMove(oldKey: string, newKey: string, entry: ResponseEntry, renewed
   return !atKey || entry.url !== renewed.url || entry.requestHeaders !== renewed.requestHeaders
 }
 
+/**
+ * A copy of a stored response for users' code: the store's own entry object (MemoryStore's, or one a byte
+ * store keeps decoded) is what later hits serve, so a change to what is handed out must not reach it.
+ */
 function toStoredResponse(key: string, entry: ResponseEntry): StoredResponse {
   const fields = {
     key,
     method: entry.method,
     url: entry.url,
     status: entry.status,
-    headers: entry.headers,
-    requestHeaders: entry.requestHeaders,
+    headers: copyHeaders(entry.headers),
+    requestHeaders: { ...entry.requestHeaders },
     createdAt: new Date(entry.createdAt),
     expires: new Date(expiresAt(entry)),
   }
-  return withJoinedBody(fields, entry.body)
+  // As chunks, so that the body is joined into a new buffer (a copy), and only if it is read.
+  return withJoinedBody(fields, Array.isArray(entry.body) ? entry.body : [entry.body as Uint8Array])
+}
+
+function copyHeaders(headers: HeaderRecord): HeaderRecord {
+  const copy: HeaderRecord = {}
+  for (const name in headers) {
+    const value = headers[name]!
+    copy[name] = Array.isArray(value) ? [...value] : value
+  }
+  return copy
 }
 

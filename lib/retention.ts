@@ -11,14 +11,14 @@ import type { CacheEntry } from './store.js'
 /** How long past its freshness an entry with a validator is kept for revalidation. */
 export const REVALIDATION_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
 /**
- * How long a `Vary` record is kept after it was last written: it only points at variants, which expire by
- * their own rules, so it is kept long enough to outlive the variants that are still revalidated.
+ * How long a `Vary` record written before records said how long they are of use (`VaryEntry.usefulUntil`)
+ * is kept after it was last written.
  */
 export const VARY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 
-/** When the entry stops being of any use (epoch ms). */
+/** When the entry stops being of any use (epoch ms). A `Vary` record: when the variants it lists do. */
 export function usefulUntil(entry: CacheEntry): number {
-  if (entry.kind === 'vary') return entry.createdAt + VARY_RETENTION_MS
+  if (entry.kind === 'vary') return typeof entry.usefulUntil === 'number' ? entry.usefulUntil : entry.createdAt + VARY_RETENTION_MS
   const directives = parseCacheControl(joinHeader(entry.headers['cache-control']))
   const staleWindowSeconds = Math.max(
     parseDeltaSeconds(directives.get('stale-while-revalidate')) ?? 0,

@@ -60,6 +60,11 @@ export interface VaryEntry {
    */
   variants: string[]
   createdAt: number
+  /**
+   * Until when the longest-lived variant listed may still be of use (epoch ms, see `usefulUntil`): the entry
+   * is kept that long. Absent in entries written before it was added.
+   */
+  usefulUntil?: number
 }
 
 /** What a `CacheStore` holds under a key. */

@@ -9,6 +9,7 @@ import type { RequestHeaders } from './headers.js'
 import { createVariantKey } from './key.js'
 import { andThen, type MaybePromise } from './maybe-promise.js'
 import { pickHeaders } from './policy.js'
+import { usefulUntil } from './retention.js'
 import { ENTRY_VERSION, type ResponseEntry, type VaryEntry } from './store.js'
 
 export type Lookup =
@@ -42,24 +43,30 @@ function matchResponse(entry: ResponseEntry, url: string | undefined, missReason
   return url === undefined || entry.url === url ? { found: 'response', entry } : { found: 'nothing', missReason }
 }
 
-/** Stores a response where `lookup` will find it. */
+/**
+ * Stores a response where `lookup` will find it. Saves and forgets of one key take turns (see
+ * `GuardedStore.writeInTurn`), as each reads the `VaryEntry` and writes it back.
+ */
 export function save(store: GuardedStore, key: string, entry: ResponseEntry): MaybePromise<void> {
   const varyHeaders = entry.varyHeaders
-  if (varyHeaders === undefined) return store.set(key, entry)
+  return store.writeInTurn(key, () => (varyHeaders === undefined ? store.set(key, entry) : saveVariant(store, key, entry, varyHeaders)))
+}
+
+function saveVariant(store: GuardedStore, key: string, entry: ResponseEntry, varyHeaders: Record<string, string | null>): MaybePromise<void> {
   const names = Object.keys(varyHeaders)
   const variantKey = createVariantKey(key, varyHeaders)
   return andThen(store.get(key), (existing) => {
     // Variants listed under the same header names stay listed; a change of names starts a new list.
-    const listed =
-      existing?.kind === 'vary' && existing.names.join() === names.join()
-        ? existing.variants.filter((listedKey) => listedKey !== variantKey).slice(-(MAX_VARIANTS - 1))
-        : []
+    const kept = existing?.kind === 'vary' && existing.names.join() === names.join() ? existing : undefined
+    const listed = kept?.variants.filter((listedKey) => listedKey !== variantKey).slice(-(MAX_VARIANTS - 1)) ?? []
     const varyEntry: VaryEntry = {
       version: ENTRY_VERSION,
       kind: 'vary',
       names,
       variants: [...listed, variantKey],
       createdAt: entry.createdAt,
+      // The record is of use as long as any variant it lists: a year-long variant needs it for a year.
+      usefulUntil: Math.max(usefulUntil(entry), kept === undefined ? 0 : usefulUntil(kept)),
     }
     return andThen(store.set(variantKey, entry), () => store.set(key, varyEntry))
   })
@@ -67,12 +74,14 @@ export function save(store: GuardedStore, key: string, entry: ResponseEntry): Ma
 
 /** Deletes everything stored for a key: the response, or the `VaryEntry` and the variants it lists. */
 export function forget(store: GuardedStore, key: string): MaybePromise<void> {
-  return andThen(store.get(key), (entry) => {
-    const variantDeletions = entry?.kind === 'vary' ? entry.variants.map((variantKey) => store.delete(variantKey)) : []
-    const deletion = store.delete(key)
-    const pending = [...variantDeletions, deletion].filter((result) => result instanceof Promise)
-    if (pending.length > 0) return Promise.all(pending).then(() => undefined)
-  })
+  return store.writeInTurn(key, () =>
+    andThen(store.get(key), (entry) => {
+      const variantDeletions = entry?.kind === 'vary' ? entry.variants.map((variantKey) => store.delete(variantKey)) : []
+      const deletion = store.delete(key)
+      const pending = [...variantDeletions, deletion].filter((result) => result instanceof Promise)
+      if (pending.length > 0) return Promise.all(pending).then(() => undefined)
+    }),
+  )
 }
 
 // RFC 9111 §4.1: a header absent from both requests matches; absent in one only does not.

@@ -113,6 +113,30 @@ describe('Cache-Status', () => {
     expect(origin.requests).toBe(1)
   })
 
+  // The field was parsed as one List: an upstream member that is not RFC 9651 hid this cache's member.
+  it.each(['Example CDN; hit', 'HIT from edge-1', 'edge; ttl=1.5.2', 'CDN A; detail="x, y"'])(
+    'is read by cacheInfo after an upstream member that is not valid RFC 9651 (%s)',
+    async (upstream) => {
+      const origin = await startOrigin((_request, response) => {
+        response.writeHead(200, { 'cache-control': 'max-age=60', 'cache-status': upstream })
+        response.end('x')
+      })
+      const agent = createTestAgent()
+      const miss = await get(origin.url, agent)
+      const hit = await get(origin.url, agent)
+      const fetched = await fetch(origin.url, { dispatcher: agent })
+      await fetched.text()
+      expect(cacheInfo(miss.headers)).toMatchObject({ status: 'miss', fromCache: false })
+      expect(cacheInfo(hit.headers)).toMatchObject({ status: 'hit', fromCache: true })
+      expect(cacheInfo(fetched.headers)).toMatchObject({ status: 'hit', fromCache: true })
+    },
+  )
+
+  it('reads members apart at commas outside quoted Strings only', () => {
+    const field = 'Example CDN, undici-http-cache; hit; ttl=5, downstream; detail="a, undici-http-cache; fwd=miss, b"'
+    expect(cacheInfo({ 'cache-status': field })).toMatchObject({ status: 'hit', fromCache: true })
+  })
+
   it('gives an empty verdict for a response that did not pass through this cache, or a malformed field', () => {
     expect(cacheInfo({})).toMatchObject({ fromCache: false, status: undefined, createdAt: undefined })
     expect(cacheInfo({ 'cache-status': 'undici-http-cache; hit; ttl=' }).status).toBeUndefined()

@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Client, fetch, request } from 'undici'
-import { describe, expect, it } from 'vitest'
-import { cacheInterceptor, MemoryStore, type CacheStore, type StoredResponse } from '../lib/index.js'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { cacheInterceptor, MemoryStore, SqliteStore, type CacheStore, type StoredResponse } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { MapStore } from './helpers/map-store.js'
@@ -16,6 +19,17 @@ async function startOrigins(): Promise<Origin> {
     if (incoming.url?.startsWith('/vary/')) response.setHeader('vary', 'accept')
     response.end(`${incoming.method} ${incoming.url} ${incoming.headers.accept ?? ''} ${body}`)
   })
+}
+
+/** A SqliteStore in a temporary directory, closed and removed when the test ends. */
+function openSqliteStore(): SqliteStore {
+  const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-inspection-'))
+  const store = new SqliteStore({ path: join(directory, 'cache.db') })
+  onTestFinished(() => {
+    store.close()
+    rmSync(directory, { recursive: true, force: true })
+  })
+  return store
 }
 
 async function collect(entries: AsyncIterable<StoredResponse>): Promise<StoredResponse[]> {
@@ -163,6 +177,34 @@ describe('cache inspection', () => {
     expect(await interceptor.cache.urls()).toEqual([`${origin.url}via-client`])
     expect(interceptor.cache.stats).toMatchObject({ misses: 1, stored: 1 })
     await client.close()
+  })
+
+  // get() and entries() handed out the stored entry's own headers and body: a user redacting what they
+  // logged changed what later hits served.
+  it.each([
+    ['MemoryStore', () => new MemoryStore()],
+    ['SqliteStore', () => openSqliteStore()],
+  ])('hands out copies: changing what get() and entries() return changes nothing served (%s)', async (_name, openStore) => {
+    const origin = await startOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'] })
+      response.end('original body')
+    })
+    const agent = createTestAgent({ store: openStore() })
+    await get(origin.url, agent)
+    await get(origin.url, agent) // a hit: the store keeps the entry object, which later hits serve
+    const seen = [...(await collect(agent.cache.entries())), (await agent.cache.get(origin.url))!]
+    for (const response of seen) {
+      response.headers['content-type'] = 'REDACTED'
+      ;(response.headers['set-cookie'] as string[])[0] = 'REDACTED'
+      response.body.fill(42)
+    }
+    const hit = await get(origin.url, agent)
+    expect([statusOf(hit.headers), hit.headers['content-type'], hit.headers['set-cookie'], hit.body]).toEqual([
+      'hit',
+      'text/plain',
+      ['a=1', 'b=2'],
+      'original body',
+    ])
   })
 
   it('lists each hop of a followed redirect', async () => {

@@ -5,6 +5,12 @@ import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 
 /** Keys asked for per SCAN step, and deleted per DEL. */
 const SCAN_COUNT = 500
+/**
+ * The longest expiry an entry is given: 2^31 seconds (68 years), past which RFC 9111 §1.2.2 reads any
+ * delta-seconds as 2^31 anyway. Redis refuses a longer one that overflows its clock, and the entry would
+ * not be stored at all.
+ */
+const MAX_TTL_MS = 2 ** 31 * 1000
 
 /** The few commands the store sends, over node-redis or ioredis. */
 interface RedisConnection {
@@ -79,7 +85,7 @@ export class RedisStore implements CacheStore {
   }
 
   async set(key: string, entry: CacheEntry): Promise<void> {
-    const ttlMs = Math.ceil(usefulUntil(entry) - Date.now())
+    const ttlMs = Math.min(Math.ceil(usefulUntil(entry) - Date.now()), MAX_TTL_MS)
     // Too large, or of no use already: a newer response that is not kept leaves no older one behind.
     if (entrySize(entry) > this.maxEntrySize || ttlMs <= 0) return this.delete(key)
     await this.#ready().send(['SET', this.prefix + key, encodeEntry(entry), 'PX', String(ttlMs)])

@@ -49,7 +49,11 @@ export function resolveSqliteStoreOptions(input: unknown): Required<SqliteStoreO
 export interface RedisStoreOptions {
   /** A node-redis (`redis` v5 and later) or ioredis client, created and connected by you; the store never closes it. */
   client: unknown
-  /** Put before every key, so that several caches (or other data) can share one Redis. Default `'undici-http-cache:'`. */
+  /**
+   * Put before every key, so that several caches (or other data) can share one Redis. Every key under it is
+   * the cache's: `clear()` deletes them all, so no other data may use a key that starts with it. Not empty.
+   * Default `'undici-http-cache:'`.
+   */
   prefix?: string
   /** The largest single entry stored, in bytes; larger responses pass through unstored. Default 8 MiB. */
   maxEntrySize?: number
@@ -65,10 +69,29 @@ export function resolveRedisStoreOptions<Connection>(
   if (connection === undefined) {
     throw new TypeError(`RedisStore options.client must be a node-redis or ioredis client, received ${describe(options.client)}`)
   }
+  checkNoKeyPrefix(options.client)
   const prefix = options.prefix ?? 'undici-http-cache:'
-  if (typeof prefix !== 'string') throw new TypeError(`RedisStore options.prefix must be a string, received ${describe(prefix)}`)
+  // An empty prefix would make every key in the database the cache's: clear() would delete them all.
+  if (typeof prefix !== 'string' || prefix === '') {
+    throw new TypeError(`RedisStore options.prefix must be a non-empty string, received ${describe(prefix)}`)
+  }
   const maxEntrySize = checkPositiveInteger('RedisStore options.maxEntrySize', options.maxEntrySize ?? 8 * MIB, 'bytes')
   return { connection, prefix, maxEntrySize }
+}
+
+/**
+ * ioredis puts a client's `keyPrefix` before the keys of GET, SET and DEL, but neither before SCAN's pattern
+ * nor takes it off the keys SCAN returns: `urls()`, `delete()` and `clear()` would find nothing. Refused
+ * rather than worked around, as a workaround would hang on which commands ioredis prefixes, and fail
+ * silently again if that changed; the store's own `prefix` does the same job.
+ */
+function checkNoKeyPrefix(client: unknown): void {
+  const keyPrefix = (client as { options?: { keyPrefix?: unknown } }).options?.keyPrefix
+  if (keyPrefix === undefined || keyPrefix === null || String(keyPrefix) === '') return
+  throw new TypeError(
+    `RedisStore options.client must not have an ioredis keyPrefix (SCAN does not apply it): use a client without one, ` +
+      `and options.prefix instead, received keyPrefix ${describe(String(keyPrefix))}`,
+  )
 }
 
 /** `maxSize` and `maxEntrySize` of a store, with their defaults; an entry limit may not exceed the store's. */

@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { RedisStore } from '../../lib/index.js'
+import { CachingAgent, RedisStore } from '../../lib/index.js'
 import { createTestAgent } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
+import { startOrigin } from '../helpers/origin.js'
 import { connectNodeRedis, isRedisReachable, REDIS_URL, startOwnRedisServer, uniquePrefix } from '../helpers/redis.js'
 import { fetchText as get } from '../helpers/request.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
@@ -31,7 +32,7 @@ async function disconnect(client: Client): Promise<void> {
 }
 
 /** A RedisStore on a prefix of its own; its keys are removed and its client closed when the test ends. */
-async function openStore(kind: 'node-redis' | 'ioredis', options: { maxEntrySize?: number } = {}) {
+async function openStore(kind: 'node-redis' | 'ioredis', options: { maxEntrySize?: number; prefix?: string } = {}) {
   const client = await connect(kind)
   const store = new RedisStore({ client, prefix: uniquePrefix(), ...options })
   onTestFinished(async () => {
@@ -148,7 +149,7 @@ describe.skipIf(!reachable)('RedisStore', () => {
     expect(agent.cache.stats.errors).toBeGreaterThan(0)
   }, 20_000)
 
-  it('reads a value it cannot decode as a miss, which the cache deletes', async () => {
+  it('reads a value it cannot decode as a miss, and stores the response over it', async () => {
     const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600' })
     const { client, store } = await openStore('node-redis')
     const agent = createTestAgent({ store })
@@ -162,11 +163,114 @@ describe.skipIf(!reachable)('RedisStore', () => {
     expect((await get(origin.url, agent)).body).toBe('v2') // stored again in its place
   })
 
+  describe('agent.close()', () => {
+    /** An agent on its own client, as in a process about to exit: closed, then its client, then what is not in Redis is lost. */
+    async function runAndExit(prefix: string, requests: (agent: CachingAgent) => Promise<void>): Promise<void> {
+      const client = await connectNodeRedis()
+      const agent = new CachingAgent({ store: new RedisStore({ client, prefix }) })
+      await requests(agent)
+      await agent.close()
+      client.destroy()
+    }
+
+    // save() read the Vary record before writing: writesDone() did not see it, and resolved before the writes.
+    it('resolves once a Vary response and its Vary record are in Redis', async () => {
+      const origin = await startOrigin((request, response) => {
+        response.writeHead(200, { 'cache-control': 'max-age=600', vary: 'accept' })
+        response.end(`for ${request.headers.accept}`)
+      })
+      const prefix = uniquePrefix()
+      await runAndExit(prefix, async (agent) => void (await get(origin.url, agent, { headers: { accept: 'text/plain' } })))
+      const { store } = await openStore('node-redis', { prefix })
+      const next = await get(origin.url, createTestAgent({ store }), { headers: { accept: 'text/plain' } })
+      expect([statusOf(next.headers), next.body]).toEqual(['hit', 'for text/plain'])
+      expect(origin.requests).toBe(1)
+    })
+
+    // forget() read the entry before deleting: an invalidation was lost when the process exited.
+    it('resolves once an invalidation has removed the stored response from Redis', async () => {
+      let version = 1
+      const origin = await startOrigin((request, response) => {
+        if (request.method === 'POST') version++
+        response.writeHead(200, { 'cache-control': 'max-age=600' })
+        response.end(`v${version}`)
+      })
+      const prefix = uniquePrefix()
+      await runAndExit(prefix, async (agent) => {
+        await get(origin.url, agent)
+        await get(origin.url, agent, { method: 'POST', body: 'x' })
+      })
+      const { store } = await openStore('node-redis', { prefix })
+      const next = await get(origin.url, createTestAgent({ store }))
+      expect([statusOf(next.headers), next.body]).toEqual(['miss', 'v2'])
+    })
+  })
+
   it('checks its options', () => {
     expect(() => new RedisStore(undefined as never)).toThrow(new TypeError('RedisStore options must be an object with a client, received undefined'))
     expect(() => new RedisStore({ client: {} })).toThrow(new TypeError('RedisStore options.client must be a node-redis or ioredis client, received an object'))
     expect(() => new RedisStore({ client: new Redis({ lazyConnect: true }), prefix: 5 as never })).toThrow(
-      new TypeError('RedisStore options.prefix must be a string, received 5'),
+      new TypeError('RedisStore options.prefix must be a non-empty string, received 5'),
     )
   })
+
+  // With prefix '' every key in the database is under the prefix: clear() would empty the user's database.
+  it('refuses an empty prefix', () => {
+    expect(() => new RedisStore({ client: new Redis({ lazyConnect: true }), prefix: '' })).toThrow(
+      new TypeError('RedisStore options.prefix must be a non-empty string, received ""'),
+    )
+  })
+
+  // ioredis prefixes GET, SET and DEL with keyPrefix but not SCAN: urls(), delete() and clear() found nothing.
+  it('refuses an ioredis client with a keyPrefix, whose keys SCAN would not find', () => {
+    expect(() => new RedisStore({ client: new Redis({ lazyConnect: true, keyPrefix: 'app:' }) })).toThrow(
+      new TypeError(
+        'RedisStore options.client must not have an ioredis keyPrefix (SCAN does not apply it): use a client without one, and options.prefix instead, received keyPrefix "app:"',
+      ),
+    )
+  })
+
+  it('leaves values under its prefix that are not entries of this version alone when the cache is inspected', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600' })
+    const { client, store } = await openStore('node-redis')
+    const redis = client as Awaited<ReturnType<typeof connectNodeRedis>>
+    await redis.set(`${store.prefix}session:42`, 'user=alice') // the application's own data, under the same prefix
+    await store.set('older-release', { ...responseEntry(1), version: 2 } as never) // another release's entry
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    expect(await agent.cache.urls()).toEqual([origin.url])
+    expect((await collect(agent.cache.entries())).map((entry) => entry.url)).toEqual([origin.url])
+    expect(await agent.cache.delete(origin.url)).toBe(1)
+    expect(await redis.get(`${store.prefix}session:42`)).toBe('user=alice')
+    expect(await redis.exists(`${store.prefix}older-release`)).toBe(1)
+  })
+
+  it('leaves a value that is not an entry alone on a miss whose response is not stored', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'no-store' })
+    const { client, store } = await openStore('node-redis')
+    const redis = client as Awaited<ReturnType<typeof connectNodeRedis>>
+    const agent = new CachingAgent({ store, key: () => 'page' })
+    await redis.set(`${store.prefix}page`, "not the cache's")
+    expect((await get(origin.url, agent)).body).toBe('v1')
+    await agent.close() // every write in Redis
+    expect(await redis.get(`${store.prefix}page`)).toBe("not the cache's")
+  })
+
+  // RFC 9111 §1.2.2 reads a huge max-age as 2^31 seconds; Redis refused PX values past its clock's range.
+  it('stores a response whose max-age is longer than Redis can expire, with an expiry Redis accepts', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=99999999999999999' })
+    const { client, store } = await openStore('ioredis')
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    expect(statusOf((await get(origin.url, agent)).headers)).toBe('hit')
+    expect(agent.cache.stats.errors).toBe(0)
+    const [key] = await collect(store.keys())
+    expect(await (client as Redis).pttl(`${store.prefix}${key}`)).toBeGreaterThan(60 * 365 * 24 * 3600 * 1000)
+  })
 })
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = []
+  for await (const item of items) all.push(item)
+  return all
+}
