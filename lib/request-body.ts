@@ -90,7 +90,7 @@ export function normalizeBody(bytes: Uint8Array, contentType: string | undefined
   if (mediaType === 'application/json' || mediaType.endsWith('+json')) {
     let value: unknown
     try {
-      value = JSON.parse(Buffer.from(bytes).toString('utf8'))
+      value = JSON.parse(Buffer.from(bytes).toString('utf8'), keepNumberAsWritten)
     } catch {
       return bytes
     }
@@ -132,9 +132,20 @@ function decodeName(name: string): string {
   }
 }
 
+/** JSON's raw values (ES2025, Node 21+), not yet in TypeScript's library. */
+const { rawJSON, isRawJSON } = JSON as unknown as { rawJSON(text: string): object; isRawJSON(value: unknown): boolean }
+
+/**
+ * A number stays as written: read as a JavaScript number, 9007199254740993 would become 9007199254740992
+ * and 1e400 Infinity (written back as null), and bodies an origin tells apart would share a key.
+ */
+function keepNumberAsWritten(_name: string, value: unknown, context?: { source?: string }): unknown {
+  return typeof value === 'number' && context?.source !== undefined ? rawJSON(context.source) : value
+}
+
 function normalizeJson(value: unknown, ignored: ReadonlySet<string>): unknown {
   if (Array.isArray(value)) return value.map((item) => normalizeJson(item, ignored))
-  if (value === null || typeof value !== 'object') return value
+  if (value === null || typeof value !== 'object' || isRawJSON(value)) return value
   const sorted: Record<string, unknown> = {}
   for (const name of Object.keys(value).sort()) {
     if (!ignored.has(name.toLowerCase())) sorted[name] = normalizeJson((value as Record<string, unknown>)[name], ignored)

@@ -279,6 +279,19 @@ describe('request matching: methods cached with their body', () => {
     expect(after.body).toMatch(/POST \/api fine$/)
   })
 
+  it('keeps JSON numbers apart that JavaScript numbers would make one (beyond 2^53, beyond a double)', async () => {
+    const origin = await startCountingOrigin()
+    const agent = createTestAgent({ methods: ['GET', 'HEAD', 'POST'] })
+    const post = (body: string) => fetchText(`${origin.url}rpc`, agent, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    for (const [body, twin] of [['{"id": 9007199254740993}', '{"id": 9007199254740992}'], ['{"amount": 1e400}', '{"amount": null}']]) {
+      await post(body!)
+      const other = await post(twin!)
+      expect(other.body).toMatch(new RegExp(`${twin!.replace(/[{}]/g, '\\$&')}$`))
+      expect(statusOf(other)).toBe('miss')
+      expect(statusOf(await post(` ${body!.replace(': ', ':')}`))).toBe('hit') // the same JSON, written otherwise
+    }
+  })
+
   it('does not cache POST unless listed in methods', async () => {
     const origin = await startCountingOrigin()
     const agent = createTestAgent()
