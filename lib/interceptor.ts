@@ -63,11 +63,15 @@ export function createCacheInterceptor(options: ResolvedOptions): { interceptor:
 
 /**
  * A method cached with its body in the key (POST, QUERY): the body is read whole first, then the request
- * goes on as any other, sending those bytes. A body that cannot be keyed (too large, a FormData) or fails
- * to read is sent as the caller gave it, uncached, so that the request behaves as it would without a cache.
- * The caller is held while the body is read: its abort ends the request, and the reading, at once.
+ * goes on as any other, sending those bytes. A body that cannot be keyed (too large, a FormData, any
+ * multipart body) or fails to read is sent as the caller gave it, uncached, so that the request behaves as
+ * it would without a cache. The caller is held while the body is read: its abort ends the request, and the
+ * reading, at once.
  */
 function handleWithBody(exchange: Exchange, request: CacheRequest): void {
+  // fetch() sends a FormData as a multipart stream, under a boundary made afresh for each request: no two
+  // such bodies are alike, and their fields (credentials too) could not be left out of what is stored.
+  if (/^\s*multipart\//i.test(request.headers['content-type'] ?? '')) return void forward(exchange, 'bypass')
   const held = new HeldCaller(exchange.handler, exchange.controller)
   void readBody(exchange.dispatchOptions.body, held.signal).then((read) =>
     goOn(held, exchange, (going) => {

@@ -20,7 +20,7 @@ export interface CacheOptions {
   /**
    * Methods whose responses are stored and served. Default `['GET', 'HEAD']`. Any other method listed
    * (`'POST'`, `'QUERY'`) is cached with its request body in the key (bodies up to 1 MiB; a larger one, or
-   * a `FormData` body, goes to the origin uncached), and as the user's choice it does not invalidate what
+   * a `FormData` or other multipart body, goes to the origin uncached), and as the user's choice it does not invalidate what
    * is stored for its URL, as unsafe methods otherwise do (RFC 9111 §4.4).
    */
   methods?: readonly string[]

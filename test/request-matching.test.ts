@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import { fetch, request } from 'undici'
+import { fetch, FormData, request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { cacheInfo, createKey, type CacheRequest, type CachingAgentOptions, type ResponseEntry } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
@@ -290,6 +290,20 @@ describe('request matching: methods cached with their body', () => {
       expect(statusOf(other)).toBe('miss')
       expect(statusOf(await post(` ${body!.replace(': ', ':')}`))).toBe('hit') // the same JSON, written otherwise
     }
+  })
+
+  it('sends a multipart body (a FormData through fetch) uncached, and stores none of its fields', async () => {
+    const origin = await startCountingOrigin()
+    const store = new MapStore()
+    const agent = createTestAgent({ store, methods: ['GET', 'HEAD', 'POST'] })
+    for (let round = 0; round < 2; round++) {
+      const form = new FormData()
+      form.append('api_key', 'SECRET')
+      const response = await fetch(`${origin.url}upload`, { dispatcher: agent, method: 'POST', body: form })
+      expect(await response.text()).toMatch(/SECRET/) // the origin got the body
+      expect(cacheInfo(response.headers).status).toBe('bypass')
+    }
+    expect(store.entries.size).toBe(0)
   })
 
   it('does not cache POST unless listed in methods', async () => {
