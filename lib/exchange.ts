@@ -9,7 +9,7 @@ import type { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { CacheRequest, KeyedRequest } from './key.js'
 import type { ResolvedOptions } from './options.js'
-import { revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason, type StorageRules } from './policy.js'
+import { isOnlyIfCached, revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason, type StorageRules } from './policy.js'
 import { RevalidationHandler, type RevalidationContext } from './revalidation.js'
 import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } from './serve.js'
 import type { StatsCounters } from './stats.js'
@@ -91,11 +91,15 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
  * A caller's own `If-None-Match`/`If-Modified-Since` (RFC 9111 §4.3.2): a fresh entry whose validators
  * match answers 304; otherwise the request goes to the origin as the caller made it.
  */
-export function answerValidation(exchange: Exchange, { request, key, decision, mayStore }: Verdict): void {
+export function answerValidation(exchange: Exchange, verdict: Verdict, retry: Retry): void {
+  const { request, key, decision, mayStore } = verdict
   if (decision.action === 'serve' && decision.status === 'hit' && isNotModified(decision.entry, request.headers)) {
-    exchange.stats.hits++
-    return serveNotModified(decision.entry, exchange.handler, servedFromStore(exchange, request, key, decision.entry))
+    serveNotModified(decision.entry, exchange.handler, servedFromStore(exchange, request, key, decision.entry))
+    exchange.stats.hits++ // once served, as in act
+    return
   }
+  // only-if-cached: the origin is never asked; the stored response answers in full, or a 504 says there is none.
+  if (isOnlyIfCached(request.headers)) return act(exchange, verdict, retry)
   if (!mayStore) return void forward(exchange, 'request')
   forwardAndStore(exchange, request, key, 'request')
 }

@@ -11,7 +11,8 @@ import { keyRequest, toCacheRequest, type CacheRequest, type KeyedRequest } from
 import { toCurrentHandler, type AnyHandler } from './legacy-handler.js'
 import { isPromise } from './maybe-promise.js'
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js'
-import { decide, isLookupBypassed, pickHeaders } from './policy.js'
+import { decide, isLookupBypassed, isOnlyIfCached, pickHeaders } from './policy.js'
+import { serveGatewayTimeout } from './serve.js'
 import { readRequestBody, type ReadBody } from './request-body.js'
 import { StatsCounters } from './stats.js'
 import { isValidationRequest } from './validation.js'
@@ -124,7 +125,11 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
     const keyed = keyRequest(request, options)
     // urlsExpireAfter's 'no-store': nothing is stored for this URL, nor served from what was.
     if (options.expiryRules?.(keyed.storedUrl) === 'no-store') return void forward(exchange, 'bypass')
-    if (isLookupBypassed(request.headers)) return forwardAndStore(exchange, keyed, keyed.key, 'request')
+    if (isLookupBypassed(request.headers)) {
+      // Such a request is never answered from the store, and with only-if-cached the origin may not be asked.
+      if (!isOnlyIfCached(request.headers)) return forwardAndStore(exchange, keyed, keyed.key, 'request')
+      return serveGatewayTimeout(exchange.handler, { reason: 'request', cacheName: options.cacheStatus, controller: exchange.controller })
+    }
     const found = lookup(store, keyed.key, request.headers, keyed.checksUrl ? keyed.storedUrl : undefined)
     if (!isPromise(found)) return actOnLookup(exchange, request, keyed, found)
     // A store that answers later: the caller is held meanwhile, so that its abort ends the request at once.
@@ -152,7 +157,7 @@ function actOnLookup(exchange: Exchange, request: CacheRequest, keyed: KeyedRequ
     const varyNames = found.found === 'nothing' ? found.varyNames : undefined
     const variant = entry?.varyHeaders ?? (varyNames ? pickHeaders(request.headers, varyNames) : undefined)
     const verdict = { request: keyed, key: keyed.key, decision, mayStore, variant }
-    if (isValidationRequest(request.headers)) answerValidation(exchange, verdict)
+    if (isValidationRequest(request.headers)) answerValidation(exchange, verdict, handleCacheable)
     else act(exchange, verdict, handleCacheable)
   } catch (error) {
     sendUncached(exchange, error) // acting throws only before a response reached the caller (see act)

@@ -287,6 +287,11 @@ export function isLookupBypassed(headers: RequestHeaders): boolean {
   )
 }
 
+/** RFC 9111 §5.2.1.7: the request may be answered only from the store (or with a 504), never by the origin. */
+export function isOnlyIfCached(headers: RequestHeaders): boolean {
+  return parseRequestDirectives(headers).has('only-if-cached')
+}
+
 /** RFC 9111 §5.4: without Cache-Control, a request's `Pragma: no-cache` means `Cache-Control: no-cache`. */
 function parseRequestDirectives(headers: RequestHeaders): Directives {
   const cacheControl = headers['cache-control']

@@ -82,6 +82,22 @@ describe('request directives', () => {
     expect(response.body).toBe('v1')
   })
 
+  it('only-if-cached never asks the origin for a conditional, Range or If-Match request either', async () => {
+    const onlyIfCached = { 'cache-control': 'only-if-cached' }
+    // Fresh, the validators not matching: the stored response answers in full.
+    const fresh = await afterStoring('max-age=60', 1_000, { ...onlyIfCached, 'if-none-match': '"other"' })
+    expect([fresh.response.status, fresh.response.body, fresh.originRequests]).toEqual([200, 'v1', 1])
+    // Stale, or a request the store never answers: 504.
+    for (const headers of [{ 'if-none-match': '"other"' }, { 'if-modified-since': new Date(0).toUTCString() }]) {
+      const stale = await afterStoring('max-age=10', 30_000, { ...onlyIfCached, ...headers })
+      expect([stale.response.status, stale.originRequests]).toEqual([504, 1])
+    }
+    for (const headers of [{ range: 'bytes=0-1' }, { 'if-match': '"a"' }, { 'if-unmodified-since': new Date().toUTCString() }]) {
+      const bypassed = await afterStoring('max-age=60', 1_000, { ...onlyIfCached, ...headers })
+      expect([bypassed.response.status, bypassed.originRequests]).toEqual([504, 1])
+    }
+  })
+
   it('ignores malformed directives instead of failing the request', async () => {
     const { response, originRequests } = await afterStoring('max-age=60', 1_000, { 'cache-control': 'max-age="x", ,=, min-fresh=-1' })
     expect(response.status).toBe(200)
