@@ -88,11 +88,11 @@ describe('request directives', () => {
     const fresh = await afterStoring('max-age=60', 1_000, { ...onlyIfCached, 'if-none-match': '"other"' })
     expect([fresh.response.status, fresh.response.body, fresh.originRequests]).toEqual([200, 'v1', 1])
     // Stale, or a request the store never answers: 504.
-    for (const headers of [{ 'if-none-match': '"other"' }, { 'if-modified-since': new Date(0).toUTCString() }]) {
+    for (const headers of [{ 'if-none-match': '"other"' }, { 'if-modified-since': new Date(0).toUTCString() }] as Record<string, string>[]) {
       const stale = await afterStoring('max-age=10', 30_000, { ...onlyIfCached, ...headers })
       expect([stale.response.status, stale.originRequests]).toEqual([504, 1])
     }
-    for (const headers of [{ range: 'bytes=0-1' }, { 'if-match': '"a"' }, { 'if-unmodified-since': new Date().toUTCString() }]) {
+    for (const headers of [{ range: 'bytes=0-1' }, { 'if-match': '"a"' }, { 'if-unmodified-since': new Date().toUTCString() }] as Record<string, string>[]) {
       const bypassed = await afterStoring('max-age=60', 1_000, { ...onlyIfCached, ...headers })
       expect([bypassed.response.status, bypassed.originRequests]).toEqual([504, 1])
     }
