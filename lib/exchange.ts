@@ -134,6 +134,7 @@ export function forwardAndStore(exchange: Exchange, request: KeyedRequest, key: 
       store,
       shared: options.shared,
       maxEntrySize: options.maxEntrySize,
+      pendingBytes: options.pendingBytes,
       rules: storageRulesOf(options, request),
       filter: options.filter,
       onSettled,
@@ -233,7 +234,7 @@ function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: 
 function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry) {
   const { options, store } = exchange
   const headers = revalidationHeaders(entry, request)
-  type Shared = 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'rules' | 'filter'
+  type Shared = 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'pendingBytes' | 'rules' | 'filter'
   const context: Pick<RevalidationContext, Shared> = {
     entry,
     request,
@@ -242,6 +243,7 @@ function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, 
     stats: exchange.stats,
     shared: options.shared,
     maxEntrySize: options.maxEntrySize,
+    pendingBytes: options.pendingBytes,
     rules: storageRulesOf(options, request),
     filter: options.filter,
   }

@@ -4,6 +4,7 @@ import type { ResponseFilter } from './filter.js'
 import { createKey, ignoredNames, KnownUrls, type CacheRequest } from './key.js'
 import type { CacheStore } from './store.js'
 import { checkOptionsObject, checkPositiveInteger, describe } from './option-checks.js'
+import { PendingBytes } from './pending-bytes.js'
 import { MemoryStore } from './stores/memory-store.js'
 
 const MIB = 1024 * 1024
@@ -134,6 +135,8 @@ export interface ResolvedOptions {
   coalesce: boolean
   /** The largest entry the cache buffers for the store, in bytes. */
   maxEntrySize: number
+  /** The bytes all responses on their way to the store may hold together (the store's `maxSize`). */
+  pendingBytes: PendingBytes
   /** URL work remembered (derived from `ignoredParameters`): see key.ts. */
   knownUrls: KnownUrls
 }
@@ -145,6 +148,8 @@ const DEFAULT_CACHE_STATUS = 'undici-http-cache'
 const DEFAULT_STORE_TIMEOUT_MS = 1000
 /** Used when a custom store does not say what it accepts. */
 const DEFAULT_MAX_ENTRY_SIZE = 8 * MIB
+/** What responses on their way to a store that gives no `maxSize` may hold together: MemoryStore's default. */
+const DEFAULT_MAX_PENDING_BYTES = 64 * MIB
 
 const CACHE_OPTION_NAMES = [
   'store',
@@ -175,6 +180,7 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
   const store = options.store === undefined ? new MemoryStore() : checkStore(options.store)
   const ignoredParameters = ignoredNames(checkNames('options.ignoredParameters', options.ignoredParameters ?? DEFAULT_IGNORED_PARAMETERS))
   const matchHeaders = checkMatchHeaders(options.matchHeaders ?? false)
+  const maxEntrySize = store.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE
   // Ignored parameters stay out of keys, matched headers included: a header named in both would silently
   // not be matched (with the defaults, `matchHeaders: ['Authorization']` would share one user's response).
   const contradicted = Array.isArray(matchHeaders) ? matchHeaders.find((name) => ignoredParameters.has(name)) : undefined
@@ -195,7 +201,9 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
     cacheStatus: checkCacheStatus(options.cacheStatus ?? DEFAULT_CACHE_STATUS),
     staleIfError: checkStaleIfError(options.staleIfError),
     coalesce: checkBoolean('options.coalesce', options.coalesce ?? true),
-    maxEntrySize: store.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE,
+    maxEntrySize,
+    // Never less than one entry's worth, so that any response the store would take may be copied.
+    pendingBytes: new PendingBytes(Math.max(maxEntrySize, store.maxSize ?? DEFAULT_MAX_PENDING_BYTES)),
     knownUrls: new KnownUrls(ignoredParameters),
   }
 }
@@ -236,8 +244,9 @@ function checkStore(store: unknown): CacheStore {
         (missing.length > 0 && candidate !== null && typeof candidate === 'object' ? ` missing ${missing.join(', ')}` : ''),
     )
   }
-  const { maxEntrySize } = candidate
+  const { maxEntrySize, maxSize } = candidate
   if (maxEntrySize !== undefined) checkPositiveInteger('options.store.maxEntrySize', maxEntrySize, 'bytes')
+  if (maxSize !== undefined) checkPositiveInteger('options.store.maxSize', maxSize, 'bytes')
   return candidate as CacheStore
 }
 

@@ -5,6 +5,7 @@ import type { GuardedStore } from './guarded-store.js'
 import type { HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
 import { filterAllows, type ResponseFilter } from './filter.js'
+import type { PendingBytes } from './pending-bytes.js'
 import { policyRequestOf, ttlSeconds, type StorageRules } from './policy.js'
 import { serveEntry } from './serve.js'
 import type { StatsCounters } from './stats.js'
@@ -26,6 +27,7 @@ export interface RevalidationContext {
   stats: StatsCounters
   shared: boolean
   maxEntrySize: number
+  pendingBytes: PendingBytes
   rules: StorageRules
   filter: ResponseFilter | undefined
   cacheName: string | false
@@ -82,6 +84,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
               store: context.store,
               shared: context.shared,
               maxEntrySize: context.maxEntrySize,
+              pendingBytes: context.pendingBytes,
               rules: context.rules,
               filter: context.filter,
               replaces: true,

@@ -83,6 +83,11 @@ export interface CacheStore {
   close?(): MaybePromise<void>
   /** The largest entry (in bytes, see `entrySize`) the store accepts; the cache buffers no more than this. */
   readonly maxEntrySize?: number
+  /**
+   * The most bytes (see `entrySize`) the store holds, if it is bounded: responses on their way to it hold
+   * no more than this together either (64 MiB for a store that does not say).
+   */
+  readonly maxSize?: number
   /** How many entries the store has dropped to stay within its bounds, if it keeps count: `stats.evicted`. */
   readonly evictions?: number
   /**

@@ -9,6 +9,7 @@ import { filterAllows, type ResponseFilter } from './filter.js'
 import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason, type StorageRules } from './policy.js'
 import { bodySize, ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
 import { andThen } from './maybe-promise.js'
+import type { PendingBytes } from './pending-bytes.js'
 import { forget, save } from './variants.js'
 
 export interface TeeContext {
@@ -22,6 +23,8 @@ export interface TeeContext {
     store: GuardedStore
     shared: boolean
     maxEntrySize: number
+    /** What all responses on their way to the store may hold together. */
+    pendingBytes: PendingBytes
     /** The user's rules on what is stored and for how long. */
     rules: StorageRules
     /** The user's filter, asked once the body is whole. */
@@ -59,6 +62,8 @@ interface PendingEntry {
   maxBodyBytes: number
   /** The body's length as the origin declared it (0 for HEAD), if it did. */
   declaredLength: number | undefined
+  /** Bytes taken from `pendingBytes` for this response: its declared length, or what came so far. */
+  taken: number
 }
 
 /** What an entry holds until its body is whole: read by nobody, written to by nobody. */
@@ -129,8 +134,8 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     const pending = this.#pending
     if (pending) {
       pending.bytes += chunk.byteLength
-      if (pending.bytes > pending.maxBodyBytes) {
-        this.#pending = undefined // too large to store: stop copying
+      if (pending.bytes > pending.maxBodyBytes || !this.#takeFor(pending)) {
+        this.#stopCopying() // too large to store, or no room left for it on the way: stop copying
         this.#deleteReplaced()
         this.#settle()
       } else pending.chunks.push(chunk)
@@ -140,7 +145,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
     const pending = this.#pending
-    this.#pending = undefined
+    this.#stopCopying() // whole: from here on the entry is the store's
     const storage = this.#context.storage
     // A body shorter or longer than its Content-Length is truncated or corrupt, and must not be stored.
     if (pending && storage && (pending.declaredLength === undefined || pending.declaredLength === pending.bytes)) {
@@ -156,7 +161,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    this.#pending = undefined // an errored or aborted response is never stored
+    this.#stopCopying() // an errored or aborted response is never stored
     this.#settle()
     this.#handler.onResponseError?.(this.#wrap(controller), error)
   }
@@ -178,6 +183,22 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     return this.#controller
   }
 
+  /** Bytes beyond what this response took so far, taken as they come (a response without Content-Length). */
+  #takeFor(pending: PendingEntry): boolean {
+    const more = pending.bytes - pending.taken
+    if (more <= 0) return true
+    if (!this.#context.storage!.pendingBytes.take(more)) return false
+    pending.taken = pending.bytes
+    return true
+  }
+
+  /** No more copying; the bytes it took are given back. */
+  #stopCopying(): void {
+    const pending = this.#pending
+    this.#pending = undefined
+    if (pending !== undefined) this.#context.storage!.pendingBytes.give(pending.taken)
+  }
+
   #settle(): void {
     if (this.#settled) return
     this.#settled = true
@@ -193,7 +214,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   /** The entry to fill, if the response may be stored and is not already known to be too large. */
   #startEntry(status: number, headers: HeaderRecord, statusText: string): PendingEntry | undefined {
     if (this.#context.storage === undefined) return undefined
-    const { request, shared, maxEntrySize, rules } = this.#context.storage
+    const { request, shared, maxEntrySize, pendingBytes, rules } = this.#context.storage
     const now = Date.now()
     const storable = evaluateResponse(policyRequestOf(request), { status, headers }, { shared, now, requestTime: this.#requestTime, rules })
     if (storable === undefined) return undefined
@@ -218,7 +239,10 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     // A HEAD response's Content-Length describes the body a GET would get; it has none itself.
     const declaredLength = request.method === 'HEAD' ? 0 : contentLength(headers)
     if (maxBodyBytes < 0 || (declaredLength !== undefined && declaredLength > maxBodyBytes)) return undefined
-    return { entry, chunks: [], bytes: 0, maxBodyBytes, declaredLength }
+    // A declared length is taken whole now: a response admitted can finish; one that finds no room is not copied.
+    const taken = declaredLength ?? 0
+    if (!pendingBytes.take(taken)) return undefined
+    return { entry, chunks: [], bytes: 0, maxBodyBytes, declaredLength, taken }
   }
 }
 

@@ -63,6 +63,57 @@ describe('memory bounds', () => {
     expect(retained).toBeLessThan(32 * MIB + FIXED_OVERHEAD)
   }, 90_000)
 
+  it('copies at most the store\'s maxSize of responses on their way to it at once; the rest pass through unstored', async () => {
+    // Eight 6 MiB responses in flight together, their callers reading and letting go of each chunk: a 16 MiB
+    // store may be sent two of them (12 MiB); copying all eight would hold 48 MiB.
+    const body = Buffer.alloc(6 * MIB, 'x')
+    let arrived = 0
+    let allHere!: () => void
+    const allArrived = new Promise<void>((resolve) => (allHere = resolve))
+    const origin = await startQuietOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=3600', 'content-length': String(body.byteLength) })
+      response.write(body.subarray(0, 64 * 1024))
+      if (++arrived === 8) allHere()
+      void allArrived.then(() => response.end(body.subarray(64 * 1024)))
+    })
+    const agent = createTestAgent({ store: new MemoryStore({ maxSize: 16 * MIB }), dispatcher: new Agent({ connections: 8 }) })
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, async (_, index) => {
+        const response = await request(`${origin.url}big/${index}`, { dispatcher: agent })
+        let received = 0
+        for await (const chunk of response.body) received += (chunk as Buffer).byteLength
+        expect(received).toBe(body.byteLength)
+        return String(response.headers['cache-status'])
+      }),
+    )
+    expect(statuses.filter((status) => status.includes('; stored'))).toHaveLength(2)
+    expect(agent.cache.stats.stored).toBe(2)
+    // What they took is given back: a later response has the room again.
+    await (await request(`${origin.url}big/later`, { dispatcher: agent })).body.arrayBuffer()
+    expect(agent.cache.stats.stored).toBe(3)
+  })
+
+  it('bounds responses without Content-Length as their bytes come: one that finds no room stops being copied', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 'x')
+    let arrived = 0
+    let allHere!: () => void
+    const allArrived = new Promise<void>((resolve) => (allHere = resolve))
+    const origin = await startQuietOrigin(async (_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=3600' }) // chunked
+      if (++arrived === 2) allHere()
+      await allArrived
+      for (let sent = 0; sent < 10; sent++) {
+        response.write(chunk)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      response.end()
+    })
+    // Two 640 KiB bodies at once through a 1 MiB store: both cannot be copied; the one left can.
+    const agent = createTestAgent({ store: new MemoryStore({ maxSize: MIB }), dispatcher: new Agent({ connections: 2 }) })
+    await Promise.all([0, 1].map(async (index) => (await request(`${origin.url}chunked/${index}`, { dispatcher: agent })).body.arrayBuffer()))
+    expect(agent.cache.stats.stored).toBe(1)
+  })
+
   it('lets the event loop turn during a loop of 10,000 hits, so that nothing piles up while it runs', async () => {
     const body = Buffer.alloc(1024, 'x')
     const origin = await startQuietOrigin((_incoming, response) => {
