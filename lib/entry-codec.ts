@@ -25,8 +25,8 @@ function frame(meta: string, parts: readonly Uint8Array[]): Buffer {
 }
 
 /**
- * Decodes what `encodeEntry` wrote, from bytes the caller hands over (they are not copied). Anything else (truncated, another layout) throws: the guard turns that
- * into a miss and deletes the value. The entry's fields are checked afterwards by `decodeEntry`.
+ * Decodes what `encodeEntry` wrote, from bytes the caller hands over (they are not copied). Anything else
+ * (truncated, another layout) throws. The entry's fields are checked afterwards by `decodeEntry`.
  */
 export function decodeEntryBytes(bytes: Uint8Array): unknown {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -46,12 +46,15 @@ export function decodeEntryBytes(bytes: Uint8Array): unknown {
   return entry
 }
 
-/** What a byte store returns for a value it cannot decode: not an entry, so the cache's guard deletes it. */
+/**
+ * What a byte store returns for a value it cannot decode: no entry, so the cache's guard reads a miss (and
+ * leaves the value, which may not be the cache's; a response stored under its key replaces it).
+ */
 const UNDECODABLE = Object.freeze({ undecodable: true })
 
 /**
  * Decodes a stored value for a byte store's `get`. A value that is not an encoded entry comes back as a
- * marker that is no entry either, so that the cache's guard reads it as a miss and deletes it.
+ * marker that is no entry either, so that the cache's guard reads it as a miss.
  */
 export function decodeStoredValue(bytes: Uint8Array): CacheEntry {
   try {

@@ -252,7 +252,7 @@ function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, 
 
 /** The user's rules on storing, for this request's URL. */
 function storageRulesOf(options: ResolvedOptions, request: KeyedRequest): StorageRules {
-  return { configuredTtl: options.expiryRules?.(request.storedUrl), allowedStatuses: options.allowedStatuses }
+  return { configuredTtl: options.expiryRules?.(request.storedUrl), allowedStatuses: options.allowedStatuses, staleIfError: options.staleIfError }
 }
 
 /** Dispatches; should dispatching throw, a flight this request leads is settled so that no waiter hangs. */

@@ -61,10 +61,14 @@ type Directives = ReadonlyMap<string, string | true>
 /** What a field without directives parses to: one map for all, as most requests have none. */
 const NO_DIRECTIVES: Directives = new Map()
 
-/** What the user configured about storing: a URL's ttl (`defaultTtl`, `urlsExpireAfter`) and `allowedStatuses`. */
+/**
+ * What the user configured about storing: a URL's ttl (`defaultTtl`, `urlsExpireAfter`), `allowedStatuses`,
+ * and `staleIfError`, which keeps entries of use past their freshness (retention.ts).
+ */
 export interface StorageRules {
   configuredTtl: ConfiguredTtl | undefined
   allowedStatuses: ReadonlySet<number> | undefined
+  staleIfError?: boolean | number | undefined
 }
 
 /**

@@ -16,6 +16,18 @@ export const REVALIDATION_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
  */
 export const VARY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 
+/** No field: spread into every entry stored without the option, so made once. */
+const NO_RETENTION: { staleIfErrorSeconds?: number } = Object.freeze({})
+
+/**
+ * The entry field that keeps an entry for the `staleIfError` option: its seconds, or for `true` (any
+ * staleness) the revalidation retention, as a store must expire an entry some time.
+ */
+export function staleIfErrorRetention(staleIfError: boolean | number | undefined): { staleIfErrorSeconds?: number } {
+  if (staleIfError === undefined || staleIfError === false) return NO_RETENTION
+  return { staleIfErrorSeconds: staleIfError === true ? REVALIDATION_RETENTION_MS / 1000 : staleIfError }
+}
+
 /** When the entry stops being of any use (epoch ms). A `Vary` record: when the variants it lists do. */
 export function usefulUntil(entry: CacheEntry): number {
   if (entry.kind === 'vary') return typeof entry.usefulUntil === 'number' ? entry.usefulUntil : entry.createdAt + VARY_RETENTION_MS
@@ -23,6 +35,7 @@ export function usefulUntil(entry: CacheEntry): number {
   const staleWindowSeconds = Math.max(
     parseDeltaSeconds(directives.get('stale-while-revalidate')) ?? 0,
     parseDeltaSeconds(directives.get('stale-if-error')) ?? 0,
+    typeof entry.staleIfErrorSeconds === 'number' ? entry.staleIfErrorSeconds : 0,
   )
   const hasValidator = entry.headers.etag !== undefined || entry.headers['last-modified'] !== undefined
   return expiresAt(entry) + Math.max(staleWindowSeconds * 1000, hasValidator ? REVALIDATION_RETENTION_MS : 0)

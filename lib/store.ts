@@ -40,6 +40,11 @@ export interface ResponseEntry {
   initialAgeSeconds: number
   /** How long the response is fresh from its generation (RFC 9111 §4.2.1), in seconds. */
   lifetimeSeconds: number
+  /**
+   * How long past its freshness the cache's `staleIfError` option may serve it, in seconds, so that stores
+   * that expire entries by themselves keep it that long (retention.ts). Absent without the option.
+   */
+  staleIfErrorSeconds?: number
   /** The http-cache-semantics policy, kept for revalidation; only `policy.ts` reads it. */
   policy: Record<string, unknown>
 }

@@ -10,6 +10,7 @@ import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason, typ
 import { bodySize, ENTRY_VERSION, entrySize, type ResponseEntry } from './store.js'
 import { andThen } from './maybe-promise.js'
 import type { PendingBytes } from './pending-bytes.js'
+import { staleIfErrorRetention } from './retention.js'
 import { forget, save } from './variants.js'
 
 export interface TeeContext {
@@ -232,6 +233,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       ...(storable.varyNames.length > 0 ? { varyHeaders: pickHeaders(request.headers, storable.varyNames) } : {}),
       createdAt: now,
       initialAgeSeconds: storable.initialAgeSeconds,
+      ...staleIfErrorRetention(rules.staleIfError),
       lifetimeSeconds: storable.lifetimeSeconds,
       policy: storable.policy,
     }

@@ -5,6 +5,7 @@
 import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { parseHttpDate } from './http-date.js'
 import { evaluateResponse, pickHeaders, type PolicyRequest, type StorageRules } from './policy.js'
+import { staleIfErrorRetention } from './retention.js'
 import type { ResponseEntry } from './store.js'
 
 /** Whether the caller's request asks to validate what it holds (`If-None-Match` or `If-Modified-Since`). */
@@ -84,6 +85,7 @@ export function applyNotModified(
   updated.headers = withoutFields(headers, storable.omittedFields)
   updated.initialAgeSeconds = storable.initialAgeSeconds
   updated.lifetimeSeconds = storable.lifetimeSeconds
+  Object.assign(updated, staleIfErrorRetention(options.rules.staleIfError))
   updated.policy = storable.policy
   // A 304 may change Vary (it carries the Vary a 200 would): the entry is then selected by the new names,
   // with the values of the request it was just validated for (RFC 9111 §4.1).

@@ -70,6 +70,21 @@ for (const kind of ['node-redis', 'ioredis'] as const) {
       expect(await ttlOf('plain')).toBeLessThanOrEqual(60_000)
       expect(await ttlOf('validated')).toBeGreaterThan(7 * 24 * 3600 * 1000)
     })
+
+    it('keeps an entry for as long as the staleIfError option may serve it', async () => {
+      const { client, store } = await openStore(kind)
+      const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+      const agent = createTestAgent({ store, staleIfError: 3600 })
+      await get(origin.url, agent)
+      const [key] = await vi.waitFor(async () => {
+        const keys: string[] = []
+        for await (const entry of agent.cache.entries()) keys.push(entry.key)
+        expect(keys).toHaveLength(1) // once the write has reached Redis
+        return keys
+      })
+      const ttl = Number(client instanceof Redis ? await client.pttl(`${store.prefix}${key}`) : await client.pTTL(`${store.prefix}${key}`))
+      expect(ttl).toBeGreaterThan(3_600_000)
+    })
   })
 }
 

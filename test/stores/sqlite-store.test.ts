@@ -7,6 +7,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { entrySize, SqliteStore } from '../../lib/index.js'
 import { createTestAgent, useFakeDate } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
+import { startOrigin } from '../helpers/origin.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
 import { fetchText as get } from '../helpers/request.js'
 import type { ResponseEntry } from '../../lib/index.js'
@@ -171,7 +172,22 @@ describe('SqliteStore', () => {
     expect(await agent.cache.delete({ expired: true })).toBe(1) // the validated one, stale now
   })
 
-  it('reads a row it cannot decode as a miss, which the cache deletes', async () => {
+  it('keeps an entry the staleIfError option may still serve, and serves it when the origin fails', async () => {
+    const clock = useFakeDate()
+    let failing = false
+    const origin = await startOrigin((_request, response) => {
+      if (failing) return void response.writeHead(503).end('down')
+      response.writeHead(200, { 'cache-control': 'max-age=1' }).end('good') // no validator, no stale window
+    })
+    const agent = createTestAgent({ store: openStore(), staleIfError: 600 })
+    await get(origin.url, agent)
+    clock.advance(5_000)
+    failing = true
+    const answer = await get(origin.url, agent)
+    expect([answer.status, answer.body, statusOf(answer.headers)]).toEqual([200, 'good', 'stale'])
+  })
+
+  it('reads a row it cannot decode as a miss, which the response stored next replaces', async () => {
     const path = temporaryDatabase()
     const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600' })
     const store = openStore({ path })
