@@ -135,13 +135,16 @@ export class SqliteStore implements CacheStore {
 
   set(key: string, entry: CacheEntry): void {
     this.#decoded.forget(key)
-    const size = entrySize(entry)
+    const encoded = encodeEntry(entry)
+    // The larger of what the entry counts in memory and what its row takes: JSON escapes quotes and writes
+    // non-ASCII header text in two bytes, so a row can be larger than the entry counts.
+    const size = Math.max(entrySize(entry), encoded.byteLength)
     if (size > this.maxEntrySize) return void this.#statements.remove.run(key) // a newer, too large response leaves no older one
     const now = Date.now()
     // A random version per write, so that every process can tell a row it decoded from one written since.
     const version = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)
     this.#transaction(() => {
-      this.#statements.upsert.run(key, encodeEntry(entry), version, size, now, usefulUntil(entry))
+      this.#statements.upsert.run(key, encoded, version, size, now, usefulUntil(entry))
       this.#statements.purge.run(now)
       this.#evictOver(key)
     })

@@ -158,6 +158,22 @@ describe('SqliteStore', () => {
     expect(store.size).toBeLessThanOrEqual(7_000)
   })
 
+  it('counts a row by the bytes it takes when they are more than the entry counts (escaped, non-ASCII headers)', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path, maxSize: 100_000 })
+    const origin = await startOrigin((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600', 'x-meta': '"'.repeat(6_000) }).end()
+    })
+    const agent = createTestAgent({ store })
+    for (let index = 0; index < 40; index++) await get(`${origin.url}${index}`, agent)
+    const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
+    const database = new sqlite.DatabaseSync(path)
+    const { bytes } = database.prepare('SELECT sum(length(value)) AS bytes FROM entries_v2').get() as { bytes: number }
+    database.close()
+    expect(bytes).toBeLessThanOrEqual(100_000)
+    expect(store.size).toBeGreaterThanOrEqual(bytes)
+  })
+
   it('purges an entry it finds of no use any longer (stale, no stale window, no validator)', async () => {
     const clock = useFakeDate()
     const origin = await startVersionedOrigin((count) => (count === 1 ? { 'cache-control': 'max-age=1' } : { 'cache-control': 'max-age=1', etag: '"x"' }))
