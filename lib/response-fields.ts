@@ -95,7 +95,7 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
       omittedFields.push(...fieldNames(argument))
       continue
     }
-    members.push(argument === undefined ? name : `${name}=${argument}`)
+    members.push(argument === undefined ? name : `${name}=${withinDeltaSeconds(name, argument)}`)
   }
   // §5.2.2.3: with must-understand, a cache that understands the status ignores no-store; one that does
   // not must not store the response at all.
@@ -132,6 +132,15 @@ function cdnCacheControl(value: string | undefined): string | undefined {
     else return undefined
   }
   return directives.join(', ')
+}
+
+/** RFC 9111 §1.2.2: a delta-seconds too large to represent counts as 2^31 (2147483648). */
+const MAX_DELTA_SECONDS = '2147483648'
+
+/** A directive's delta-seconds argument, no larger than 2^31: read as a number, hundreds of digits would be no freshness at all. */
+function withinDeltaSeconds(name: string, argument: string): string {
+  if (!DELTA_SECONDS_DIRECTIVES.has(name) || !/^\d{10,}$/.test(argument)) return argument
+  return Number(argument) > Number(MAX_DELTA_SECONDS) ? MAX_DELTA_SECONDS : argument
 }
 
 /** The field names of a qualified directive's argument: `"a, B"` or `a`. */

@@ -168,6 +168,10 @@ describe('freshness', () => {
     expect(await isReused({ 'cache-control': 'max-age=60, proxy-revalidate' }, 61_000, { shared: true })).toBe(false)
   })
 
+  it('reads a max-age too large to represent as 2^31 seconds, not as no freshness at all', async () => {
+    expect(await isReused({ 'cache-control': `max-age=${'9'.repeat(400)}` }, 365 * 24 * 3600 * 1000)).toBe(true)
+  })
+
   it('keeps an immutable response without explicit lifetime fresh for a day', async () => {
     expect(await isReused({ 'cache-control': 'immutable' }, 23 * 3600_000)).toBe(true)
   })
