@@ -212,6 +212,12 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
 
   #deliver(item: Queued): void {
     if (this.#detached) return
+    // The leader aborted (a paused one too: its abort ended the request to the origin): its error is handed
+    // over at once, as undici hands an error whatever a pause, and what was queued is read by nobody.
+    if (item.kind === 'error' && this.#controller.aborted) {
+      this.#queue.length = 0
+      return this.#hand(item)
+    }
     if (this.#queue.length > 0 || this.#controller.paused) {
       this.#queue.push(item)
       // Nobody waits any longer: hold the origin back until the leader reads again.

@@ -7,11 +7,12 @@ import { filterAllows } from './filter.js'
 import { GuardedStore } from './guarded-store.js'
 import { CacheInspector } from './inspect.js'
 import { invalidateAfterUnsafeRequest, isUnsafeMethod } from './invalidation.js'
-import { keyRequest, toCacheRequest, type CacheRequest, type KeyedRequest } from './key.js'
+import { normalizeRequestHeaders, type RequestHeaders } from './headers.js'
+import { invalidatedUrl, keyRequest, toCacheRequest, type CacheRequest, type KeyedRequest } from './key.js'
 import { toCurrentHandler, type AnyHandler } from './legacy-handler.js'
 import { isPromise } from './maybe-promise.js'
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js'
-import { decide, isLookupBypassed, isOnlyIfCached, pickHeaders } from './policy.js'
+import { decide, isLookupBypassed, isOnlyIfCached, pickHeaders, type ForwardReason } from './policy.js'
 import { serveGatewayTimeout } from './serve.js'
 import { readRequestBody, type ReadBody } from './request-body.js'
 import { StatsCounters } from './stats.js'
@@ -49,17 +50,27 @@ export function createCacheInterceptor(options: ResolvedOptions): { interceptor:
     if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
     const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, stats, background, flights, mayCoalesce: true }
     const request = toCacheRequest(dispatchOptions, options.knownUrls)
-    if (request === undefined) return forward(exchange, 'bypass')
+    if (request === undefined) {
+      // Not keyed; an unsafe one still invalidates what is stored for the URL it resolves to.
+      const url = isUnsafeMethod((dispatchOptions.method ?? 'GET').toUpperCase()) ? invalidatedUrl(dispatchOptions) : undefined
+      return url === undefined ? forward(exchange, 'bypass') : forwardInvalidating(exchange, 'bypass', url, normalizeRequestHeaders(dispatchOptions.headers))
+    }
     if (!options.methods.has(request.method)) {
       if (!isUnsafeMethod(request.method)) return forward(exchange, 'method')
-      const keyOfTarget = (url: string): string => keyRequest({ method: 'GET', url, headers: request.headers }, options).key
-      return forward(exchange, 'method', (status, headers) => invalidateAfterUnsafeRequest(store, { url: request.url, status, headers, keyOfTarget }))
+      return forwardInvalidating(exchange, 'method', request.url, request.headers)
     }
     if (request.method === 'GET' || request.method === 'HEAD') handleCacheable(exchange, request)
     else handleWithBody(exchange, request)
     return true
   }
   return { interceptor: Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) }), writesDone: () => store.writesDone() }
+}
+
+/** Sends an unsafe request on; a success invalidates what is stored for its URL (RFC 9111 §4.4). */
+function forwardInvalidating(exchange: Exchange, reason: ForwardReason, url: string, requestHeaders: RequestHeaders): boolean {
+  const { store, options } = exchange
+  const keyOfTarget = (target: string): string => keyRequest({ method: 'GET', url: target, headers: requestHeaders }, options).key
+  return forward(exchange, reason, (status, headers) => invalidateAfterUnsafeRequest(store, { url, status, headers, keyOfTarget }))
 }
 
 /**

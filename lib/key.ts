@@ -56,10 +56,32 @@ export function toCacheRequest(options: Dispatcher.DispatchOptions, knownUrls: K
   const target = query ? pathWithQuery(options.path, query) : options.path
   const url = target === undefined ? undefined : knownUrls.absolute(String(options.origin), target)
   if (url === undefined) return undefined
-  return {
-    method: (options.method ?? 'GET').toUpperCase(),
-    url,
-    headers: normalizeRequestHeaders(options.headers),
+  const headers = normalizeRequestHeaders(options.headers)
+  // undici sends a Host the caller gives in place of the origin's (a proxy forwarding many sites to one
+  // address does): the request then names a resource of that host, not of its URL, and is not keyed.
+  if (headers.host !== undefined && headers.host.toLowerCase() !== hostOf(url)) return undefined
+  return { method: (options.method ?? 'GET').toUpperCase(), url, headers }
+}
+
+/** The host (and port) of a URL in WHATWG form, which writes it in lower case. */
+function hostOf(url: string): string {
+  const start = url.indexOf('//') + 2
+  const end = url.indexOf('/', start)
+  return url.slice(start, end === -1 ? undefined : end)
+}
+
+/**
+ * The URL of an unsafe request the cache does not key (`toCacheRequest` refused it), when it is on the
+ * request's origin, as the URL parser resolves it: what the request may change, so what is stored for it
+ * is invalidated (invalidating what the target may not name is harmless).
+ */
+export function invalidatedUrl(options: Dispatcher.DispatchOptions): string | undefined {
+  if (options.origin == null) return undefined
+  try {
+    const url = new URL(options.path, String(options.origin))
+    return url.origin === new URL(String(options.origin)).origin ? withoutFragment(url.href) : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -74,7 +96,7 @@ function pathWithQuery(path: string, query: ParsedUrlQueryInput): string | undef
 }
 
 /**
- * The absolute URL of the request-target `path` on `origin`, fragment dropped; `undefined` when the cache
+ * The absolute URL of the request-target `path` (without fragment) on `origin`; `undefined` when the cache
  * cannot key it safely. undici sends the target as it is written, so the key must name exactly that: a
  * target the URL parser would rewrite (`//host/x` read as another host, dot segments resolved, a backslash
  * turned into a slash, characters percent-encoded) or one not in origin-form (`http://other/x`) could name
@@ -83,7 +105,7 @@ function pathWithQuery(path: string, query: ParsedUrlQueryInput): string | undef
 function absoluteUrl(origin: string, path: string): string | undefined {
   const base = originOf(origin)
   if (!/^https?:/.test(base) || !path.startsWith('/')) return undefined
-  const written = base + withoutFragment(path)
+  const written = base + path
   let url: URL
   try {
     url = new URL(written)
@@ -231,12 +253,12 @@ export class KnownUrls {
 
   /** `path` resolved on `origin`, fragment dropped; `undefined` when they make no URL. */
   absolute(origin: string, path: string): string | undefined {
+    // undici sends a fragment too (a URL it was given has none: it is dropped as the URL is read), which
+    // would name another target than the URL without it.
+    if (path.includes('#')) return undefined
     // Most requests need no parsing: an origin in its serialised form and a path the URL parser keeps as it is.
     const prefix = this.#serialisedOrigin(origin)
-    if (prefix !== undefined) {
-      const target = withoutFragment(path)
-      if (PLAIN_PATH.test(target) && !MAY_HOLD_DOT_SEGMENT.test(target)) return prefix + target
-    }
+    if (prefix !== undefined && PLAIN_PATH.test(path) && !MAY_HOLD_DOT_SEGMENT.test(path)) return prefix + path
     // The origin's length first, so that no two (origin, path) pairs share a memo key.
     const memoKey = `${origin.length} ${origin}${path}`
     let url = this.#absolute.get(memoKey)

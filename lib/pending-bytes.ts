@@ -21,7 +21,7 @@ export class PendingBytes {
     return true
   }
 
-  /** Gives back bytes taken, once their response is stored or given up. */
+  /** Gives back bytes taken, once their response is in the store (the write done) or given up. */
   give(bytes: number): void {
     this.#held -= bytes
   }

@@ -146,18 +146,26 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
     const pending = this.#pending
-    this.#stopCopying() // whole: from here on the entry is the store's
+    this.#pending = undefined
     const storage = this.#context.storage
     // A body shorter or longer than its Content-Length is truncated or corrupt, and must not be stored.
     if (pending && storage && (pending.declaredLength === undefined || pending.declaredLength === pending.bytes)) {
       pending.entry.body = retainedBody(pending.chunks, pending.bytes, { maxBodyBytes: pending.maxBodyBytes, keepsChunks: storage.store.acceptsBodyChunks })
       if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
-        void andThen(save(storage.store, storage.key, pending.entry), () => this.#settle())
+        // Its bytes count until the store has them: a slow store cannot gather bodies past the bound.
+        void andThen(save(storage.store, storage.key, pending.entry), () => {
+          storage.pendingBytes.give(pending.taken)
+          this.#settle()
+        })
       } else {
+        storage.pendingBytes.give(pending.taken)
         this.#deleteReplaced()
         this.#settle()
       }
-    } else this.#settle()
+    } else {
+      if (pending) storage!.pendingBytes.give(pending.taken)
+      this.#settle()
+    }
     this.#handler.onResponseEnd?.(this.#wrap(controller), trailers)
   }
 

@@ -85,7 +85,10 @@ export function applyNotModified(
   updated.headers = withoutFields(headers, storable.omittedFields)
   updated.initialAgeSeconds = storable.initialAgeSeconds
   updated.lifetimeSeconds = storable.lifetimeSeconds
-  Object.assign(updated, staleIfErrorRetention(options.rules.staleIfError))
+  // The option as it is now: one turned off since the entry was stored no longer keeps it.
+  const { staleIfErrorSeconds } = staleIfErrorRetention(options.rules.staleIfError)
+  if (staleIfErrorSeconds === undefined) delete updated.staleIfErrorSeconds
+  else updated.staleIfErrorSeconds = staleIfErrorSeconds
   updated.policy = storable.policy
   // A 304 may change Vary (it carries the Vary a 200 would): the entry is then selected by the new names,
   // with the values of the request it was just validated for (RFC 9111 §4.1).

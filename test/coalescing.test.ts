@@ -250,6 +250,19 @@ describe('coalescing', () => {
     expect(leader.events).toEqual(['start', 'error: gave up'])
   })
 
+  it('hands a paused leader that aborts, nobody waiting, its error', async () => {
+    const { origin, unending } = await startUnendingOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent()
+    const leader = dispatchRecorded(origin.url, agent, { onResponseStart: (controller) => controller.pause() })
+    await leader.started
+    unending.write('part of the body') // queued for the paused leader
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    leader.controller().abort(new Error('gave up'))
+    await leader.finished
+    expect(leader.events).toEqual(['start', 'error: gave up'])
+    await vi.waitFor(() => expect(unending.closed).toBe(true))
+  })
+
   it('ends the request to the origin once the leader and every waiter have aborted, and stores nothing', async () => {
     const { origin, unending } = await startUnendingOrigin({ 'cache-control': 'max-age=60' })
     const agent = createTestAgent()

@@ -7,15 +7,15 @@ const IGNORED = ['api_key', 'Token']
 
 /**
  * What `KnownUrls` remembers must be what working it out afresh gives: the http(s) origin followed by the
- * request-target exactly as undici sends it (fragment dropped), when that is a URL that parses to itself.
+ * request-target exactly as undici sends it, when that is a URL that parses to itself and has no fragment.
  */
 function workedOut(origin: string, path: string): { url: string; getKey: string } | undefined {
   let written: string
   try {
     // Not URL.canParse: Node 22's has refused, after other calls, a URL its parser takes (`/\\é`).
     const base = new URL(origin).origin
-    if (!/^https?:/.test(base) || !path.startsWith('/')) return undefined
-    written = base + path.split('#')[0]
+    if (!/^https?:/.test(base) || !path.startsWith('/') || path.includes('#')) return undefined
+    written = base + path
     if (new URL(written).href !== written) return undefined
   } catch {
     return undefined

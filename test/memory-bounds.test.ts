@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
-import { MemoryStore } from '../lib/index.js'
+import { MemoryStore, type CacheEntry } from '../lib/index.js'
+import { MapStore } from './helpers/map-store.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { retainedHeapBytes, settledHeapBytes } from './helpers/memory.js'
 
@@ -91,6 +92,31 @@ describe('memory bounds', () => {
     // What they took is given back: a later response has the room again.
     await (await request(`${origin.url}big/later`, { dispatcher: agent })).body.arrayBuffer()
     expect(agent.cache.stats.stored).toBe(3)
+  })
+
+  it('counts a response against maxSize until a slow store has it', async () => {
+    // A store whose writes wait until released, with room for two 4 KiB responses on their way.
+    let release = (): void => {}
+    const released = new Promise<void>((resolve) => (release = resolve))
+    onTestFinished(() => release())
+    const store = Object.assign(new MapStore(), { maxSize: 10 * 1024, maxEntrySize: 8 * 1024 })
+    const set = store.set.bind(store)
+    store.set = ((key: string, entry: CacheEntry) => released.then(() => set(key, entry))) as never
+    const origin = await startQuietOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=3600', 'content-length': '4096' }).end(Buffer.alloc(4096))
+    })
+    const agent = createTestAgent({ store })
+    const statusOfPath = async (path: string) => {
+      const response = await request(`${origin.url}${path}`, { dispatcher: agent })
+      await response.body.arrayBuffer()
+      return String(response.headers['cache-status'])
+    }
+    expect(await statusOfPath('a')).toMatch(/; stored/)
+    expect(await statusOfPath('b')).toMatch(/; stored/)
+    expect(await statusOfPath('c')).not.toMatch(/; stored/) // a and b are not in the store yet
+    release()
+    await vi.waitFor(() => expect(store.entries.size).toBe(2))
+    expect(await statusOfPath('d')).toMatch(/; stored/)
   })
 
   it('bounds responses without Content-Length as their bytes come: one that finds no room stops being copied', async () => {

@@ -118,6 +118,36 @@ describe('request matching: request-targets as undici sends them', () => {
     expect(origin.requests).toBe(3)
   })
 
+  it('leaves a target with a fragment, which undici sends too, uncached', async () => {
+    const origin = await startCountingOrigin()
+    const agent = createTestAgent()
+    expect((await getPath(agent, origin.origin, '/page#part')).status).toBe('bypass')
+    expect(statusOf(await fetchText(`${origin.origin}/page`, agent))).toBe('miss')
+  })
+
+  it('leaves a request whose Host is another than its URL\'s uncached: it names a resource of that host', async () => {
+    const origin = await startCountingOrigin()
+    const agent = createTestAgent()
+    const { host } = new URL(origin.origin)
+    const asSite = async (site: string) => {
+      const response = await agent.request({ origin: origin.origin, path: '/', method: 'GET', headers: { host: site } })
+      await response.body.text()
+      return statusOf(response)
+    }
+    expect([await asSite('a.example'), await asSite('b.example')]).toEqual(['bypass', 'bypass'])
+    expect([await asSite(host), await asSite(host.toUpperCase())]).toEqual(['miss', 'hit'])
+  })
+
+  it('invalidates what is stored for the URL an unsafe request it does not key resolves to', async () => {
+    const origin = await startCountingOrigin()
+    const agent = createTestAgent()
+    await fetchText(`${origin.origin}/items/5`, agent)
+    const deleted = await agent.request({ origin: origin.origin, path: '/items/x/../5', method: 'DELETE' })
+    await deleted.body.text()
+    expect(statusOf(deleted)).toBe('bypass')
+    expect(statusOf(await fetchText(`${origin.origin}/items/5`, agent))).toBe('miss')
+  })
+
   it('keys undici\'s `query` option as undici sends it', async () => {
     const origin = await startCountingOrigin()
     const agent = createTestAgent()
