@@ -4,7 +4,7 @@
  */
 import { withJoinedBody, type ResponseBody } from './body.js'
 import type { GuardedStore } from './guarded-store.js'
-import type { HeaderRecord } from './headers.js'
+import { copyHeaders, type HeaderRecord } from './headers.js'
 import type { CacheRequest } from './key.js'
 
 /** The response a filter is shown: whole, body included (still content-coded). */
@@ -32,7 +32,8 @@ export function filterAllows(
   let verdict: unknown
   try {
     const { status, statusText, headers, body } = response
-    verdict = filter(request, withJoinedBody({ status, statusText, headers }, body))
+    // Copies: the response is stored, or served, once the filter has seen it.
+    verdict = filter(request, withJoinedBody({ status, statusText, headers: copyHeaders(headers) }, Array.isArray(body) ? body : [body]))
   } catch (error) {
     store.recordFailure('filter', error)
     return false

@@ -67,6 +67,16 @@ export function toRawHeaders(headers: HeaderRecord, names?: ReadonlyMap<string, 
 }
 
 /** One header's value as a single string: repeated fields joined with ", ". */
+/** A copy of fields for users' code, so that changing it changes no stored response (repeated fields' arrays too). */
+export function copyHeaders(headers: HeaderRecord): HeaderRecord {
+  const copy: HeaderRecord = {}
+  for (const name in headers) {
+    const value = headers[name]!
+    copy[name] = Array.isArray(value) ? [...value] : value
+  }
+  return copy
+}
+
 export function joinHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value
 }

@@ -6,7 +6,7 @@ import { withJoinedBody } from './body.js'
 import { statelessRegExp } from './expiry-rules.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
-import { normalizeRequestHeaders, type HeaderRecord, type RequestHeaders } from './headers.js'
+import { copyHeaders, normalizeRequestHeaders, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { keyRequest, normalizeUrl, type CacheRequest } from './key.js'
 import type { ResolvedOptions } from './options.js'
 import { expiresAt, ttlSeconds } from './policy.js'
@@ -218,14 +218,5 @@ function toStoredResponse(key: string, entry: ResponseEntry): StoredResponse {
   }
   // As chunks, so that the body is joined into a new buffer (a copy), and only if it is read.
   return withJoinedBody(fields, Array.isArray(entry.body) ? entry.body : [entry.body as Uint8Array])
-}
-
-function copyHeaders(headers: HeaderRecord): HeaderRecord {
-  const copy: HeaderRecord = {}
-  for (const name in headers) {
-    const value = headers[name]!
-    copy[name] = Array.isArray(value) ? [...value] : value
-  }
-  return copy
 }
 

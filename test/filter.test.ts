@@ -26,6 +26,24 @@ describe('filter', () => {
     expect(await agent.cache.urls()).toEqual([`${origin.url}small`])
   })
 
+  it('is shown copies: a filter that changes the response it is shown changes nothing stored or served', async () => {
+    const origin = await startOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'x-token': 'secret' }).end('original body')
+    })
+    const agent = createTestAgent({
+      filter: (_request, response) => {
+        response.headers['x-token'] = 'REDACTED' // as a filter that logs what it sees might
+        response.body.fill(0x2a)
+        return true
+      },
+    })
+    await get(origin.url, agent)
+    for (const response of [await get(origin.url, agent), await get(origin.url, agent)]) {
+      expect(statusOf(response.headers)).toBe('hit')
+      expect([response.headers['x-token'], response.body]).toEqual(['secret', 'original body'])
+    }
+  })
+
   it('decides on read: a stored response the filter now refuses is not served, and the request goes to the origin', async () => {
     let count = 0
     const origin = await startOrigin((_incoming, response) => {
