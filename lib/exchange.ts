@@ -6,16 +6,19 @@ import type { Dispatcher } from 'undici'
 import type { BackgroundRevalidations } from './background-revalidation.js'
 import { LeaderRelay, type Flights } from './coalescing.js'
 import type { CallerController } from './controller.js'
+import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
+import type { HeaderRecord } from './headers.js'
 import type { CacheRequest, KeyedRequest } from './key.js'
 import type { ResolvedOptions } from './options.js'
-import { isOnlyIfCached, revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason, type StorageRules } from './policy.js'
+import { isOnlyIfCached, policyRequestOf, revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason, type StorageRules } from './policy.js'
 import { RevalidationHandler, type RevalidationContext } from './revalidation.js'
 import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } from './serve.js'
 import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler, type TeeContext } from './tee.js'
-import { isNotModified } from './validation.js'
+import { applyNotModified, isNotModified, namesValidator } from './validation.js'
+import { save } from './variants.js'
 
 /** A dispatch function, as undici passes one to an interceptor. */
 export type Dispatch = (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => boolean
@@ -101,7 +104,29 @@ export function answerValidation(exchange: Exchange, verdict: Verdict, retry: Re
   // only-if-cached: the origin is never asked; the stored response answers in full, or a 504 says there is none.
   if (isOnlyIfCached(request.headers)) return act(exchange, verdict, retry)
   if (!mayStore) return void forward(exchange, 'request')
-  forwardAndStore(exchange, request, key, 'request')
+  const stored = 'entry' in decision ? decision.entry : undefined
+  const sentAt = Date.now()
+  forwardAndStore(exchange, request, key, 'request', stored && ((status, headers) => renewFromCallersNotModified(exchange, request, key, stored, { status, headers, sentAt })))
+}
+
+/**
+ * RFC 9111 §4.3.4: a 304 the origin sends to a caller's own conditional request renews the stored response
+ * it names by a validator (the caller gets the 304 it asked for). One without validators answered the
+ * caller's validators, which say nothing of the stored response, and renews nothing.
+ */
+function renewFromCallersNotModified(
+  exchange: Exchange,
+  request: KeyedRequest,
+  key: string,
+  entry: ResponseEntry,
+  response: { status: number; headers: HeaderRecord; sentAt: number },
+): void {
+  if (response.status !== 304 || !namesValidator(response.headers)) return
+  const { options, store } = exchange
+  const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
+  const rules = storageRulesOf(options, request)
+  const result = applyNotModified(entry, policyRequest, response.headers, { shared: options.shared, now: Date.now(), requestTime: response.sentAt, rules })
+  if (result.selected && result.storable && filterAllows(options.filter, request, result.entry, store)) void save(store, key, result.entry)
 }
 
 /**
@@ -121,13 +146,20 @@ export function forward(exchange: Exchange, reason: ForwardReason, onFinalRespon
 }
 
 /** Sends the request to the origin and stores the response if it may be stored. */
-export function forwardAndStore(exchange: Exchange, request: KeyedRequest, key: string, reason: ForwardReason): void {
+export function forwardAndStore(
+  exchange: Exchange,
+  request: KeyedRequest,
+  key: string,
+  reason: ForwardReason,
+  onFinalResponse?: TeeContext['onFinalResponse'],
+): void {
   const { options, store, onSettled, controller } = exchange
   const tee = new TeeHandler(exchange.handler, {
     reason,
     cacheName: options.cacheStatus,
     controller,
     callerStarted: controller !== undefined,
+    onFinalResponse,
     storage: {
       request,
       key,

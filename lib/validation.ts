@@ -99,6 +99,11 @@ export function applyNotModified(
   return { selected: true, entry: updated, storable: true }
 }
 
+/** Whether a response carries a validator (`ETag` or `Last-Modified`) by which it names a stored response. */
+export function namesValidator(headers: HeaderRecord): boolean {
+  return headers.etag !== undefined || headers['last-modified'] !== undefined
+}
+
 /**
  * RFC 9111 §4.3.4: a 304 with a strong `ETag` updates only the stored response with that tag; one with a
  * weak `ETag` or a `Last-Modified` only a stored response with that validator. A 304 that carries no

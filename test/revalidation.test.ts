@@ -321,4 +321,30 @@ describe("a caller's own conditional request", () => {
     expect(stale.status).toBe(304) // the origin's own 304, to a caller that asked for one
     expect(origin.received[2]!.headers['if-none-match']).toBe('"a"')
   })
+
+  it("renews the stale entry from the origin's 304 to it when the 304 names the entry's validator", async () => {
+    const clock = useFakeDate()
+    const origin = await startValidatingOrigin({ body: 'stored', etag: '"a"', headers: { 'cache-control': 'max-age=60' } })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(61_000)
+    expect((await get(origin.url, agent, { headers: { 'if-none-match': '"a"' } })).status).toBe(304)
+    const renewed = await get(origin.url, agent)
+    expect([renewed.status, renewed.body, statusOf(renewed.headers)]).toEqual([200, 'stored', 'hit'])
+    expect(origin.requests).toBe(2)
+  })
+
+  it('renews nothing from a 304 without validators, which answers only the caller\'s own', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((request, response) => {
+      if (request.headers['if-none-match'] !== undefined) return void response.writeHead(304, { 'cache-control': 'max-age=60' }).end()
+      response.writeHead(200, { etag: '"a"', 'cache-control': 'max-age=60' }).end('stored')
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(61_000)
+    expect((await get(origin.url, agent, { headers: { 'if-none-match': '"b"' } })).status).toBe(304)
+    expect(statusOf((await get(origin.url, agent)).headers)).toBe('revalidated') // still stale: not renewed by that 304
+    expect(origin.requests).toBe(3)
+  })
 })
