@@ -82,7 +82,7 @@ export class CacheInspector {
     if (this.#options.expiryRules?.(keyed.storedUrl) === 'no-store') return undefined
     const found = await lookup(this.#store, keyed.key, keyed.headers, keyed.checksUrl ? keyed.storedUrl : undefined)
     if (found.found !== 'response' || !filterAllows(this.#options.filter, keyed, found.entry, this.#store)) return undefined
-    return toStoredResponse(keyed.key, found.entry)
+    return toStoredResponse(found.storedKey, found.entry) // the key entries() gives it, a variant's own under Vary
   }
 
   /**

@@ -13,7 +13,8 @@ import { usefulUntil } from './retention.js'
 import { ENTRY_VERSION, type ResponseEntry, type VaryEntry } from './store.js'
 
 export type Lookup =
-  | { found: 'response'; entry: ResponseEntry }
+  /** `storedKey`: the key the response is stored under (a variant's own key, below the URL's). */
+  | { found: 'response'; entry: ResponseEntry; storedKey: string }
   /** `varyNames`: the request headers that select a variant, when a `VaryEntry` said so. */
   | { found: 'nothing'; missReason: 'uri-miss' | 'vary-miss'; varyNames?: string[] }
 
@@ -27,20 +28,20 @@ const MAX_VARIANTS = 64
 export function lookup(store: GuardedStore, key: string, headers: RequestHeaders, url: string | undefined): MaybePromise<Lookup> {
   return andThen(store.get(key), (entry) => {
     if (entry === undefined) return { found: 'nothing', missReason: 'uri-miss' }
-    if (entry.kind === 'response') return matchResponse(entry, url, 'uri-miss')
+    if (entry.kind === 'response') return matchResponse(entry, key, url, 'uri-miss')
     const varyHeaders = pickHeaders(headers, entry.names)
     const variantKey = createVariantKey(key, varyHeaders)
     const varyMiss: Lookup = { found: 'nothing', missReason: 'vary-miss', varyNames: entry.names }
     if (!entry.variants.includes(variantKey)) return varyMiss
     return andThen(store.get(variantKey), (variant) =>
-      variant?.kind === 'response' && sameValues(variant.varyHeaders, varyHeaders) ? matchResponse(variant, url, 'vary-miss') : varyMiss,
+      variant?.kind === 'response' && sameValues(variant.varyHeaders, varyHeaders) ? matchResponse(variant, variantKey, url, 'vary-miss') : varyMiss,
     )
   })
 }
 
 /** A stored response for another URL than the one expected (a key collision) is never served. */
-function matchResponse(entry: ResponseEntry, url: string | undefined, missReason: 'uri-miss' | 'vary-miss'): Lookup {
-  return url === undefined || entry.url === url ? { found: 'response', entry } : { found: 'nothing', missReason }
+function matchResponse(entry: ResponseEntry, storedKey: string, url: string | undefined, missReason: 'uri-miss' | 'vary-miss'): Lookup {
+  return url === undefined || entry.url === url ? { found: 'response', entry, storedKey } : { found: 'nothing', missReason }
 }
 
 /**

@@ -76,6 +76,9 @@ describe('cache inspection', () => {
     await get(`${origin.url}api`, agent, { method: 'POST', body: 'one' })
     const text = await agent.cache.get(`${origin.url}vary/x`, { headers: { Accept: 'text/plain' } })
     expect(Buffer.from(text!.body).toString()).toBe('GET /vary/x text/plain ')
+    const listed: string[] = []
+    for await (const entry of agent.cache.entries()) if (entry.url === `${origin.url}vary/x`) listed.push(entry.key)
+    expect(listed).toEqual([text!.key]) // the key it is stored under, as entries() gives it: the variant's
     expect(await agent.cache.get(`${origin.url}vary/x`, { headers: { accept: 'application/json' } })).toBeUndefined()
     expect(await agent.cache.get(`${origin.url}vary/x`, { method: 'HEAD', headers: { accept: 'text/plain' } })).toMatchObject({ method: 'GET' })
     expect(await agent.cache.get(`${origin.url}api`, { method: 'POST', body: 'one' })).toMatchObject({ method: 'POST', status: 200 })
