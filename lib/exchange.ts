@@ -18,7 +18,7 @@ import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler, type TeeContext } from './tee.js'
 import { applyNotModified, isNotModified, namesValidator } from './validation.js'
-import { save } from './variants.js'
+import { saveRenewed } from './variants.js'
 
 /** A dispatch function, as undici passes one to an interceptor. */
 export type Dispatch = (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => boolean
@@ -126,7 +126,8 @@ function renewFromCallersNotModified(
   const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
   const rules = storageRulesOf(options, request)
   const result = applyNotModified(entry, policyRequest, response.headers, { shared: options.shared, now: Date.now(), requestTime: response.sentAt, rules })
-  if (result.selected && result.storable && filterAllows(options.filter, request, result.entry, store)) void save(store, key, result.entry)
+  if (!result.selected || !result.storable || !filterAllows(options.filter, request, result.entry, store)) return
+  void saveRenewed(store, key, { headers: request.headers, url: request.checksUrl ? request.storedUrl : undefined }, entry, result.entry)
 }
 
 /**

@@ -32,8 +32,9 @@ export function filterAllows(
   let verdict: unknown
   try {
     const { status, statusText, headers, body } = response
-    // Copies: the response is stored, or served, once the filter has seen it.
-    verdict = filter(request, withJoinedBody({ status, statusText, headers: copyHeaders(headers) }, Array.isArray(body) ? body : [body]))
+    // The fields as a copy (a filter may redact them to log them); the body as stored, read and not written
+    // to, as handlers treat the chunks they are given: a copy on every hit would cost as much as the hit.
+    verdict = filter(request, withJoinedBody({ status, statusText, headers: copyHeaders(headers) }, body))
   } catch (error) {
     store.recordFailure('filter', error)
     return false

@@ -66,7 +66,6 @@ export function toRawHeaders(headers: HeaderRecord, names?: ReadonlyMap<string, 
   return raw
 }
 
-/** One header's value as a single string: repeated fields joined with ", ". */
 /** A copy of fields for users' code, so that changing it changes no stored response (repeated fields' arrays too). */
 export function copyHeaders(headers: HeaderRecord): HeaderRecord {
   const copy: HeaderRecord = {}
@@ -77,6 +76,7 @@ export function copyHeaders(headers: HeaderRecord): HeaderRecord {
   return copy
 }
 
+/** One header's value as a single string: repeated fields joined with ", ". */
 export function joinHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value
 }

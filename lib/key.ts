@@ -9,7 +9,7 @@ import { normalizeBody, normalizeParameters } from './request-body.js'
 export interface CacheRequest {
   /** Upper-case method. */
   method: string
-  /** The absolute URL as requested, fragment dropped. */
+  /** The absolute URL as requested (never with a fragment: a request-target with one is not keyed). */
   url: string
   /** Lower-case names; repeated fields joined with ", ". */
   headers: RequestHeaders
@@ -77,8 +77,11 @@ function hostOf(url: string): string {
  */
 export function invalidatedUrl(options: Dispatcher.DispatchOptions): string | undefined {
   if (options.origin == null) return undefined
+  const query = (options as { query?: ParsedUrlQueryInput }).query
+  const target = query ? pathWithQuery(options.path, query) : options.path
+  if (target === undefined) return undefined
   try {
-    const url = new URL(options.path, String(options.origin))
+    const url = new URL(target, String(options.origin))
     return url.origin === new URL(String(options.origin)).origin ? withoutFragment(url.href) : undefined
   } catch {
     return undefined
@@ -251,7 +254,7 @@ export class KnownUrls {
     this.#limit = limit
   }
 
-  /** `path` resolved on `origin`, fragment dropped; `undefined` when they make no URL. */
+  /** The URL of request-target `path` on `origin` (see `absoluteUrl`); `undefined` when it is not keyed. */
   absolute(origin: string, path: string): string | undefined {
     // undici sends a fragment too (a URL it was given has none: it is dropped as the URL is read), which
     // would name another target than the URL without it.

@@ -51,7 +51,8 @@ export interface CacheOptions {
   /**
    * Whether a response may be cached, asked of every new response once its whole body has arrived (`false`:
    * not stored) and of every stored response before it is served (`false`: treated as not stored). A
-   * filter that throws counts as `false`, and as an error in `stats.errors`. Default: none.
+   * filter that throws counts as `false`, and as an error in `stats.errors`. It is shown a copy of the
+   * response's fields, and its body as stored: read it, do not write to it. Default: none.
    */
   filter?: ResponseFilter
   /**

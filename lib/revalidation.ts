@@ -13,7 +13,7 @@ import type { ResponseEntry } from './store.js'
 import { TeeHandler } from './tee.js'
 import { applyNotModified } from './validation.js'
 import { andThen } from './maybe-promise.js'
-import { forget, save } from './variants.js'
+import { forget, saveRenewed } from './variants.js'
 
 /** RFC 5861 §4: the origin errors a stale entry may stand in for. */
 const SERVER_ERRORS = new Set([500, 502, 503, 504])
@@ -153,7 +153,8 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       return this.#answerFromStore(entry, { fwdStatus: 304 })
     }
     const stored = result.storable && filterAllows(filter, request, result.entry, store)
-    void andThen(stored ? save(store, key, result.entry) : forget(store, key), settled)
+    const current = { headers: request.headers, url: request.checksUrl ? request.storedUrl : undefined }
+    void andThen(stored ? saveRenewed(store, key, current, entry, result.entry) : forget(store, key), settled)
     this.#answerFromStore(result.entry, { fwdStatus: 304, stored })
   }
 

@@ -73,6 +73,24 @@ function saveVariant(store: GuardedStore, key: string, entry: ResponseEntry, var
   })
 }
 
+/**
+ * Saves `renewed`, the response `stored` made fresh again by a 304, unless another response was stored for
+ * the request since `stored` was read: a 304 that arrives late must not put an older response back over a
+ * newer one, or over its deletion; nor need several 304s for one entry each write it again. (In a store
+ * shared by processes, another write may still come between this look and the save.)
+ */
+export function saveRenewed(
+  store: GuardedStore,
+  key: string,
+  request: { headers: RequestHeaders; url: string | undefined },
+  stored: ResponseEntry,
+  renewed: ResponseEntry,
+): MaybePromise<void> {
+  return andThen(lookup(store, key, request.headers, request.url), (found) =>
+    found.found === 'response' && found.entry.createdAt === stored.createdAt ? save(store, key, renewed) : undefined,
+  )
+}
+
 /** Deletes everything stored for a key: the response, or the `VaryEntry` and the variants it lists. */
 export function forget(store: GuardedStore, key: string): MaybePromise<void> {
   return store.writeInTurn(key, () =>

@@ -146,6 +146,11 @@ describe('request matching: request-targets as undici sends them', () => {
     await deleted.body.text()
     expect(statusOf(deleted)).toBe('bypass')
     expect(statusOf(await fetchText(`${origin.origin}/items/5`, agent))).toBe('miss')
+    // With undici's query option, as undici sends it.
+    await fetchText(`${origin.origin}/items/5?id=1`, agent)
+    const withQuery = await agent.request({ origin: origin.origin, path: '/items/x/../5', query: { id: 1 }, method: 'DELETE' })
+    await withQuery.body.text()
+    expect(statusOf(await fetchText(`${origin.origin}/items/5?id=1`, agent))).toBe('miss')
   })
 
   it('keys undici\'s `query` option as undici sends it', async () => {

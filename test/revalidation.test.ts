@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib'
 import { fetch, getGlobalDispatcher, setGlobalDispatcher } from 'undici'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { cacheInfo } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
@@ -332,6 +332,31 @@ describe("a caller's own conditional request", () => {
     const renewed = await get(origin.url, agent)
     expect([renewed.status, renewed.body, statusOf(renewed.headers)]).toEqual([200, 'stored', 'hit'])
     expect(origin.requests).toBe(2)
+  })
+
+  it('renews nothing from a late 304 when a newer response was stored meanwhile', async () => {
+    const clock = useFakeDate()
+    let releaseLate = (): void => {}
+    const late = new Promise<void>((resolve) => (releaseLate = resolve))
+    const origin = await startOrigin(async (request, response) => {
+      if (request.headers['x-caller'] !== undefined) {
+        await late // the caller's own conditional: answered 304, slowly
+        return void response.writeHead(304, { etag: '"a"', 'cache-control': 'max-age=60' }).end()
+      }
+      const version = origin.requests === 1 ? 'a' : 'b' // the resource changed after the first answer
+      response.writeHead(200, { etag: `"${version}"`, 'cache-control': 'max-age=60' }).end(`body ${version}`)
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(61_000)
+    const callers = get(origin.url, agent, { headers: { 'if-none-match': '"a"', 'x-caller': '1' } })
+    await vi.waitFor(() => expect(origin.requests).toBe(2))
+    expect((await get(origin.url, agent)).body).toBe('body b') // revalidated: the newer response, stored
+    releaseLate()
+    expect((await callers).status).toBe(304)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const after = await get(origin.url, agent)
+    expect([after.body, statusOf(after.headers)]).toEqual(['body b', 'hit'])
   })
 
   it('renews nothing from a 304 without validators, which answers only the caller\'s own', async () => {
