@@ -172,7 +172,6 @@ function parseMembers(value: string): List {
   }
 }
 
-
 function readHeader(headers: HeadersInput, name: string): string | undefined {
   if (typeof (headers as { get?: unknown }).get === 'function') {
     return (headers as { get(name: string): string | null }).get(name) ?? undefined

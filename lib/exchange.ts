@@ -127,7 +127,7 @@ function renewFromCallersNotModified(
   const rules = storageRulesOf(options, request)
   const result = applyNotModified(entry, policyRequest, response.headers, { shared: options.shared, now: Date.now(), requestTime: response.sentAt, rules })
   if (!result.selected || !result.storable || !filterAllows(options.filter, request, result.entry, store)) return
-  void saveRenewed(store, key, { headers: request.headers, url: request.checksUrl ? request.storedUrl : undefined }, entry, result.entry)
+  void saveRenewed(store, key, request, entry, result.entry)
 }
 
 /**

@@ -12,7 +12,7 @@ import type { ResolvedOptions } from './options.js'
 import { expiresAt, ttlSeconds } from './policy.js'
 import type { CacheStats, StatsCounters } from './stats.js'
 import type { CacheEntry, ResponseEntry, VaryEntry } from './store.js'
-import { lookup, save } from './variants.js'
+import { lookup, save, urlToMatch } from './variants.js'
 
 /** One stored response, as `entries()` and `get()` give it. */
 export interface StoredResponse {
@@ -80,7 +80,7 @@ export class CacheInspector {
   async get(url: string, request: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<StoredResponse | undefined> {
     const keyed = keyRequest(this.#request(url, request), this.#options)
     if (this.#options.expiryRules?.(keyed.storedUrl) === 'no-store') return undefined
-    const found = await lookup(this.#store, keyed.key, keyed.headers, keyed.checksUrl ? keyed.storedUrl : undefined)
+    const found = await lookup(this.#store, keyed.key, keyed.headers, urlToMatch(keyed))
     if (found.found !== 'response' || !filterAllows(this.#options.filter, keyed, found.entry, this.#store)) return undefined
     return toStoredResponse(found.storedKey, found.entry) // the key entries() gives it, a variant's own under Vary
   }

@@ -17,7 +17,7 @@ import { serveGatewayTimeout } from './serve.js'
 import { readRequestBody, type ReadBody } from './request-body.js'
 import { StatsCounters } from './stats.js'
 import { isValidationRequest } from './validation.js'
-import { lookup, type Lookup } from './variants.js'
+import { lookup, urlToMatch, type Lookup } from './variants.js'
 
 /**
  * An interceptor for `dispatcher.compose()`; it accepts handlers of the current and the legacy shape.
@@ -141,7 +141,7 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
       if (!isOnlyIfCached(request.headers)) return forwardAndStore(exchange, keyed, keyed.key, 'request')
       return serveGatewayTimeout(exchange.handler, { reason: 'request', cacheName: options.cacheStatus, controller: exchange.controller })
     }
-    const found = lookup(store, keyed.key, request.headers, keyed.checksUrl ? keyed.storedUrl : undefined)
+    const found = lookup(store, keyed.key, request.headers, urlToMatch(keyed))
     if (!isPromise(found)) return actOnLookup(exchange, request, keyed, found)
     // A store that answers later: the caller is held meanwhile, so that its abort ends the request at once.
     const held = new HeldCaller(exchange.handler, exchange.controller)

@@ -52,8 +52,7 @@ export interface KeyedRequest extends CacheRequest {
  */
 export function toCacheRequest(options: Dispatcher.DispatchOptions, knownUrls: KnownUrls): CacheRequest | undefined {
   if (options.origin == null) return undefined
-  const query = (options as { query?: ParsedUrlQueryInput }).query
-  const target = query ? pathWithQuery(options.path, query) : options.path
+  const target = requestTarget(options)
   const url = target === undefined ? undefined : knownUrls.absolute(String(options.origin), target)
   if (url === undefined) return undefined
   const headers = normalizeRequestHeaders(options.headers)
@@ -76,10 +75,8 @@ function hostOf(url: string): string {
  * is invalidated (invalidating what the target may not name is harmless).
  */
 export function invalidatedUrl(options: Dispatcher.DispatchOptions): string | undefined {
-  if (options.origin == null) return undefined
-  const query = (options as { query?: ParsedUrlQueryInput }).query
-  const target = query ? pathWithQuery(options.path, query) : options.path
-  if (target === undefined) return undefined
+  const target = requestTarget(options)
+  if (options.origin == null || target === undefined) return undefined
   try {
     const url = new URL(target, String(options.origin))
     return url.origin === new URL(String(options.origin)).origin ? withoutFragment(url.href) : undefined
@@ -89,13 +86,15 @@ export function invalidatedUrl(options: Dispatcher.DispatchOptions): string | un
 }
 
 /**
- * The request-target undici sends for `path` with its `query` option: serialised by node:querystring, as
- * undici does. `undefined` when undici refuses the pair (a path with a query or fragment of its own).
+ * The request-target undici sends: `path`, with its `query` option serialised by node:querystring as undici
+ * does. `undefined` when undici refuses the pair (a path with a query or fragment of its own).
  */
-function pathWithQuery(path: string, query: ParsedUrlQueryInput): string | undefined {
-  if (/[?#]/.test(path)) return undefined
+function requestTarget(options: Dispatcher.DispatchOptions): string | undefined {
+  const query = (options as { query?: ParsedUrlQueryInput }).query
+  if (!query) return options.path
+  if (/[?#]/.test(options.path)) return undefined
   const serialised = stringify(query)
-  return serialised === '' ? path : `${path}?${serialised}`
+  return serialised === '' ? options.path : `${options.path}?${serialised}`
 }
 
 /**

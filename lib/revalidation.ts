@@ -153,8 +153,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       return this.#answerFromStore(entry, { fwdStatus: 304 })
     }
     const stored = result.storable && filterAllows(filter, request, result.entry, store)
-    const current = { headers: request.headers, url: request.checksUrl ? request.storedUrl : undefined }
-    void andThen(stored ? saveRenewed(store, key, current, entry, result.entry) : forget(store, key), settled)
+    void andThen(stored ? saveRenewed(store, key, request, entry, result.entry) : forget(store, key), settled)
     this.#answerFromStore(result.entry, { fwdStatus: 304, stored })
   }
 

@@ -6,7 +6,7 @@
  */
 import type { GuardedStore } from './guarded-store.js'
 import type { RequestHeaders } from './headers.js'
-import { createVariantKey } from './key.js'
+import { createVariantKey, type KeyedRequest } from './key.js'
 import { andThen, type MaybePromise } from './maybe-promise.js'
 import { pickHeaders } from './policy.js'
 import { usefulUntil } from './retention.js'
@@ -49,8 +49,13 @@ function matchResponse(entry: ResponseEntry, storedKey: string, url: string | un
  * `GuardedStore.writeInTurn`), as each reads the `VaryEntry` and writes it back.
  */
 export function save(store: GuardedStore, key: string, entry: ResponseEntry): MaybePromise<void> {
+  return store.writeInTurn(key, () => saveNow(store, key, entry))
+}
+
+/** `save`'s writes, within a turn. */
+function saveNow(store: GuardedStore, key: string, entry: ResponseEntry): MaybePromise<void> {
   const varyHeaders = entry.varyHeaders
-  return store.writeInTurn(key, () => (varyHeaders === undefined ? store.set(key, entry) : saveVariant(store, key, entry, varyHeaders)))
+  return varyHeaders === undefined ? store.set(key, entry) : saveVariant(store, key, entry, varyHeaders)
 }
 
 function saveVariant(store: GuardedStore, key: string, entry: ResponseEntry, varyHeaders: Record<string, string | null>): MaybePromise<void> {
@@ -76,19 +81,23 @@ function saveVariant(store: GuardedStore, key: string, entry: ResponseEntry, var
 /**
  * Saves `renewed`, the response `stored` made fresh again by a 304, unless another response was stored for
  * the request since `stored` was read: a 304 that arrives late must not put an older response back over a
- * newer one, or over its deletion; nor need several 304s for one entry each write it again. (In a store
- * shared by processes, another write may still come between this look and the save.)
+ * newer one, or over its deletion; nor need several 304s for one entry each write it again. The look and
+ * the save take one turn, so no save of this cache comes between them (another process's still may).
  */
-export function saveRenewed(
-  store: GuardedStore,
-  key: string,
-  request: { headers: RequestHeaders; url: string | undefined },
-  stored: ResponseEntry,
-  renewed: ResponseEntry,
-): MaybePromise<void> {
-  return andThen(lookup(store, key, request.headers, request.url), (found) =>
-    found.found === 'response' && found.entry.createdAt === stored.createdAt ? save(store, key, renewed) : undefined,
+export function saveRenewed(store: GuardedStore, key: string, request: KeyedRequest, stored: ResponseEntry, renewed: ResponseEntry): MaybePromise<void> {
+  return store.writeInTurn(key, () =>
+    andThen(lookup(store, key, request.headers, urlToMatch(request)), (found) =>
+      found.found === 'response' && found.entry.createdAt === stored.createdAt ? saveNow(store, key, renewed) : undefined,
+    ),
   )
+}
+
+/**
+ * The URL a stored response must have been stored for to be served for `request`: with the default key
+ * function, where equal keys for different URLs would be a digest collision (a custom key decides itself).
+ */
+export function urlToMatch(request: KeyedRequest): string | undefined {
+  return request.checksUrl ? request.storedUrl : undefined
 }
 
 /** Deletes everything stored for a key: the response, or the `VaryEntry` and the variants it lists. */
