@@ -44,7 +44,8 @@ export function createCacheInterceptor(options: ResolvedOptions): { interceptor:
   const store = new GuardedStore(options.store, stats, options.storeTimeoutMs)
   const background = new BackgroundRevalidations(stats)
   const flights = new Flights()
-  const interceptor = (dispatch: Dispatch) => (dispatchOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
+  const interceptor = (dispatch: Dispatch) => (callerOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
+    const dispatchOptions = withoutCallerDispatcher(callerOptions)
     const handler = toCurrentHandler(anyHandler)
     // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
     if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
@@ -64,6 +65,18 @@ export function createCacheInterceptor(options: ResolvedOptions): { interceptor:
     return true
   }
   return { interceptor: Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) }), writesDone: () => store.writesDone() }
+}
+
+/**
+ * undici 7's top-level `request(url, { dispatcher })` (and stream, pipeline...) leaves its `dispatcher`
+ * option in the dispatch options, and undici 8's dispatchers refuse any that carry one. That option named
+ * this cache, not the dispatcher beyond it: it stops here, so that no request the cache sends on (miss,
+ * revalidation, invalidation...) carries it (issue #16).
+ */
+function withoutCallerDispatcher(options: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
+  if (!('dispatcher' in options)) return options
+  const { dispatcher: _cache, ...rest } = options as Dispatcher.DispatchOptions & { dispatcher?: unknown }
+  return rest
 }
 
 /** Sends an unsafe request on; a success invalidates what is stored for its URL (RFC 9111 §4.4). */
