@@ -1,9 +1,12 @@
 // `npm test` runs the suite once per supported pairing of Node and undici, installed side by side as
 // dev dependencies (node@24 + undici@8, and node22 + undici7 aliases), then prints one summary line
-// "N passed, N failed" (the sum of both runs), which CI reads. It exits non-zero if either run fails.
+// "N passed, N failed" (the sum of both runs and of the packed-package run), which CI reads. It exits
+// non-zero if any run fails. The packed-package run (test/packed/run.mjs) installs the tarball `npm pack`
+// makes into temporary projects and drives it there, each check counted as a test.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { runPackedInstall } from './packed/run.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const runs = [
@@ -33,6 +36,11 @@ for (const [index, run] of runs.entries()) {
   passed += runPassed
   failed += runFailed
   lines.push(`${run.name}: ${runPassed} passed, ${runFailed} failed`)
+}
+for (const tally of await runPackedInstall()) {
+  passed += tally.passed
+  failed += tally.failed
+  lines.push(`${tally.name}: ${tally.passed} passed, ${tally.failed} failed`)
 }
 console.log(`\n${lines.join('\n')}`)
 console.log(`${passed} passed, ${failed} failed`)
