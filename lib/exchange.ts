@@ -234,6 +234,7 @@ function revalidate(
     reason,
     mayStore,
     mayServeStaleOnError: () => staleIfErrorAllows(entry, request, { shared, now: Date.now(), staleIfError }),
+    sendUnconditional: (retry) => exchange.dispatch(exchange.dispatchOptions, retry),
     ...(exchange.controller ? { startedController: exchange.controller } : {}),
     ...(exchange.onSettled ? { onSettled: exchange.onSettled } : {}),
   })
@@ -250,16 +251,18 @@ function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: 
   exchange.background.start(key, (discard) => {
     // Made in here, so that one that cannot be made (an unreadable policy) is a background failure, counted.
     const { headers, context } = revalidationOf(exchange, ownRequest, key, entry)
+    // A body-keyed method (POST) sends its body again: it was read whole for the key, so it can be.
+    const body = entry.method === 'GET' || entry.method === 'HEAD' ? null : exchange.dispatchOptions.body
+    const ownOptions = { ...exchange.dispatchOptions, method: entry.method, body }
     const handler = new RevalidationHandler(discard, {
       ...context,
       cacheName: false,
       reason: 'stale',
       mayStore: true,
       mayServeStaleOnError: () => false,
+      sendUnconditional: (retry) => exchange.dispatch(ownOptions, retry),
     })
-    // A body-keyed method (POST) sends its body again: it was read whole for the key, so it can be.
-    const body = entry.method === 'GET' || entry.method === 'HEAD' ? null : exchange.dispatchOptions.body
-    exchange.dispatch({ ...exchange.dispatchOptions, method: entry.method, headers, body }, handler)
+    exchange.dispatch({ ...ownOptions, headers }, handler)
   })
 }
 

@@ -18,6 +18,9 @@ import { forget, saveRenewed } from './variants.js'
 /** RFC 5861 §4: the origin errors a stale entry may stand in for. */
 const SERVER_ERRORS = new Set([500, 502, 503, 504])
 
+/** What the caller's controller acts on between a 304's end and the start of the request sent again. */
+const BETWEEN_REQUESTS = { pause() {}, resume() {}, abort() {} }
+
 export interface RevalidationContext {
   /** The stored response being revalidated. */
   entry: ResponseEntry
@@ -37,6 +40,11 @@ export interface RevalidationContext {
   mayStore: boolean
   /** Whether the entry may stand in for an origin that fails (stale-if-error), judged when it fails. */
   mayServeStaleOnError: () => boolean
+  /**
+   * Sends the request again as the caller made it, without the cache's validators, to `handler`: what is
+   * left to do when the origin's 304 names no stored response (RFC 9111 §4.3.4, issue #16).
+   */
+  sendUnconditional: (handler: Dispatcher.DispatchHandler) => void
   /** The controller of a caller that was started already (a coalesced request that waited). */
   startedController?: CallerController
   /** Called once what this revalidation leaves in the store is final (see `TeeContext`). */
@@ -47,6 +55,8 @@ export interface RevalidationContext {
  * Handles the origin's answer to a revalidation (RFC 9111 §4.3.3, §4.3.4; RFC 5861 §4):
  * - a 304 updates the stored entry and renews its freshness, and the caller gets the stored body with the
  *   updated headers (never the 304 itself, which it did not ask for);
+ * - a 304 whose validator names another response than the stored one validates nothing: once it has ended,
+ *   the request goes again without validators, and its answer passes through as a miss's would;
  * - a 500, 502, 503 or 504, or no response at all, lets the stale entry stand in when stale-if-error allows;
  * - anything else passes through to the caller as a miss would, replacing the entry or deleting it.
  * The caller holds one controller throughout, so its abort reaches the origin or the replay, whichever
@@ -61,8 +71,11 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   #started: boolean
   /** Set once the origin's final response has begun to pass through to the caller. */
   #passingThrough = false
-  /** Set once the stored entry answers the caller: the origin's further events are then ignored. */
-  #answeredFromStore = false
+  /**
+   * What answers the caller: the origin's answer to the revalidation; the stored entry (the origin's further
+   * events are then ignored); or the origin's answer to the request sent again once this 304 has ended.
+   */
+  #answer: 'origin' | 'store' | 'unconditional' = 'origin'
   /** When the revalidation was sent (RFC 9111 §4.2.3's request_time, for the age of a 304). */
   readonly #requestTime = Date.now()
 
@@ -71,7 +84,13 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     this.#context = context
     this.#controller = context.startedController ?? new CallerController()
     this.#started = context.startedController !== undefined
-    this.#passThrough = new TeeHandler(caller, {
+    this.#passThrough = this.#teeToCaller()
+  }
+
+  /** Passes an answer of the origin through to the caller, storing it in place of the entry if it may be stored. */
+  #teeToCaller(): TeeHandler {
+    const context = this.#context
+    return new TeeHandler(this.#caller, {
       reason: context.reason,
       cacheName: context.cacheName,
       controller: this.#controller,
@@ -113,15 +132,17 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#answeredFromStore) this.#passThrough.onResponseData(controller, chunk)
+    if (this.#answer === 'origin') this.#passThrough.onResponseData(controller, chunk)
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
-    if (!this.#answeredFromStore) this.#passThrough.onResponseEnd(controller, trailers)
+    if (this.#answer === 'origin') this.#passThrough.onResponseEnd(controller, trailers)
+    // Sent once the 304 is over, so that it may go on the connection the 304 came on.
+    else if (this.#answer === 'unconditional') this.#sendUnconditional()
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.#answeredFromStore) return
+    if (this.#answer === 'store') return
     // The origin could not be reached or broke off before answering; an abort by the caller is not that.
     if (!this.#controller.aborted && this.#mayStandIn()) {
       this.#context.onSettled?.()
@@ -140,7 +161,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   #mayStandIn(): boolean {
     // Once the caller has seen the start of the origin's response, nothing else may answer it.
-    return !this.#passingThrough && !this.#answeredFromStore && this.#context.mayServeStaleOnError()
+    return !this.#passingThrough && this.#answer !== 'store' && this.#context.mayServeStaleOnError()
   }
 
   #answerNotModified(notModifiedHeaders: HeaderRecord): void {
@@ -148,18 +169,34 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     const settled = (): void => this.#context.onSettled?.()
     const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
     const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now(), requestTime: this.#requestTime, rules })
+    // RFC 9111 §4.3.4: a 304 that selects no stored response updates none, so it validates none either: the
+    // stored response may not be served on its strength (issue #16). Coalesced requests wait on the next answer.
     if (!result.selected) {
-      settled()
-      return this.#answerFromStore(entry, { fwdStatus: 304 })
+      this.#answer = 'unconditional'
+      return
     }
     const stored = result.storable && filterAllows(filter, request, result.entry, store)
     void andThen(stored ? saveRenewed(store, key, request, entry, result.entry) : forget(store, key), settled)
     this.#answerFromStore(result.entry, { fwdStatus: 304, stored })
   }
 
+  /**
+   * Sends the request again without validators; its answer reaches the caller (on the controller it holds)
+   * as the answer to a revalidation does, stored in place of the entry if it may be stored.
+   */
+  #sendUnconditional(): void {
+    this.#controller.switchTo(BETWEEN_REQUESTS) // an abort from now on waits for the new request (switchTo passes it on)
+    const retry = this.#teeToCaller()
+    try {
+      this.#context.sendUnconditional(retry)
+    } catch (error) {
+      retry.onResponseError(this.#controller, error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+
   /** Answers the caller with a stored response, on the controller it already holds when it was started. */
   #answerFromStore(entry: ResponseEntry, outcome: { fwdStatus?: number; stored?: boolean; detail?: CacheStatusDetail }): void {
-    this.#answeredFromStore = true
+    this.#answer = 'store'
     if (outcome.fwdStatus === 304) this.#context.stats.revalidated++
     if (outcome.detail === 'stale-if-error') this.#context.stats.stale++
     const now = Date.now()
