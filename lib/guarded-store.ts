@@ -1,4 +1,5 @@
 import { debuglog } from 'node:util'
+import { hasDeclaredLength } from './body-integrity.js'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import type { StatsCounters } from './stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
@@ -10,7 +11,8 @@ const turnsByStore = new WeakMap<CacheStore, Map<string, Promise<void>>>()
 
 /**
  * Wraps any store so that its failures never reach a request: a `get` that throws, rejects, takes longer
- * than `timeoutMs` or returns something that is not an entry of this version is a miss; a failed or slow
+ * than `timeoutMs` or returns something that is not an entry of this version, or a response whose body is
+ * not as long as it says, is a miss; a failed or slow
  * `set` or `delete` is "not stored". Each failure is counted in `stats.errors` and logged (once per kind
  * of failure), and each response written is counted in `stats.stored`. A synchronous store stays
  * synchronous, so a hit from memory does not wait for a promise.
@@ -53,7 +55,8 @@ export class GuardedStore {
    * the prefix may not all be the cache's.
    */
   async peek(key: string): Promise<CacheEntry | undefined> {
-    return decodeEntry(await this.#read(key))
+    const entry = decodeEntry(await this.#read(key))
+    return entry?.kind === 'response' && !hasDeclaredLength(entry) ? undefined : entry
   }
 
   /** What the store holds under `key`, as it gave it; a failed or slow read is counted, and reads as nothing. */
@@ -136,7 +139,9 @@ export class GuardedStore {
   /**
    * What is not an entry of this format version is a miss. One of the cache's entries (another version, or
    * damaged) is deleted so that it does not linger; anything else is left alone, for it may not be the
-   * cache's, and storing a response under the key replaces it anyway.
+   * cache's, and storing a response under the key replaces it anyway. A response whose body the store
+   * shortened or lengthened is a damaged entry (issue #16): served, its caller would get a body that does
+   * not fill its Content-Length, and no error.
    */
   #decode(key: string, value: unknown): CacheEntry | undefined {
     if (value === undefined || value === null) return undefined
@@ -144,6 +149,12 @@ export class GuardedStore {
     if (entry === undefined) {
       this.#fail('store decode', new Error('stored value is not an entry of this format version'), undefined)
       if (isAnyVersionOfEntry(value)) void this.delete(key)
+      return undefined
+    }
+    if (entry.kind === 'response' && !hasDeclaredLength(entry)) {
+      this.#fail('store body', new Error('stored body is not as long as its entry says'), undefined)
+      void this.delete(key)
+      return undefined
     }
     return entry
   }

@@ -1,11 +1,13 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { Agent, type Dispatcher } from 'undici'
+import { gzipSync } from 'node:zlib'
+import { Agent, fetch, type Dispatcher } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { MemoryStore, type CacheStore, type ResponseEntry } from '../lib/index.js'
 import { MapStore } from './helpers/map-store.js'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
+import { startOrigin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 import { startVersionedOrigin } from './helpers/versioned-origin.js'
 
@@ -153,5 +155,76 @@ describe('store failures', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ errors: 10 })
     const logged = result.stderr.split('\n').filter((line) => line.includes('failed (further'))
     expect(logged.map((line) => line.replace(/^.*?: /, '').split(' failed')[0])).toEqual(['store get', 'store set'])
+  })
+})
+
+/** A user's store that hands out every stored body changed by `damage` (cut short, run on), at once or later. */
+class DamagingStore extends MapStore {
+  readonly #damage: (body: Buffer) => Buffer
+  readonly #answer: (entry: unknown) => unknown
+
+  constructor(damage: (body: Buffer) => Buffer, answer: (entry: unknown) => unknown = (entry) => entry) {
+    super()
+    this.#damage = damage
+    this.#answer = answer
+  }
+
+  override get(key: string) {
+    const entry = super.get(key)
+    const damaged = entry?.kind === 'response' ? { ...entry, body: this.#damage(Buffer.from(entry.body as Uint8Array)) } : entry
+    return this.#answer(damaged) as ReturnType<MapStore['get']>
+  }
+}
+
+// Issue #16 part 9: a body that does not fill the stored Content-Length is a damaged entry.
+describe('a store that returns a body of another length than it was given', () => {
+  it.each([
+    ['cut short, synchronously', (body: Buffer) => body.subarray(0, body.byteLength - 1), (entry: unknown) => entry],
+    ['run on, asynchronously', (body: Buffer) => Buffer.concat([body, Buffer.from('!')]), (entry: unknown) => Promise.resolve(entry)],
+  ])('is a miss: the request() caller gets the whole body from the origin (%s), and the entry is deleted', async (_case, damage, answer) => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60', 'content-length': '2' })
+    const store = new DamagingStore(damage, answer)
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    const [key] = store.entries.keys()
+    expect(await agent.cache.urls()).toEqual([]) // inspection skips it, as it skips what it cannot read
+    const second = await get(origin.url, agent)
+    expect([second.body, second.headers['content-length'], statusOf(second.headers)]).toEqual(['v2', '2', 'miss'])
+    expect(store.deleted).toEqual([key])
+    expect(agent.cache.stats).toMatchObject({ hits: 0, misses: 2, errors: 1 })
+  })
+
+  it('is a miss for fetch() too, and a cut coded body is never handed to the decoder', async () => {
+    const text = 'a gzip-coded body '.repeat(100)
+    const gzipped = gzipSync(text)
+    const origin = await startOrigin((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'content-encoding': 'gzip', 'content-length': gzipped.byteLength }).end(gzipped)
+    })
+    const store = new DamagingStore((body) => body.subarray(0, body.byteLength >> 1))
+    const agent = createTestAgent({ store })
+    expect(await (await fetch(origin.url, { dispatcher: agent })).text()).toBe(text)
+    const second = await fetch(origin.url, { dispatcher: agent })
+    expect(await second.text()).toBe(text)
+    expect(statusOf(Object.fromEntries(second.headers))).toBe('miss')
+    expect(origin.requests).toBe(2)
+    expect(agent.cache.stats).toMatchObject({ hits: 0, errors: 1 })
+  })
+
+  it.each([
+    ['a stored HEAD response (its Content-Length is the GET\'s)', 'HEAD', { 'cache-control': 'max-age=60', 'content-length': '9' }, ''],
+    ['a 204 (no body, whatever it says)', 'GET', { 'cache-control': 'max-age=60' }, ''],
+    ['a body sent chunked (no Content-Length to check)', 'GET', { 'cache-control': 'max-age=60' }, 'chunked'],
+  ] as const)('serves %s from an intact store as a hit', async (_case, method, headers, body) => {
+    const origin = await startOrigin((_request, response) => {
+      if (body === '' && method === 'GET') return void response.writeHead(204, headers).end()
+      response.writeHead(200, headers)
+      if (body !== '') response.write(body) // no Content-Length: node:http sends it chunked
+      response.end()
+    })
+    const agent = createTestAgent({ store: new MapStore() })
+    await get(origin.url, agent, { method })
+    const again = await get(origin.url, agent, { method })
+    expect([again.body, statusOf(again.headers)]).toEqual([body, 'hit'])
+    expect(agent.cache.stats.errors).toBe(0)
   })
 })
