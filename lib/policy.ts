@@ -38,7 +38,7 @@ export interface StorableResponse {
   initialAgeSeconds: number
   /** Lower-case names of the request headers its `Vary` names; empty without `Vary`. */
   varyNames: string[]
-  /** Fields the response may not be reused with (qualified `no-cache`, and `private` when shared): never stored. */
+  /** Fields the response may not be reused with (qualified `no-cache`; when shared, `private` and `Set-Cookie`): never stored. */
   omittedFields: string[]
   policy: Record<string, unknown>
 }

@@ -3,6 +3,7 @@
  * sees them. It parses dates with `Date.parse`, takes directive names case-sensitively, reads a qualified
  * `no-cache="field"` as plain `no-cache`, and in shared mode refuses responses with `Set-Cookie`; where
  * those differ from the RFC, the fields it is given are rewritten here so that its answers are the RFC's.
+ * A shared cache also leaves `Set-Cookie` out of what it stores, a choice of ours (issue #16).
  */
 import { parseDictionary, Token } from 'structured-headers'
 import { joinHeader, type HeaderRecord } from './headers.js'
@@ -15,9 +16,21 @@ export interface ResponseFields {
   /**
    * Lower-case names of fields a qualified `no-cache="…"` (and, in shared mode, `private="…"`) lists: the
    * response may be stored and reused without revalidation as long as these fields are left out
-   * (RFC 9111 §5.2.2.4, §5.2.2.7).
+   * (RFC 9111 §5.2.2.4, §5.2.2.7). In shared mode `COOKIE_SETTING_FIELDS` too.
    */
   omittedFields: string[]
+}
+
+/**
+ * Fields that set a cookie for the user whose request reached the origin. A shared cache never stores them
+ * and so never replays them to another user (issue #16): RFC 9111 §7.3 would store them unless the origin
+ * says `private`, but an origin that forgets to is common, and Squid and Traffic Server strip them too.
+ */
+export const COOKIE_SETTING_FIELDS = ['set-cookie', 'set-cookie2']
+
+/** Whether a stored response holds a field a shared cache must not replay (one stored before issue #16, say). */
+export function holdsCookieSetting(headers: HeaderRecord): boolean {
+  return COOKIE_SETTING_FIELDS.some((name) => headers[name] !== undefined)
 }
 
 /** An `Expires` value that every date parser reads as invalid, so as "already expired" (RFC 9111 §5.3). */
@@ -62,7 +75,7 @@ export function readResponseFields(status: number, headers: HeaderRecord, option
   // origin); http-cache-semantics refuses it unless `public`. Its decisions never otherwise read the field.
   delete policyHeaders['set-cookie']
   for (const name of omittedFields) delete policyHeaders[name]
-  return { policyHeaders, omittedFields }
+  return { policyHeaders, omittedFields: options.shared ? [...omittedFields, ...COOKIE_SETTING_FIELDS] : omittedFields }
 }
 
 /**

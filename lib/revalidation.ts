@@ -7,6 +7,7 @@ import type { KeyedRequest } from './key.js'
 import { filterAllows, type ResponseFilter } from './filter.js'
 import type { PendingBytes } from './pending-bytes.js'
 import { policyRequestOf, ttlSeconds, type StorageRules } from './policy.js'
+import { COOKIE_SETTING_FIELDS } from './response-fields.js'
 import { serveEntry } from './serve.js'
 import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
@@ -177,7 +178,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     }
     const stored = result.storable && filterAllows(filter, request, result.entry, store)
     void andThen(stored ? saveRenewed(store, key, request, entry, result.entry) : forget(store, key), settled)
-    this.#answerFromStore(result.entry, { fwdStatus: 304, stored })
+    this.#answerFromStore(withCookiesSetBy(notModifiedHeaders, result.entry), { fwdStatus: 304, stored })
   }
 
   /**
@@ -214,4 +215,14 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       ...(this.#started ? { controller: this.#controller } : {}),
     })
   }
+}
+
+/**
+ * The renewed entry as the caller whose request reached the origin gets it: with the cookies the 304 set
+ * for that caller, which a shared cache does not store (issue #16); a private one stored them already.
+ */
+function withCookiesSetBy(notModifiedHeaders: HeaderRecord, entry: ResponseEntry): ResponseEntry {
+  const cookies: HeaderRecord = {}
+  for (const name of COOKIE_SETTING_FIELDS) if (notModifiedHeaders[name] !== undefined) cookies[name] = notModifiedHeaders[name]!
+  return Object.keys(cookies).length === 0 ? entry : { ...entry, headers: { ...entry.headers, ...cookies } }
 }

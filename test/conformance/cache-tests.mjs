@@ -7,6 +7,11 @@
 //   npm run conformance -- /path/to/cache-tests --only=private,shared
 //   options: --only=a,b  --if-present (no suite: say so, exit 0)  --baseline=FILE  --write-baseline
 //
+// The baseline (test/conformance/baseline.json) lists, per contender of ours, the tests that pass; a run
+// fails if one of them does not. Its `deviations` lists, per contender, tests we fail on purpose, each with
+// the reason: a run reports them as deliberate, and fails if one of them passes (the behaviour chosen over
+// the suite's expectation is lost). --write-baseline rewrites the passing lists and keeps the deviations.
+//
 // Each contender runs in a child process of its own: the suite's client keeps its results in module state,
 // and each contender must start from an empty cache.
 import { spawn } from 'node:child_process'
@@ -59,6 +64,10 @@ async function runParent() {
   const { determineTestResult, resultTypes } = await import(pathToFileURL(join(suiteDir, 'test-engine/lib/results.mjs')).href)
   const outcomeName = new Map(Object.entries(resultTypes).map(([name, type]) => [type, name]))
 
+  const baselineFile = typeof flags.baseline === 'string' ? resolve(flags.baseline) : DEFAULT_BASELINE
+  const baseline = existsSync(baselineFile) ? JSON.parse(readFileSync(baselineFile, 'utf8')) : {}
+  const deviations = baseline.deviations ?? {}
+
   mkdirSync(RESULTS_DIR, { recursive: true })
   // The contenders run side by side (the suite spends most of its time in deliberate pauses).
   const started = Date.now()
@@ -79,13 +88,13 @@ async function runParent() {
     const sorted = Object.fromEntries(Object.entries(outcomes).sort(([a], [b]) => a.localeCompare(b)))
     writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(sorted, null, 2)}\n`)
     passedBy[name] = Object.keys(sorted).filter((id) => sorted[id].outcome === 'pass')
-    printSummary(name, sorted)
+    printSummary(name, sorted, deviations[name] ?? {})
   })
   console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s)`)
-  checkBaseline(passedBy)
+  checkBaseline(passedBy, { file: baselineFile, baseline, deviations })
 }
 
-function printSummary(name, outcomes) {
+function printSummary(name, outcomes, deviations) {
   const count = (outcome) => Object.values(outcomes).filter((entry) => entry.outcome === outcome).length
   const requiredFailures = Object.entries(outcomes).filter(([, entry]) => entry.outcome === 'fail')
   console.log(
@@ -93,22 +102,25 @@ function printSummary(name, outcomes) {
       `checks ${count('yes')} yes / ${count('no')} no, ${count('setup_fail') + count('harness_fail') + count('retry')} setup or harness failures, ` +
       `${count('dependency_fail')} not run for a failed dependency`,
   )
-  for (const [id, entry] of requiredFailures) console.log(`  required failure: ${id} — ${entry.name}${entry.detail ? ` (${entry.detail})` : ''}`)
+  for (const [id, entry] of requiredFailures) {
+    const kind = id in deviations ? 'deliberate deviation' : 'required failure'
+    console.log(`  ${kind}: ${id} — ${entry.name}${id in deviations ? `: ${deviations[id]}` : entry.detail ? ` (${entry.detail})` : ''}`)
+  }
 }
 
-/** Fails the run if a test that passed in the committed baseline fails now (our contenders only). */
-function checkBaseline(passedBy) {
-  const file = typeof flags.baseline === 'string' ? resolve(flags.baseline) : DEFAULT_BASELINE
+/**
+ * Fails the run if a test that passed in the committed baseline fails now, or a deliberate deviation passes
+ * (our contenders only).
+ */
+function checkBaseline(passedBy, { file, baseline, deviations }) {
   const ours = Object.keys(passedBy).filter((name) => CONTENDERS[name].ours)
   if (flags['write-baseline']) {
-    const previous = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {}
-    for (const name of ours) previous[name] = passedBy[name]
-    writeFileSync(file, `${JSON.stringify(previous, null, 2)}\n`)
+    for (const name of ours) baseline[name] = passedBy[name]
+    writeFileSync(file, `${JSON.stringify(baseline, null, 2)}\n`)
     console.log(`baseline written to ${file}`)
     return
   }
   if (!existsSync(file)) return
-  const baseline = JSON.parse(readFileSync(file, 'utf8'))
   let regressions = 0
   for (const name of ours) {
     const now = new Set(passedBy[name])
@@ -116,6 +128,11 @@ function checkBaseline(passedBy) {
       if (now.has(id)) continue
       regressions++
       console.log(`regression: ${name} ${id} passed in the baseline and does not now`)
+    }
+    for (const [id, reason] of Object.entries(deviations[name] ?? {})) {
+      if (!now.has(id)) continue
+      regressions++
+      console.log(`regression: ${name} ${id} passes, though the baseline lists it as a deliberate deviation (${reason})`)
     }
   }
   if (regressions > 0) process.exitCode = 1

@@ -28,6 +28,7 @@ export const EXPLANATIONS = [
   [/^other-age-delay$/, 'A response passed through from the origin keeps its own `Age` (none here); `Age` is added to responses served from the cache.'],
   [/^pragma-request-no-cache$/, 'Without `Cache-Control`, a request\'s `Pragma: no-cache` means `no-cache` (RFC 9111 §5.4).'],
   [/^pragma-response-no-cache-heuristic$/, 'A response\'s `Pragma: no-cache` is read as `Cache-Control: no-cache` when it has no `Cache-Control` (as http-cache-semantics does).'],
+  [/^304-etag-update-response-Set-Cookie2?$/, 'In shared mode `Set-Cookie` is never stored (the deliberate deviation above), so the one a 304 brings is not kept for later hits; the caller whose request got that 304 receives it.'],
   [/^cdn-max-age-case-insensitive$/, 'RFC 9651 Dictionary keys are lower-case; `CDN-Cache-Control: MaX-aGe` is not a valid field and is ignored.'],
 ]
 

@@ -18,6 +18,8 @@ const outcomeName = new Map(Object.entries(resultTypes).map(([name, type]) => [t
 const suiteVersion = JSON.parse(readFileSync(join(suiteDir, 'package.json'), 'utf8')).version
 
 const readResults = (name) => JSON.parse(readFileSync(join(HERE, 'results', `${name}.json`), 'utf8'))
+/** Tests we fail on purpose, per mode, with the reason: the baseline says which (see cache-tests.mjs). */
+const deviations = JSON.parse(readFileSync(join(HERE, 'baseline.json'), 'utf8')).deviations ?? {}
 
 /** Outcome counts, from our results files (already classified) or from a published raw result map. */
 function tally(outcomes) {
@@ -67,7 +69,8 @@ function modeSection(mode, undiciName, publishedType, browser) {
   const notPassed = Object.entries(ours)
     .filter(([, entry]) => entry.outcome !== 'pass' && entry.outcome !== 'yes')
     .map(([id, entry]) => {
-      const why = explain(id)
+      const deliberate = deviations[mode]?.[id]
+      const why = deliberate === undefined ? explain(id) : `**Deliberate deviation.** ${deliberate}.`
       if (why === undefined) unexplained.push(id)
       return `| \`${id}\` | ${entry.outcome.replace('_', ' ')} | ${entry.name.replaceAll('|', '\\|')} | ${why ?? '**not explained yet**'} |`
     })
@@ -92,6 +95,9 @@ function modeSection(mode, undiciName, publishedType, browser) {
   }
 }
 
+const deviationList = Object.entries(deviations)
+  .flatMap(([mode, tests]) => Object.entries(tests).map(([id, reason]) => `- ${mode} mode, \`${id}\`: ${reason}.`))
+  .join('\n')
 const privateMode = modeSection('private', 'undici-private', 'browsers (the suite runs the same selection of tests for them)', true)
 const sharedMode = modeSection('shared', 'undici-shared', 'reverse proxies and CDNs', false)
 const document = `# Conformance: the cache-tests.fyi suite
@@ -103,7 +109,11 @@ suite's browser selection, shared mode its proxy selection, including its CDN-Ca
 client's requests go through undici's \`fetch\` with the cache as the global dispatcher; for the tests of
 interim (1xx) responses, where the client brings a dispatcher of its own, the same cache is composed onto it.
 \`.ci/run\` runs the suite on every change and fails if a test that passes in
-\`test/conformance/baseline.json\` fails.
+\`test/conformance/baseline.json\` fails, or if one of the tests it lists as a deliberate deviation passes.
+
+Deliberate deviations, failed on purpose (the baseline's \`deviations\`):
+
+${deviationList}
 
 The published figures are the suite's \`results/\` files, classified the same way; they were measured by the
 suite's authors against those products, not by us.
