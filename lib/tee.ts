@@ -121,6 +121,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
         fwd: this.#context.reason,
         stored: entry !== undefined,
         ttlSeconds: entry === undefined ? undefined : entry.lifetimeSeconds - entry.initialAgeSeconds,
+        key: entry === undefined ? undefined : this.#context.storage?.key, // the key a hit on it will name
       })
       headersOut = withCacheStatus(headers, member)
       // Appended to the origin's raw form when it has no Cache-Status; otherwise built from the record, which

@@ -147,3 +147,22 @@ describe('Cache-Status', () => {
     expect(cacheInfo({ 'cache-status': 'undici-http-cache; fwd=uri-miss, other; hit' }).status).toBe('miss')
   })
 })
+
+// Issue #16, part 4: the field, cacheInfo() and the README disagreed in four places.
+describe('Cache-Status and cacheInfo() agree with the README', () => {
+  it('names the key on a miss that stored the response: the key its hits name', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent()
+    const miss = await request(origin.url, { dispatcher: agent })
+    await miss.body.text()
+    const hit = await fetch(origin.url, { dispatcher: agent })
+    await hit.text()
+    expect(miss.headers['cache-status']).toMatch(/^undici-http-cache; fwd=uri-miss; stored; ttl=60; key="[\w-]+"$/)
+    expect(cacheInfo(miss.headers)).toMatchObject({ status: 'miss', cacheKey: cacheInfo(hit.headers).cacheKey })
+    expect(cacheInfo(hit.headers).cacheKey).toMatch(/^[\w-]+$/)
+    const notStored = await startVersionedOrigin({ 'cache-control': 'no-store' })
+    const passed = await fetch(notStored.url, { dispatcher: agent })
+    await passed.text()
+    expect(cacheInfo(passed.headers)).toMatchObject({ status: 'miss', cacheKey: undefined })
+  })
+})
