@@ -138,7 +138,9 @@ function classify(member: {
   if (revalidated) return 'revalidated'
   if (staleIfError) return 'stale'
   if (hit) return ttl !== undefined && ttl <= 0 ? 'stale' : 'hit'
-  return fwd === 'bypass' || fwd === 'method' ? 'bypass' : 'miss'
+  // Only fwd=bypass says the cache took no part: fwd=method (a method it does not cache) is a miss, as
+  // fwd=request is (issue #16).
+  return fwd === 'bypass' ? 'bypass' : 'miss'
 }
 
 /** The parameters of the last member named `cacheName` (the one nearest the user), if any. */

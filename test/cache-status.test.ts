@@ -165,4 +165,18 @@ describe('Cache-Status and cacheInfo() agree with the README', () => {
     await passed.text()
     expect(cacheInfo(passed.headers)).toMatchObject({ status: 'miss', cacheKey: undefined })
   })
+
+  it('reads fwd=method back as a miss, apart from fwd=bypass', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent({ urlsExpireAfter: [['*/bypassed', 'no-store']] })
+    const posted = await request(origin.url, { dispatcher: agent, method: 'POST', body: 'x' })
+    await posted.body.text()
+    const fetched = await fetch(origin.url, { dispatcher: agent, method: 'DELETE' })
+    await fetched.text()
+    const bypassed = await fetch(`${origin.url}bypassed`, { dispatcher: agent })
+    await bypassed.text()
+    expect([posted.headers['cache-status'], cacheInfo(posted.headers).status]).toEqual(['undici-http-cache; fwd=method', 'miss'])
+    expect([fetched.headers.get('cache-status'), cacheInfo(fetched.headers).status]).toEqual(['undici-http-cache; fwd=method', 'miss'])
+    expect([bypassed.headers.get('cache-status'), cacheInfo(bypassed.headers).status]).toEqual(['undici-http-cache; fwd=bypass', 'bypass'])
+  })
 })
