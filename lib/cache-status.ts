@@ -42,8 +42,11 @@ const MAX_STRUCTURED_INTEGER = 999_999_999_999_999
 
 /** The `ttl` parameter for `seconds` of freshness left, within what an RFC 9651 Integer can say. */
 export function ttlParameter(seconds: number): number {
-  // Rounded up, so that ttl > 0 exactly when the response is fresh (a response with 0.4 s left is fresh).
-  return Math.min(MAX_STRUCTURED_INTEGER, Math.max(-MAX_STRUCTURED_INTEGER, Math.ceil(seconds)))
+  // Rounded away from zero, so that the sign says fresh or stale and ttl is never 0: 0.4 s left is fresh
+  // (ttl=1); 0.4 s past its lifetime, or exactly at it (RFC 9111 §4.2: fresh while lifetime > age), a
+  // response is stale (ttl=-1), as RFC 9211 §2.4's negative ttl says (issue #16).
+  const whole = seconds > 0 ? Math.ceil(seconds) : Math.min(-1, Math.floor(seconds))
+  return Math.min(MAX_STRUCTURED_INTEGER, Math.max(-MAX_STRUCTURED_INTEGER, whole))
 }
 
 /**

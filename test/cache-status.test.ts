@@ -2,7 +2,7 @@ import { parseList } from 'structured-headers'
 import { fetch, request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { cacheInfo } from '../lib/index.js'
-import { createTestAgent } from './helpers/agent.js'
+import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { MapStore } from './helpers/map-store.js'
 import { startOrigin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
@@ -148,6 +148,16 @@ describe('Cache-Status', () => {
   })
 })
 
+/** A max-age=10 response stored by a new agent, then `elapsedMs` on the (fake) clock. */
+async function storedAndAged(elapsedMs: number) {
+  const clock = useFakeDate()
+  const origin = await startVersionedOrigin({ 'cache-control': 'max-age=10' })
+  const agent = createTestAgent()
+  await get(origin.url, agent)
+  clock.advance(elapsedMs)
+  return { origin, agent }
+}
+
 // Issue #16, part 4: the field, cacheInfo() and the README disagreed in four places.
 describe('Cache-Status and cacheInfo() agree with the README', () => {
   it('names the key on a miss that stored the response: the key its hits name', async () => {
@@ -178,5 +188,31 @@ describe('Cache-Status and cacheInfo() agree with the README', () => {
     expect([posted.headers['cache-status'], cacheInfo(posted.headers).status]).toEqual(['undici-http-cache; fwd=method', 'miss'])
     expect([fetched.headers.get('cache-status'), cacheInfo(fetched.headers).status]).toEqual(['undici-http-cache; fwd=method', 'miss'])
     expect([bypassed.headers.get('cache-status'), cacheInfo(bypassed.headers).status]).toEqual(['undici-http-cache; fwd=bypass', 'bypass'])
+  })
+
+  it.each([
+    [10_000, -1], // exactly at its lifetime: no longer fresh (RFC 9111 §4.2)
+    [10_400, -1],
+    [15_000, -5],
+  ])('gives a stale entry served under max-stale a negative ttl (%i ms after a max-age=10 response)', async (elapsedMs, ttl) => {
+    const { origin, agent } = await storedAndAged(elapsedMs)
+    const viaRequest = await get(origin.url, agent, { headers: { 'cache-control': 'max-stale' } })
+    const viaFetch = await fetch(origin.url, { dispatcher: agent, headers: { 'cache-control': 'max-stale' } })
+    expect(await viaFetch.text()).toBe('v1')
+    for (const field of [viaRequest.headers['cache-status'], viaFetch.headers.get('cache-status')]) {
+      const [member] = parseList(String(field))
+      expect(member![1].get('ttl')).toBe(ttl)
+    }
+    for (const headers of [viaRequest.headers, viaFetch.headers]) {
+      expect(cacheInfo(headers)).toMatchObject({ status: 'stale', fromCache: true, isExpired: true })
+    }
+    expect(origin.requests).toBe(1)
+  })
+
+  it('gives a response with less than a second of freshness left ttl=1', async () => {
+    const { origin, agent } = await storedAndAged(9_600)
+    const hit = await get(origin.url, agent)
+    expect(hit.headers['cache-status']).toMatch(/; hit; ttl=1; /)
+    expect(cacheInfo(hit.headers)).toMatchObject({ status: 'hit', isExpired: false })
   })
 })
