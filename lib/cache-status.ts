@@ -14,6 +14,11 @@ export type CacheStatus = 'hit' | 'miss' | 'revalidated' | 'stale' | 'bypass'
 export type CacheStatusParameters =
   | { hit: true; ttlSeconds: number; key: string }
   | { fwd: ForwardReason; fwdStatus?: number; stored?: boolean; ttlSeconds?: number; key?: string; detail?: CacheStatusDetail }
+  /**
+   * The 504 that answers `only-if-cached` when nothing usable is stored (RFC 9111 §5.2.1.7): neither a hit
+   * nor sent forward (RFC 9211 §2.2: `fwd` says the request went forward), so `detail` alone says why.
+   */
+  | { detail: 'only-if-cached' }
 
 /**
  * RFC 9211 §2.8 `detail`: `stale-if-error` marks a stale response served because the origin failed
@@ -25,13 +30,13 @@ export type CacheStatusDetail = 'stale-if-error'
 export function formatCacheStatus(cacheName: string, parameters: CacheStatusParameters): string {
   let member = cacheName
   if ('hit' in parameters) member += '; hit'
-  else {
+  else if ('fwd' in parameters) {
     member += `; fwd=${parameters.fwd}`
     if (parameters.fwdStatus !== undefined) member += `; fwd-status=${parameters.fwdStatus}`
     if (parameters.stored) member += '; stored'
   }
-  if (parameters.ttlSeconds !== undefined) member += `; ttl=${ttlParameter(parameters.ttlSeconds)}`
-  const key = parameters.key === undefined ? undefined : structuredString(parameters.key)
+  if ('ttlSeconds' in parameters && parameters.ttlSeconds !== undefined) member += `; ttl=${ttlParameter(parameters.ttlSeconds)}`
+  const key = 'key' in parameters && parameters.key !== undefined ? structuredString(parameters.key) : undefined
   if (key !== undefined) member += `; key=${key}`
   if ('detail' in parameters && parameters.detail !== undefined) member += `; detail=${parameters.detail}`
   return member
@@ -141,8 +146,8 @@ function classify(member: {
   if (revalidated) return 'revalidated'
   if (staleIfError) return 'stale'
   if (hit) return ttl !== undefined && ttl <= 0 ? 'stale' : 'hit'
-  // Only fwd=bypass says the cache took no part: fwd=method (a method it does not cache) is a miss, as
-  // fwd=request is (issue #16).
+  // Only fwd=bypass says the cache took no part. fwd=method (a method it does not cache) and an
+  // only-if-cached 504 (nothing usable stored, nothing sent) are misses, as fwd=request is (issue #16).
   return fwd === 'bypass' ? 'bypass' : 'miss'
 }
 

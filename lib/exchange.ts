@@ -72,7 +72,7 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
       exchange.stats.stale++
       return revalidateInBackground(exchange, request, key, decision.entry)
     case 'gateway-timeout':
-      return serveGatewayTimeout(handler, { reason: decision.reason, cacheName: options.cacheStatus, controller: exchange.controller })
+      return serveGatewayTimeout(handler, { cacheName: options.cacheStatus, controller: exchange.controller })
     case 'revalidate':
     case 'forward': {
       const sender = coalesce(exchange, verdict, retry)

@@ -153,7 +153,7 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
     if (isLookupBypassed(request.headers)) {
       // Such a request is never answered from the store, and with only-if-cached the origin may not be asked.
       if (!isOnlyIfCached(request.headers)) return forwardAndStore(exchange, keyed, keyed.key, 'request')
-      return serveGatewayTimeout(exchange.handler, { reason: 'request', cacheName: options.cacheStatus, controller: exchange.controller })
+      return serveGatewayTimeout(exchange.handler, { cacheName: options.cacheStatus, controller: exchange.controller })
     }
     const found = lookup(store, keyed.key, request.headers, urlToMatch(keyed))
     if (!isPromise(found)) return actOnLookup(exchange, request, keyed, found)

@@ -3,7 +3,7 @@ import { bodyChunks, bodyLength, joinBody, REPLAY_CHUNK_BYTES } from './body.js'
 import { appendCacheStatus, formatCacheStatus, ttlParameter, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
-import { currentAgeSeconds, type ForwardReason } from './policy.js'
+import { currentAgeSeconds } from './policy.js'
 import { scheduleReplay } from './replay-scheduling.js'
 import type { ResponseEntry } from './store.js'
 
@@ -156,13 +156,13 @@ function freshFields(entry: ResponseEntry, context: ServeContext, contentLength:
   return fresh
 }
 
-/** RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored is answered 504 Gateway Timeout. */
-export function serveGatewayTimeout(
-  handler: Dispatcher.DispatchHandler,
-  context: { reason: ForwardReason; cacheName: string | false; controller?: CallerController },
-): void {
+/**
+ * RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored is answered 504 Gateway Timeout. Nothing
+ * went forward, so its `Cache-Status` has no `fwd` (RFC 9211 §2.2), only `detail=only-if-cached`.
+ */
+export function serveGatewayTimeout(handler: Dispatcher.DispatchHandler, context: { cacheName: string | false; controller?: CallerController }): void {
   let headers: HeaderRecord = { 'content-length': '0' }
-  if (context.cacheName !== false) headers = withCacheStatus(headers, formatCacheStatus(context.cacheName, { fwd: context.reason }))
+  if (context.cacheName !== false) headers = withCacheStatus(headers, formatCacheStatus(context.cacheName, { detail: 'only-if-cached' }))
   replay(handler, { status: 504, statusText: 'Gateway Timeout', headers, body: NO_BODY }, context.controller)
 }
 

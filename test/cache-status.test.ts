@@ -215,4 +215,27 @@ describe('Cache-Status and cacheInfo() agree with the README', () => {
     expect(hit.headers['cache-status']).toMatch(/; hit; ttl=1; /)
     expect(cacheInfo(hit.headers)).toMatchObject({ status: 'hit', isExpired: false })
   })
+
+  it('says of a 504 for only-if-cached that nothing went forward, stored or not', async () => {
+    const { origin, agent } = await storedAndAged(30_000)
+    const unseen = await startVersionedOrigin({ 'cache-control': 'max-age=10' })
+    const onlyIfCached = { 'cache-control': 'only-if-cached' }
+    const nothingStored = await get(unseen.url, agent, { headers: onlyIfCached })
+    const stale = await fetch(origin.url, { dispatcher: agent, headers: onlyIfCached })
+    await stale.text()
+    expect([nothingStored.status, nothingStored.headers['cache-status']]).toEqual([504, 'undici-http-cache; detail=only-if-cached'])
+    expect([stale.status, stale.headers.get('cache-status')]).toEqual([504, 'undici-http-cache; detail=only-if-cached'])
+    for (const headers of [nothingStored.headers, stale.headers]) {
+      expect(cacheInfo(headers)).toEqual({
+        fromCache: false,
+        status: 'miss',
+        createdAt: undefined,
+        expires: undefined,
+        isExpired: false,
+        revalidated: false,
+        cacheKey: undefined,
+      })
+    }
+    expect([origin.requests, unseen.requests]).toEqual([1, 0])
+  })
 })
