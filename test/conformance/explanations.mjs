@@ -15,7 +15,7 @@ export const EXPLANATIONS = [
   [/^head-200-(freshness-update|retain)$/, 'A 200 answer to a HEAD passes through and does not update the stored GET response (RFC 9111 §4.3.5 allows but does not require it).'],
   [/^head-(200|410)-update$/, 'Depends on `head-200-freshness-update` (see above).'],
   [/^304-etag-update-response-(Content-Encoding|Content-Range)$/, 'Kept from the stored response on a 304, so that they keep describing the stored body (RFC 9111 §3.2).'],
-  [/^304-etag-update-response-ETag$/, 'A 304 whose strong `ETag` differs from the stored one does not identify it, so updates nothing (RFC 9111 §4.3.4).'],
+  [/^304-etag-update-response-ETag$/, 'A 304 whose strong `ETag` differs from the stored one names another response, so it updates and validates nothing: the request is sent again without validators (RFC 9111 §4.3.4), which the suite reads as a retry.'],
   [/^age-parse-(numeric-)?parameter$/, '`Age` with a parameter is not a valid delta-seconds, so it is ignored (RFC 9111 §5.1).'],
   [/^ccreq-no-store$/, 'A request\'s `no-store` keeps its response out of the cache; it does not stop a fresh stored response from being served.'],
   [/^conditional-etag-forward-unquoted$/, "A caller's own conditional request is sent on exactly as made."],
