@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import { request } from 'undici'
-import { CachingAgent, cacheInfo } from 'undici-http-cache'
+import { CachingAgent, cacheInfo, DEFAULT_REDACTED_PARAMETERS } from 'undici-http-cache'
 
 // A loopback origin whose responses are fresh for a minute and say which request made them.
 let served = 0
@@ -24,8 +24,18 @@ async function send(agent, path, options = {}) {
   return status
 }
 
-// ignoredParameters: left out of the key, and out of what is stored. The default list already holds
-// common credentials (Authorization, X-API-Key, access_token, api_key).
+// redactedParameters: credentials, kept and shown only as digests, which still tell users apart.
+const users = new CachingAgent({ redactedParameters: [...DEFAULT_REDACTED_PARAMETERS, 'session-id'] })
+await send(users, '/me?api_key=ALICE')
+assert.equal(await send(users, '/me?api_key=BOB'), 'miss')
+assert.equal(await send(users, '/me?api_key=ALICE'), 'hit')
+await send(users, '/me', { headers: { authorization: 'Bearer alice' } })
+assert.equal(await send(users, '/me', { headers: { authorization: 'Bearer alice' } }), 'hit')
+assert.equal((await users.cache.urls()).join().includes('ALICE'), false)
+await users.close()
+
+// ignoredParameters: left out of the key, so that requests differing only in them share a response, and
+// out of what is stored.
 const agent = new CachingAgent({ ignoredParameters: ['auth-token'] })
 await send(agent, '/get?auth-token=2F63E5DF4F44')
 assert.equal(await send(agent, '/get?auth-token=D9FAEB3449D3'), 'hit')
@@ -62,5 +72,5 @@ await send(gzipOrNothing, '/encoded', { headers: { 'accept-encoding': 'gzip, com
 assert.equal(await send(gzipOrNothing, '/encoded', { headers: { 'accept-encoding': 'gzip' } }), 'hit')
 await gzipOrNothing.close()
 
-assert.equal(served, 6)
+assert.equal(served, 9)
 origin.close()

@@ -7,12 +7,13 @@ import { statelessRegExp } from './expiry-rules.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
 import { copyHeaders, normalizeRequestHeaders, type HeaderRecord, type RequestHeaders } from './headers.js'
-import { keyRequest, normalizeUrl, type CacheRequest } from './key.js'
+import { keyRequest, KnownUrls, normalizeUrl, type CacheRequest } from './key.js'
 import type { ResolvedOptions } from './options.js'
 import { expiresAt, ttlSeconds } from './policy.js'
 import type { CacheStats, StatsCounters } from './stats.js'
 import type { CacheEntry, ResponseEntry, VaryEntry } from './store.js'
-import { lookup, save, urlToMatch } from './variants.js'
+import { forStoredData } from './redaction.js'
+import { lookup, save } from './variants.js'
 
 /** One stored response, as `entries()` and `get()` give it. */
 export interface StoredResponse {
@@ -20,13 +21,13 @@ export interface StoredResponse {
   key: string
   /** The method of the request it answered. */
   method: string
-  /** The normalised URL of the request it answered (ignored parameters removed). */
+  /** The normalised URL of the request it answered (ignored parameters removed, redacted values as digests). */
   url: string
   status: number
   headers: HeaderRecord
   /** The whole body, as received (still content-coded). */
   body: Uint8Array
-  /** The headers of the request it answered, ignored parameters removed. */
+  /** The headers of the request it answered, ignored and redacted values as digests. */
   requestHeaders: RequestHeaders
   /** When it was received, or last renewed by a 304. */
   createdAt: Date
@@ -80,7 +81,7 @@ export class CacheInspector {
   async get(url: string, request: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<StoredResponse | undefined> {
     const keyed = keyRequest(this.#request(url, request), this.#options)
     if (this.#options.expiryRules?.(keyed.storedUrl) === 'no-store') return undefined
-    const found = await lookup(this.#store, keyed.key, keyed.headers, urlToMatch(keyed))
+    const found = await lookup(this.#store, keyed)
     if (found.found !== 'response' || !filterAllows(this.#options.filter, keyed, found.entry, this.#store)) return undefined
     return toStoredResponse(found.storedKey, found.entry) // the key entries() gives it, a variant's own under Vary
   }
@@ -119,12 +120,18 @@ export class CacheInspector {
   /**
    * Stores every response again under the key the current key function and matching options give it
    * (requests-cache's `recreate_keys()`), from the request URL, headers and body kept with each. Run it
-   * after changing `key`, `ignoredParameters` or `matchHeaders` on a store that outlives the process.
-   * Resolves to how many responses moved. Entries kept under a key that now names nothing are removed.
+   * after changing `key`, `ignoredParameters`, `redactedParameters` or `matchHeaders` on a store that
+   * outlives the process. Resolves to how many responses moved. Entries kept under a key that now names
+   * nothing are removed. A redacted value is kept as its digest, and keyed by it again: entries of two
+   * credentials never merge. One whose name is no longer redacted keeps its digest for a value, and so no
+   * longer matches a request (it expires in time); nor is the value of a newly redacted name known of
+   * entries stored while it was ignored.
    */
   async recreateKeys(): Promise<number> {
     const stored: Array<[string, CacheEntry]> = []
     for await (const pair of this.#storedEntries()) stored.push(pair)
+    const parameters = forStoredData(this.#options.parameters)
+    const keyOptions = { ...this.#options, parameters, knownUrls: new KnownUrls(parameters) }
     const primaryKeys = new Set<string>()
     let moved = 0
     for (const [key, entry] of stored) {
@@ -137,7 +144,7 @@ export class CacheInspector {
       }
       let keyed
       try {
-        keyed = keyRequest(request, this.#options)
+        keyed = keyRequest(request, keyOptions)
       } catch (error) {
         this.#store.recordFailure('key', error) // a key function that fails for it leaves the entry where it is
         continue
@@ -179,7 +186,8 @@ export class CacheInspector {
 
   #matcher(target: DeleteTarget): (entry: ResponseEntry) => boolean {
     if (typeof target === 'string') {
-      const url = normalizeUrl(target, this.#options.ignoredParameters)
+      // A URL as urls() lists it, its redacted values as digests, names the same entries as the URL requested.
+      const url = normalizeUrl(target, forStoredData(this.#options.parameters))
       return (entry) => entry.url === url
     }
     if (target instanceof RegExp) {

@@ -18,7 +18,7 @@ import { readRequestBody, type ReadBody } from './request-body.js'
 import { holdsCookieSetting } from './response-fields.js'
 import { StatsCounters } from './stats.js'
 import { isValidationRequest } from './validation.js'
-import { lookup, urlToMatch, type Lookup } from './variants.js'
+import { lookup, type Lookup } from './variants.js'
 
 /**
  * An interceptor for `dispatcher.compose()`; it accepts handlers of the current and the legacy shape.
@@ -80,11 +80,17 @@ function withoutCallerDispatcher(options: Dispatcher.DispatchOptions): Dispatche
   return rest
 }
 
-/** Sends an unsafe request on; a success invalidates what is stored for its URL (RFC 9111 §4.4). */
+/**
+ * Sends an unsafe request on; a success invalidates what is stored for its URL (RFC 9111 §4.4): for the
+ * request's credentials, and without them (what a request with them may be answered from).
+ */
 function forwardInvalidating(exchange: Exchange, reason: ForwardReason, url: string, requestHeaders: RequestHeaders): boolean {
   const { store, options } = exchange
-  const keyOfTarget = (target: string): string => keyRequest({ method: 'GET', url: target, headers: requestHeaders }, options).key
-  return forward(exchange, reason, (status, headers) => invalidateAfterUnsafeRequest(store, { url, status, headers, keyOfTarget }))
+  const keysOfTarget = (target: string): string[] => {
+    const { key, fallbackKey } = keyRequest({ method: 'GET', url: target, headers: requestHeaders }, options)
+    return fallbackKey === undefined ? [key] : [key, fallbackKey]
+  }
+  return forward(exchange, reason, (status, headers) => invalidateAfterUnsafeRequest(store, { url, status, headers, keysOfTarget }))
 }
 
 /**
@@ -155,7 +161,7 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
       if (!isOnlyIfCached(request.headers)) return forwardAndStore(exchange, keyed, keyed.key, 'request')
       return serveGatewayTimeout(exchange.handler, { cacheName: options.cacheStatus, controller: exchange.controller })
     }
-    const found = lookup(store, keyed.key, request.headers, urlToMatch(keyed))
+    const found = lookup(store, keyed)
     if (!isPromise(found)) return actOnLookup(exchange, request, keyed, found)
     // A store that answers later: the caller is held meanwhile, so that its abort ends the request at once.
     const held = new HeldCaller(exchange.handler, exchange.controller)
@@ -182,7 +188,7 @@ function actOnLookup(exchange: Exchange, request: CacheRequest, keyed: KeyedRequ
     // A HEAD response has no body, so it must not take the place of a stored GET response.
     const mayStore = !(request.method === 'HEAD' && entry !== undefined && entry.method !== 'HEAD')
     const varyNames = found.found === 'nothing' ? found.varyNames : undefined
-    const variant = entry?.varyHeaders ?? (varyNames ? pickHeaders(request.headers, varyNames) : undefined)
+    const variant = entry?.varyHeaders ?? (varyNames ? pickHeaders(keyed.storedHeaders, varyNames) : undefined)
     const verdict = { request: keyed, key: keyed.key, decision, mayStore, variant }
     if (isValidationRequest(request.headers)) answerValidation(exchange, verdict, handleCacheable)
     else act(exchange, verdict, handleCacheable)

@@ -17,12 +17,12 @@ export function isUnsafeMethod(method: string): boolean {
 /**
  * Deletes what is stored for the request's URL (every `Vary` variant too), and for the response's
  * `Location` and `Content-Location` when they are on the same origin, if `status` is a non-error status
- * (2xx, 3xx). `keyOfTarget` gives the key a GET of a URL has: with `matchHeaders` or a custom key function
- * that reads headers, that is the key for the unsafe request's own headers.
+ * (2xx, 3xx). `keysOfTarget` gives the keys a GET of a URL has: with `matchHeaders`, credentials or a
+ * custom key function that reads headers, those for the unsafe request's own headers.
  */
 export function invalidateAfterUnsafeRequest(
   store: GuardedStore,
-  response: { url: string; status: number; headers: HeaderRecord; keyOfTarget: (url: string) => string },
+  response: { url: string; status: number; headers: HeaderRecord; keysOfTarget: (url: string) => readonly string[] },
 ): void {
   const { url, status, headers } = response
   if (status < 200 || status >= 400) return
@@ -32,14 +32,14 @@ export function invalidateAfterUnsafeRequest(
     if (target !== undefined) targets.add(target)
   }
   for (const target of targets) {
-    let key
+    let keys
     try {
-      key = response.keyOfTarget(target)
+      keys = response.keysOfTarget(target)
     } catch (error) {
       store.recordFailure('key', error) // a custom key function that fails leaves the entry in place
       continue
     }
-    void forget(store, key)
+    for (const key of keys) void forget(store, key)
   }
 }
 

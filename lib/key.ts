@@ -3,6 +3,7 @@ import { stringify, type ParsedUrlQueryInput } from 'node:querystring'
 import type { Dispatcher } from 'undici'
 import { normalizeRequestHeaders, type RequestHeaders } from './headers.js'
 import { pickHeaders } from './policy.js'
+import { DEFAULT_REDACTED_PARAMETERS, hasCredentialHeader, parameterRules, redactHeaders, type ParameterRules } from './redaction.js'
 import { normalizeBody, normalizeParameters } from './request-body.js'
 
 /** A request as the cache and a key function see it. */
@@ -21,19 +22,34 @@ export interface CacheRequest {
 export interface KeyOptions {
   /**
    * Names left out of the key wherever they appear: query parameters, JSON and form body members, and
-   * matched request headers. Compared case-insensitively.
+   * matched request headers. Compared case-insensitively. Default: none.
    */
   ignoredParameters?: readonly string[]
+  /**
+   * Names whose values take part in the key only as a digest, wherever they appear: query parameters, JSON
+   * and form body members, and request headers, which are part of the key when present (credentials).
+   * Compared case-insensitively. Default: `DEFAULT_REDACTED_PARAMETERS`.
+   */
+  redactedParameters?: readonly string[]
   /** `true`: every request header is part of the key; a list: those request headers are. */
   matchHeaders?: boolean | readonly string[]
 }
 
-/** A request with its key, and the URL and body that are stored with its response (ignored parameters removed). */
+/**
+ * A request with its key, and the URL, headers and body that are stored with its response (ignored
+ * parameters removed, redacted values as digests).
+ */
 export interface KeyedRequest extends CacheRequest {
   key: string
+  /**
+   * The key of the same request without its credential headers, when it has any (default key function
+   * only): a response stored for a request without credentials may answer one with them (cache-tests
+   * `other-cookie`), as without this cache's redaction it would.
+   */
+  fallbackKey?: string
   /** The normalised URL: what entries hold and what `cache.urls()` lists. */
   storedUrl: string
-  /** The request headers without ignored ones. */
+  /** The request headers with ignored and redacted values as digests: stored, and what `Vary` selects by. */
   storedHeaders: RequestHeaders
   /** The normalised body, for methods whose body is part of the key. */
   storedBody?: Uint8Array
@@ -119,38 +135,57 @@ function absoluteUrl(origin: string, path: string): string | undefined {
 
 /**
  * The default key function: a full-length SHA-256 digest of the method, the normalised URL (scheme and
- * host lower-cased, default port, fragment and ignored parameters dropped, query parameters sorted by
- * name), the normalised body when there is one (JSON members sorted, form fields sorted, ignored ones
- * dropped) and the matched request headers. HEAD shares GET's key, so a HEAD request can be answered from
- * a stored GET response. `Vary` is not part of it: variants are keyed below it.
+ * host lower-cased, default port, fragment and ignored parameters dropped, redacted values digested, query
+ * parameters sorted by name), the normalised body when there is one (JSON members sorted, form fields
+ * sorted, ignored ones dropped, redacted ones digested), the matched request headers and the digests of
+ * the redacted request headers present (credentials: two users' never share a key). HEAD shares GET's key,
+ * so a HEAD request can be answered from a stored GET response. `Vary` is not part of it: variants are
+ * keyed below it.
  */
 export function createKey(request: CacheRequest, options: KeyOptions = {}): string {
-  const ignored = ignoredNames(options.ignoredParameters)
-  const url = normalizeUrl(request.url, ignored)
-  const body = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], ignored)
-  return keyOf(request, { url, body }, { ignored, matchHeaders: options.matchHeaders ?? false })
+  const rules = parameterRules({
+    ignored: options.ignoredParameters ?? [],
+    redacted: options.redactedParameters ?? DEFAULT_REDACTED_PARAMETERS,
+    shared: false,
+  })
+  return defaultKeyOf(request, { rules, matchHeaders: options.matchHeaders ?? false })
+}
+
+/**
+ * The default key of a request under these rules (the fast paths of `keyRequest` aside).
+ * `createKey` with a cache's own options (`helpers.createKey`).
+ */
+export function defaultKeyOf(request: CacheRequest, options: { rules: ParameterRules; matchHeaders: boolean | readonly string[] }): string {
+  const { rules } = options
+  const url = normalizeUrl(request.url, rules)
+  const body = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], rules)
+  return keyOf({ method: request.method, url, body, headers: redactHeaders(request.headers, rules) }, options)
 }
 
 /** Keys a request with the cache's resolved options (the custom key function, if any, may throw). */
 export function keyRequest(
   request: CacheRequest,
   options: {
-    ignoredParameters: ReadonlySet<string>
+    parameters: ParameterRules
     matchHeaders: boolean | readonly string[]
     customKey: ((request: CacheRequest) => string) | undefined
     knownUrls: KnownUrls
   },
 ): KeyedRequest {
-  const { ignoredParameters: ignored, matchHeaders, customKey } = options
+  const { parameters: rules, matchHeaders, customKey } = options
   const known = options.knownUrls.identity(request.url)
   const storedUrl = known.storedUrl
-  const storedBody = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], ignored)
-  let key: string
-  if (customKey !== undefined) key = checkKey(customKey(request))
-  else if (storedBody === undefined && matchHeaders === false && (request.method === 'GET' || request.method === 'HEAD')) key = known.getKey
-  else key = keyOf(request, { url: storedUrl, body: storedBody }, { ignored, matchHeaders })
-  const storedHeaders = redactHeaders(request.headers, ignored)
-  return { ...request, key, storedUrl, storedHeaders, ...(storedBody === undefined ? {} : { storedBody }), checksUrl: customKey === undefined }
+  const storedBody = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], rules)
+  const storedHeaders = redactHeaders(request.headers, rules)
+  const keyed = { ...request, storedUrl, storedHeaders, ...(storedBody === undefined ? {} : { storedBody }), checksUrl: customKey === undefined }
+  if (customKey !== undefined) return { ...keyed, key: checkKey(customKey(request)) }
+  const normalized = { method: request.method, url: storedUrl, body: storedBody, headers: storedHeaders }
+  const keyOptions = { rules, matchHeaders }
+  // Most requests: a GET of a URL without credentials, its key remembered.
+  const isPlainGet = storedBody === undefined && matchHeaders === false && (request.method === 'GET' || request.method === 'HEAD')
+  if (!hasCredentialHeader(request.headers, rules)) return { ...keyed, key: isPlainGet ? known.getKey : keyOf(normalized, keyOptions) }
+  const fallbackKey = isPlainGet ? known.getKey : keyOf({ ...normalized, headers: withoutCredentials(storedHeaders, rules) }, keyOptions)
+  return { ...keyed, key: keyOf(normalized, keyOptions), fallbackKey }
 }
 
 function checkKey(key: unknown): string {
@@ -158,18 +193,31 @@ function checkKey(key: unknown): string {
   throw new TypeError(`options.key must return a non-empty string, returned ${typeof key === 'string' ? '""' : String(key)}`)
 }
 
-function keyOf(
-  request: CacheRequest,
-  normalized: { url: string; body: Uint8Array | undefined },
-  options: { ignored: ReadonlySet<string>; matchHeaders: boolean | readonly string[] },
-): string {
+/** A request normalised: URL, body and headers as they are stored (ignored parameters out, redacted digested). */
+interface NormalizedRequest {
+  method: string
+  url: string
+  body: Uint8Array | undefined
+  headers: RequestHeaders
+}
+
+function keyOf(request: NormalizedRequest, options: { rules: ParameterRules; matchHeaders: boolean | readonly string[] }): string {
+  const { rules, matchHeaders } = options
   // HEAD shares GET's key.
-  let material = `${request.method === 'HEAD' ? 'GET' : request.method} ${normalized.url}`
-  if (normalized.body !== undefined) material += `\nbody ${digest(normalized.body)}`
-  if (options.matchHeaders !== false) {
-    material += `\nheaders ${JSON.stringify(matchedHeaders(request.headers, options.matchHeaders, options.ignored))}`
-  }
+  let material = `${request.method === 'HEAD' ? 'GET' : request.method} ${request.url}`
+  if (request.body !== undefined) material += `\nbody ${digest(request.body)}`
+  if (matchHeaders !== false) material += `\nheaders ${JSON.stringify(matchedHeaders(request.headers, matchHeaders, rules.ignored))}`
+  // Issue #16: credentials (their digests) tell requests apart; a request without any keys as it always did.
+  const credentials = Object.keys(request.headers).filter((name) => rules.credentialHeaders.has(name))
+  if (credentials.length > 0) material += `\ncredentials ${JSON.stringify(pickHeaders(request.headers, credentials.sort()))}`
   return digest(material)
+}
+
+/** Headers without the credential ones: the same request as made without credentials. */
+function withoutCredentials(headers: RequestHeaders, rules: ParameterRules): RequestHeaders {
+  const kept: RequestHeaders = {}
+  for (const name in headers) if (!rules.credentialHeaders.has(name)) kept[name] = headers[name]!
+  return kept
 }
 
 /** A serialised URL without its fragment, if any (`#` appears nowhere else in one). */
@@ -178,17 +226,13 @@ function withoutFragment(href: string): string {
   return fragmentAt === -1 ? href : href.slice(0, fragmentAt)
 }
 
-/** Lower-case names, for case-insensitive comparison. */
-export function ignoredNames(names: readonly string[] | undefined): ReadonlySet<string> {
-  return new Set((names ?? []).map((name) => name.toLowerCase()))
-}
-
 /**
  * The URL as keys and stored entries hold it: scheme and host lower-cased, default port and fragment
- * dropped (WHATWG URL parsing does these), ignored query parameters removed and the others sorted by name.
+ * dropped (WHATWG URL parsing does these), ignored query parameters removed, redacted ones' values
+ * digested, and the parameters sorted by name.
  */
-export function normalizeUrl(href: string, ignored: ReadonlySet<string>): string {
-  return normalizeRequestUrl(new URL(href).href, ignored)
+export function normalizeUrl(href: string, rules: ParameterRules): string {
+  return normalizeRequestUrl(new URL(href).href, rules)
 }
 
 /**
@@ -196,12 +240,12 @@ export function normalizeUrl(href: string, ignored: ReadonlySet<string>): string
  * and the query are left to do, on the string, without parsing it again. The pairs of a serialised query
  * are serialised already, so the query stays valid in any order.
  */
-export function normalizeRequestUrl(href: string, ignored: ReadonlySet<string>): string {
+export function normalizeRequestUrl(href: string, rules: ParameterRules): string {
   const url = withoutFragment(href)
   const queryAt = url.indexOf('?')
   if (queryAt === -1) return url
   const query = url.slice(queryAt + 1)
-  const normalized = normalizeParameters(query, ignored)
+  const normalized = normalizeParameters(query, rules)
   if (normalized === query) return url
   return normalized === '' ? url.slice(0, queryAt) : `${url.slice(0, queryAt + 1)}${normalized}`
 }
@@ -221,35 +265,25 @@ function matchedHeaders(
   return Object.entries(pickHeaders(headers, kept))
 }
 
-/** The request headers as they are stored with a response: ignored ones left out. */
-function redactHeaders(headers: RequestHeaders, ignored: ReadonlySet<string>): RequestHeaders {
-  let hasIgnored = false
-  for (const name in headers) if (ignored.has(name)) hasIgnored = true
-  if (!hasIgnored) return headers
-  const kept: RequestHeaders = {}
-  for (const name in headers) if (!ignored.has(name)) kept[name] = headers[name]!
-  return kept
-}
-
 /**
  * What the cache works out from a URL, remembered: a request's absolute URL from undici's `origin` and
  * `path`, and for that URL its normalised form and the default key of a GET (or HEAD) of it. Working them
  * out costs three URL parses, a sort of the query and a SHA-256: without this, most of the cache's own work
- * on a hit. All are pure functions of their inputs and of the cache's fixed ignored parameters. At most
+ * on a hit. All are pure functions of their inputs and of the cache's fixed parameter rules. At most
  * `limit` of each are kept, all forgotten at once when that is reached (a working set of hot URLs is soon
  * remembered again), and URLs longer than `MAX_REMEMBERED_LENGTH` are not kept: so this holds at most a
  * few MiB whatever the traffic, and typically a few hundred KiB.
  */
 export class KnownUrls {
-  readonly #ignored: ReadonlySet<string>
+  readonly #rules: ParameterRules
   readonly #limit: number
   readonly #absolute = new Map<string, string>()
   /** Each origin seen, and what it serialises to when it is written so already ('' when it is not). */
   readonly #origins = new Map<string, string>()
   readonly #identities = new Map<string, { storedUrl: string; getKey: string }>()
 
-  constructor(ignored: ReadonlySet<string>, limit = 1000) {
-    this.#ignored = ignored
+  constructor(rules: ParameterRules, limit = 1000) {
+    this.#rules = rules
     this.#limit = limit
   }
 
@@ -287,8 +321,8 @@ export class KnownUrls {
   identity(url: string): { storedUrl: string; getKey: string } {
     let identity = this.#identities.get(url)
     if (identity === undefined) {
-      const storedUrl = normalizeRequestUrl(url, this.#ignored)
-      const getKey = keyOf({ method: 'GET', url, headers: {} }, { url: storedUrl, body: undefined }, { ignored: this.#ignored, matchHeaders: false })
+      const storedUrl = normalizeRequestUrl(url, this.#rules)
+      const getKey = keyOf({ method: 'GET', url: storedUrl, body: undefined, headers: {} }, { rules: this.#rules, matchHeaders: false })
       identity = { storedUrl, getKey }
       remember(this.#identities, url, identity, this.#limit)
     }

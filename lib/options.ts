@@ -1,7 +1,8 @@
 import type { Agent, Dispatcher } from 'undici'
 import { compileExpiryRules, type ConfiguredTtl, type ExpiryRules, type UrlExpiryRule } from './expiry-rules.js'
 import type { ResponseFilter } from './filter.js'
-import { createKey, ignoredNames, KnownUrls, type CacheRequest } from './key.js'
+import { createKey, defaultKeyOf, KnownUrls, type CacheRequest } from './key.js'
+import { DEFAULT_REDACTED_PARAMETERS, parameterRules, type ParameterRules } from './redaction.js'
 import type { CacheStore } from './store.js'
 import { checkOptionsObject, checkPositiveInteger, describe } from './option-checks.js'
 import { PendingBytes } from './pending-bytes.js'
@@ -28,24 +29,41 @@ export interface CacheOptions {
   /**
    * A custom key function: the string under which a request's response is stored. Requests with the
    * same key share a response (`Vary` still selects among variants), whatever their URLs: the function
-   * owns that choice. `helpers.createKey` is the default key function with this cache's `ignoredParameters`
-   * and `matchHeaders`, for a function that only adjusts the request. A function that throws or returns
-   * something other than a non-empty string sends that request to the origin uncached, counted in
+   * owns that choice. `helpers.createKey` is the default key function with this cache's `ignoredParameters`,
+   * `redactedParameters` and `matchHeaders`, for a function that only adjusts the request. The function is
+   * given the request as made, credentials included: a key it makes of them is stored and shown as it is,
+   * and requests it gives one key share a response whatever their credentials. A function that throws or
+   * returns something other than a non-empty string sends that request to the origin uncached, counted in
    * `stats.errors`. Default: `createKey`.
    */
   key?: (request: CacheRequest, helpers: KeyHelpers) => string
   /**
-   * Names left out of keys wherever they appear (query parameters, JSON and form body members, matched
-   * request headers), compared case-insensitively, and redacted from the request URL, headers and body
-   * stored with each response. Default: `DEFAULT_IGNORED_PARAMETERS` (common credentials). In a shared
-   * cache where such a parameter tells users apart, pass a list without it.
+   * Names left out of matching wherever they appear (query parameters, JSON and form body members, matched
+   * request headers, credentials), compared case-insensitively, so that requests that differ only in them
+   * share an entry (requests-cache's `ignored_parameters`); and redacted from what is stored: removed from
+   * the stored URL and body, a header's value kept as a digest (a response whose `Vary` names it is still
+   * selected by it). Default: none.
    */
   ignoredParameters?: readonly string[]
   /**
+   * Names whose values never reach a store, `entries()`, `urls()`, `cache.get()`, `Cache-Status` or a log,
+   * yet still tell requests apart, wherever they appear (query parameters, JSON and form body members,
+   * request headers), compared case-insensitively: each value is kept and keyed as its SHA-256 digest, and
+   * a request header named here is part of the key when present, so two users' credentials never share an
+   * entry (issue #16). A request with such headers that finds nothing under its key may be answered by the
+   * response stored for the same request without them (cache-tests `other-cookie`). In a shared cache
+   * `Authorization` is not keyed: RFC 9111 §3.5 lets only responses the origin marks `public`, `s-maxage`
+   * or `must-revalidate` be stored for it, and those are for everyone. A name also in `ignoredParameters`
+   * is ignored. Default: `DEFAULT_REDACTED_PARAMETERS` (Authorization, Proxy-Authorization, Cookie,
+   * X-API-Key, X-Auth-Token, X-Amz-Security-Token, X-Amz-Credential, X-Amz-Signature, access_token,
+   * refresh_token, id_token, client_secret, api_key, apikey, password); a list given replaces it.
+   */
+  redactedParameters?: readonly string[]
+  /**
    * Request headers that become part of the key besides those `Vary` names: `true` for all of them, or a
    * list of names (case-insensitive; values compared with surrounding whitespace and list spacing
-   * normalised). Default `false`. A list may not name an ignored parameter (a `TypeError` says so); `true`
-   * matches every header but those.
+   * normalised; redacted ones by their digest). Default `false`. A list may not name an ignored parameter
+   * (a `TypeError` says so); `true` matches every header but those.
    */
   matchHeaders?: boolean | readonly string[]
   /**
@@ -104,7 +122,7 @@ export interface CacheOptions {
 
 /** What a custom key function is given besides the request. */
 export interface KeyHelpers {
-  /** The default key function, with this cache's `ignoredParameters` and `matchHeaders`. */
+  /** The default key function, with this cache's `ignoredParameters`, `redactedParameters` and `matchHeaders`. */
   createKey(request: CacheRequest): string
 }
 
@@ -121,8 +139,8 @@ export interface ResolvedOptions {
   store: CacheStore
   shared: boolean
   methods: ReadonlySet<string>
-  /** Lower-case ignored parameter names. */
-  ignoredParameters: ReadonlySet<string>
+  /** What `ignoredParameters` and `redactedParameters` make of names (lower-case). */
+  parameters: ParameterRules
   matchHeaders: boolean | readonly string[]
   /** The custom key function bound to its helpers, when one was given. */
   customKey: ((request: CacheRequest) => string) | undefined
@@ -138,13 +156,11 @@ export interface ResolvedOptions {
   maxEntrySize: number
   /** The bytes all responses on their way to the store may hold together (the store's `maxSize`). */
   pendingBytes: PendingBytes
-  /** URL work remembered (derived from `ignoredParameters`): see key.ts. */
+  /** URL work remembered (derived from `parameters`): see key.ts. */
   knownUrls: KnownUrls
 }
 
 const DEFAULT_METHODS = ['GET', 'HEAD'] as const
-/** Credentials that requests-cache users know to be left out of keys and stored data by default. */
-export const DEFAULT_IGNORED_PARAMETERS: readonly string[] = ['Authorization', 'X-API-Key', 'access_token', 'api_key']
 const DEFAULT_CACHE_STATUS = 'undici-http-cache'
 const DEFAULT_STORE_TIMEOUT_MS = 1000
 /** Used when a custom store does not say what it accepts. */
@@ -158,6 +174,7 @@ const CACHE_OPTION_NAMES = [
   'methods',
   'key',
   'ignoredParameters',
+  'redactedParameters',
   'matchHeaders',
   'filter',
   'defaultTtl',
@@ -179,22 +196,27 @@ const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 export function resolveOptions(input: unknown, allowedExtraNames: readonly string[] = []): ResolvedOptions {
   const options = checkOptionsObject('options', input, [...CACHE_OPTION_NAMES, ...allowedExtraNames])
   const store = options.store === undefined ? new MemoryStore() : checkStore(options.store)
-  const ignoredParameters = ignoredNames(checkNames('options.ignoredParameters', options.ignoredParameters ?? DEFAULT_IGNORED_PARAMETERS))
+  const shared = checkBoolean('options.shared', options.shared ?? false)
+  const parameters = parameterRules({
+    ignored: checkNames('options.ignoredParameters', options.ignoredParameters ?? []),
+    redacted: checkNames('options.redactedParameters', options.redactedParameters ?? DEFAULT_REDACTED_PARAMETERS),
+    shared,
+  })
   const matchHeaders = checkMatchHeaders(options.matchHeaders ?? false)
   const maxEntrySize = store.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE
   // Ignored parameters stay out of keys, matched headers included: a header named in both would silently
-  // not be matched (with the defaults, `matchHeaders: ['Authorization']` would share one user's response).
-  const contradicted = Array.isArray(matchHeaders) ? matchHeaders.find((name) => ignoredParameters.has(name)) : undefined
+  // not be matched. (A redacted one is matched, by its digest.)
+  const contradicted = Array.isArray(matchHeaders) ? matchHeaders.find((name) => parameters.ignored.has(name)) : undefined
   if (contradicted !== undefined) {
     throw new TypeError(`options.matchHeaders names "${contradicted}", which options.ignoredParameters leaves out of keys: pass ignoredParameters without it`)
   }
   return {
     store,
-    shared: checkBoolean('options.shared', options.shared ?? false),
+    shared,
     methods: checkMethods(options.methods ?? DEFAULT_METHODS),
-    ignoredParameters,
+    parameters,
     matchHeaders,
-    customKey: bindKeyFunction(options.key, { ignoredParameters: [...ignoredParameters], matchHeaders }),
+    customKey: bindKeyFunction(options.key, { rules: parameters, matchHeaders }),
     filter: checkFilter(options.filter),
     expiryRules: compileExpiryRules(checkExpiryRules(options.urlsExpireAfter ?? []), checkDefaultTtl(options.defaultTtl)),
     allowedStatuses: checkAllowedStatuses(options.allowedStatuses),
@@ -205,7 +227,7 @@ export function resolveOptions(input: unknown, allowedExtraNames: readonly strin
     maxEntrySize,
     // Never less than one entry's worth, so that any response the store would take may be copied.
     pendingBytes: new PendingBytes(Math.max(maxEntrySize, store.maxSize ?? DEFAULT_MAX_PENDING_BYTES)),
-    knownUrls: new KnownUrls(ignoredParameters),
+    knownUrls: new KnownUrls(parameters),
   }
 }
 
@@ -282,13 +304,13 @@ function checkMatchHeaders(value: unknown): boolean | readonly string[] {
 
 function bindKeyFunction(
   value: unknown,
-  keyOptions: { ignoredParameters: string[]; matchHeaders: boolean | readonly string[] },
+  keyOptions: { rules: ParameterRules; matchHeaders: boolean | readonly string[] },
 ): ((request: CacheRequest) => string) | undefined {
-  // `key: createKey` names the default: keys made with this cache's ignoredParameters and matchHeaders (called
-  // as a key function, createKey would take the helpers for its options and ignore nothing).
+  // `key: createKey` names the default: keys made with this cache's parameters and matchHeaders (called as a
+  // key function, createKey would take the helpers for its options and use its own defaults).
   if (value === undefined || value === createKey) return undefined
   if (typeof value !== 'function') throw new TypeError(`options.key must be a function (request, helpers) => string, received ${describe(value)}`)
-  const helpers: KeyHelpers = { createKey: (request) => createKey(request, keyOptions) }
+  const helpers: KeyHelpers = { createKey: (request) => defaultKeyOf(request, keyOptions) }
   return (request) => value(request, helpers)
 }
 

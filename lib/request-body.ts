@@ -1,10 +1,12 @@
 /**
  * Request bodies of the methods cached with their body in the key (`methods: ['GET', 'HEAD', 'POST']`):
  * read whole before the request is sent, so that the key can be computed, then sent as those bytes; and
- * normalised, so that bodies that mean the same share a key and what is stored holds no ignored member.
+ * normalised, so that bodies that mean the same share a key and what is stored holds no ignored member and
+ * no redacted value.
  */
 import { Blob } from 'node:buffer'
 import type { Readable } from 'node:stream'
+import type { ParameterRules } from './redaction.js'
 
 /**
  * Bodies larger than this are not read for a key: the request goes to the origin uncached, its body
@@ -81,11 +83,12 @@ async function* resume(chunks: Uint8Array[], iterator: AsyncIterator<unknown>): 
 
 /**
  * The body as a key and a stored entry hold it. JSON (by `Content-Type`) is re-serialised with object
- * members sorted and ignored members removed at any depth; a form (`application/x-www-form-urlencoded`)
- * has its fields sorted by name and ignored ones removed; any other body, or one that does not parse as
- * its type says, is kept byte for byte.
+ * members sorted, ignored members removed and redacted ones' values replaced by their digest, at any depth;
+ * a form (`application/x-www-form-urlencoded`) has its fields sorted by name, ignored ones removed and
+ * redacted ones' values digested; any other body, or one that does not parse as its type says, is kept
+ * byte for byte.
  */
-export function normalizeBody(bytes: Uint8Array, contentType: string | undefined, ignored: ReadonlySet<string>): Uint8Array {
+export function normalizeBody(bytes: Uint8Array, contentType: string | undefined, rules: ParameterRules): Uint8Array {
   const mediaType = contentType?.split(';')[0]?.trim().toLowerCase() ?? ''
   if (mediaType === 'application/json' || mediaType.endsWith('+json')) {
     let value: unknown
@@ -94,28 +97,38 @@ export function normalizeBody(bytes: Uint8Array, contentType: string | undefined
     } catch {
       return bytes
     }
-    return Buffer.from(JSON.stringify(normalizeJson(value, ignored)))
+    return Buffer.from(JSON.stringify(normalizeJson(value, rules)))
   }
   if (mediaType === 'application/x-www-form-urlencoded') {
-    return Buffer.from(normalizeParameters(Buffer.from(bytes).toString('utf8'), ignored))
+    return Buffer.from(normalizeParameters(Buffer.from(bytes).toString('utf8'), rules))
   }
   return bytes
 }
 
 /**
- * Query or form parameters (`a=1&b=2`) without the ignored ones, sorted by name; the values of one name
- * keep their order, which may carry meaning. Each pair is kept as written, so that no two parameters that
- * an origin could tell apart (`%20` and `+`, say) become one.
+ * Query or form parameters (`a=1&b=2`) without the ignored ones, redacted ones' values digested, sorted by
+ * name; the values of one name keep their order, which may carry meaning. Each other pair is kept as
+ * written, so that no two parameters that an origin could tell apart (`%20` and `+`, say) become one.
  */
-export function normalizeParameters(raw: string, ignored: ReadonlySet<string>): string {
-  if (!raw.includes('&')) return raw === '' || ignored.has(nameOf(raw).toLowerCase()) ? '' : raw // one pair: nothing to sort
-  const pairs = raw
-    .split('&')
-    .filter((pair) => pair !== '')
-    .map((pair) => ({ pair, name: nameOf(pair) }))
-    .filter(({ name }) => !ignored.has(name.toLowerCase()))
+export function normalizeParameters(raw: string, rules: ParameterRules): string {
+  if (!raw.includes('&')) return raw === '' ? '' : keptPair(raw, nameOf(raw).toLowerCase(), rules) // one pair: nothing to sort
+  const pairs: Array<{ pair: string; name: string }> = []
+  for (const written of raw.split('&')) {
+    if (written === '') continue
+    const name = nameOf(written)
+    const pair = keptPair(written, name.toLowerCase(), rules)
+    if (pair !== '') pairs.push({ pair, name })
+  }
   pairs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   return pairs.map(({ pair }) => pair).join('&')
+}
+
+/** A pair as keys and stored URLs hold it: '' when ignored, its value (as written) digested when redacted. */
+function keptPair(pair: string, lowerCaseName: string, rules: ParameterRules): string {
+  if (rules.ignored.has(lowerCaseName)) return ''
+  if (!rules.redacted.has(lowerCaseName)) return pair
+  const valueAt = pair.indexOf('=')
+  return valueAt === -1 ? pair : `${pair.slice(0, valueAt + 1)}${rules.redact(pair.slice(valueAt + 1))}`
 }
 
 /** A pair's name, decoded (`+` is a space), for comparing and sorting. */
@@ -143,14 +156,26 @@ function keepNumberAsWritten(_name: string, value: unknown, context?: { source?:
   return typeof value === 'number' && context?.source !== undefined ? rawJSON(context.source) : value
 }
 
-function normalizeJson(value: unknown, ignored: ReadonlySet<string>): unknown {
-  if (Array.isArray(value)) return value.map((item) => normalizeJson(item, ignored))
+function normalizeJson(value: unknown, rules: ParameterRules): unknown {
+  if (Array.isArray(value)) return value.map((item) => normalizeJson(item, rules))
   if (value === null || typeof value !== 'object' || isRawJSON(value)) return value
   const sorted: Record<string, unknown> = {}
   for (const name of Object.keys(value).sort()) {
-    if (!ignored.has(name.toLowerCase())) sorted[name] = normalizeJson((value as Record<string, unknown>)[name], ignored)
+    const lowerCaseName = name.toLowerCase()
+    if (rules.ignored.has(lowerCaseName)) continue
+    const member = normalizeJson((value as Record<string, unknown>)[name], rules)
+    sorted[name] = rules.redacted.has(lowerCaseName) ? redactedMember(member, rules) : member
   }
   return sorted
+}
+
+/**
+ * A redacted member's value as a digest: of the string itself, or of any other value as normalised JSON
+ * (so a token object digests alike whatever its member order). A digest read back from a store
+ * (`forStoredData`) is a string, and is kept.
+ */
+function redactedMember(member: unknown, rules: ParameterRules): string {
+  return rules.redact(typeof member === 'string' ? member : JSON.stringify(member))
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {

@@ -6,7 +6,7 @@ import type { MaybePromise } from './maybe-promise.js'
  * The format version of stored entries. An entry written by another version is a miss, and is deleted,
  * so that a store shared by several releases never serves data it cannot read correctly.
  */
-export const ENTRY_VERSION = 3
+export const ENTRY_VERSION = 4
 
 /** One stored response: plain, serialisable data, so that a store never needs to know HTTP. */
 export interface ResponseEntry {

@@ -239,7 +239,8 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       statusText,
       headers: withoutFields(withoutHopByHop(headers), storable.omittedFields),
       body: NO_BODY_YET,
-      ...(storable.varyNames.length > 0 ? { varyHeaders: pickHeaders(request.headers, storable.varyNames) } : {}),
+      // Selected by the stored headers, where a credential is its digest (issue #16).
+      ...(storable.varyNames.length > 0 ? { varyHeaders: pickHeaders(request.storedHeaders, storable.varyNames) } : {}),
       createdAt: now,
       initialAgeSeconds: storable.initialAgeSeconds,
       ...staleIfErrorRetention(rules.staleIfError),

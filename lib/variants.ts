@@ -2,12 +2,13 @@
  * How the responses for one key are laid out in the store. A response without `Vary` is stored under the
  * key itself. Responses with `Vary` leave a `VaryEntry` under the key, naming the request headers that
  * select a variant and listing the variants stored since, and each variant under a key derived from
- * those headers' values. Only listed variants are served.
+ * those headers' values. Only listed variants are served. Values are those of the request's stored headers,
+ * where a redacted or ignored header's value is its digest (issue #16): never the credential itself.
  */
 import type { GuardedStore } from './guarded-store.js'
 import type { RequestHeaders } from './headers.js'
 import { createVariantKey, type KeyedRequest } from './key.js'
-import { andThen, type MaybePromise } from './maybe-promise.js'
+import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import { pickHeaders } from './policy.js'
 import { usefulUntil } from './retention.js'
 import { ENTRY_VERSION, type ResponseEntry, type VaryEntry } from './store.js'
@@ -22,10 +23,31 @@ export type Lookup =
 const MAX_VARIANTS = 64
 
 /**
- * Finds the stored response a request would be served, following a `VaryEntry` to the matching variant.
- * `url`, when given, is the normalised URL the response must have been stored for.
+ * Finds the stored response a request would be served, following a `VaryEntry` to the matching variant:
+ * under its key, else (a request with credentials) under the key of the same request without them, as a
+ * cache without redaction would serve it (cache-tests `other-cookie`). A response found there is never
+ * written back there for this request: what it brings is stored under the request's own key.
  */
-export function lookup(store: GuardedStore, key: string, headers: RequestHeaders, url: string | undefined): MaybePromise<Lookup> {
+export function lookup(store: GuardedStore, request: KeyedRequest): MaybePromise<Lookup> {
+  const url = urlToMatch(request)
+  const { fallbackKey } = request
+  const own = lookupKey(store, request.key, request.storedHeaders, url)
+  if (fallbackKey === undefined) return own
+  const withoutCredentials = (): MaybePromise<Lookup> => lookupKey(store, fallbackKey, request.storedHeaders, url)
+  if (!isPromise(own)) return own.found === 'response' ? own : firstResponse(own, withoutCredentials())
+  // An asynchronous store is asked both at once, so that a slow one costs one wait (storeTimeoutMs), not two.
+  const other = withoutCredentials()
+  return own.then((found) => firstResponse(found, other))
+}
+
+/** `found` if it is a response, else `other` if that is one, else what `found` says was missing. */
+function firstResponse(found: Lookup, other: MaybePromise<Lookup>): MaybePromise<Lookup> {
+  if (found.found === 'response') return found
+  return andThen(other, (otherFound) => (otherFound.found === 'response' ? otherFound : found))
+}
+
+/** `url`, when given, is the normalised URL the response must have been stored for. */
+function lookupKey(store: GuardedStore, key: string, headers: RequestHeaders, url: string | undefined): MaybePromise<Lookup> {
   return andThen(store.get(key), (entry) => {
     if (entry === undefined) return { found: 'nothing', missReason: 'uri-miss' }
     if (entry.kind === 'response') return matchResponse(entry, key, url, 'uri-miss')
@@ -85,11 +107,24 @@ function saveVariant(store: GuardedStore, key: string, entry: ResponseEntry, var
  * the save take one turn, so no save of this cache comes between them (another process's still may).
  */
 export function saveRenewed(store: GuardedStore, key: string, request: KeyedRequest, stored: ResponseEntry, renewed: ResponseEntry): MaybePromise<void> {
+  const own = ownedBy(request, renewed)
   return store.writeInTurn(key, () =>
-    andThen(lookup(store, key, request.headers, urlToMatch(request)), (found) =>
-      found.found === 'response' && found.entry.createdAt === stored.createdAt ? saveNow(store, key, renewed) : undefined,
+    andThen(lookup(store, { ...request, key }), (found) =>
+      found.found === 'response' && found.entry.createdAt === stored.createdAt ? saveNow(store, key, own) : undefined,
     ),
   )
+}
+
+/**
+ * A renewed entry as stored for the request that renewed it, under that request's key: with its stored
+ * headers (which `recreateKeys()` keys it by again: a response stored without credentials, renewed for a
+ * request with them, stays that request's), and a `Vary` selection read from them (a 304 that changed
+ * `Vary` had it picked from the headers as sent, credentials included, by validation.ts).
+ */
+function ownedBy(request: KeyedRequest, renewed: ResponseEntry): ResponseEntry {
+  const entry = { ...renewed, requestHeaders: request.storedHeaders }
+  if (renewed.varyHeaders !== undefined) entry.varyHeaders = pickHeaders(request.storedHeaders, Object.keys(renewed.varyHeaders))
+  return entry
 }
 
 /**

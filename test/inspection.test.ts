@@ -9,6 +9,7 @@ import { statusOf } from './helpers/cache-status.js'
 import { MapStore } from './helpers/map-store.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
+import { redactionOf } from '../lib/redaction.js'
 
 /** An origin that stores for a minute, varies on Accept under /vary/, and names the request in its body. */
 async function startOrigins(): Promise<Origin> {
@@ -39,15 +40,16 @@ async function collect(entries: AsyncIterable<StoredResponse>): Promise<StoredRe
 }
 
 describe('cache inspection', () => {
-  it('lists the URLs of stored responses, once each, sorted, without ignored parameters', async () => {
+  it('lists the URLs of stored responses, once each, sorted, without ignored parameters, redacted values as digests', async () => {
     const origin = await startOrigins()
-    const agent = createTestAgent()
-    await get(`${origin.url}b?access_token=secret&x=1`, agent)
+    const agent = createTestAgent({ ignoredParameters: ['session'] })
+    await get(`${origin.url}b?access_token=secret&session=1&x=1`, agent)
     await get(`${origin.url}a`, agent)
     await get(`${origin.url}vary/c`, agent, { headers: { accept: 'text/plain' } })
     await get(`${origin.url}vary/c`, agent, { headers: { accept: 'application/json' } })
     await get(`${origin.url}a`, agent, { method: 'HEAD' })
-    expect(await agent.cache.urls()).toEqual([`${origin.url}a`, `${origin.url}b?x=1`, `${origin.url}vary/c`])
+    const redacted = `access_token=${redactionOf('secret')}`
+    expect(await agent.cache.urls()).toEqual([`${origin.url}a`, `${origin.url}b?${redacted}&x=1`, `${origin.url}vary/c`])
   })
 
   it('iterates every stored response with its request method, URL, status, headers, body and dates', async () => {

@@ -1,9 +1,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createKey, ignoredNames, KnownUrls, normalizeUrl } from '../lib/key.js'
+import { createKey, KnownUrls, normalizeUrl } from '../lib/key.js'
+import { parameterRules } from '../lib/redaction.js'
 import { normalizeParameters } from '../lib/request-body.js'
 
 const IGNORED = ['api_key', 'Token']
+const REDACTED = ['access_token']
+const RULES = parameterRules({ ignored: IGNORED, redacted: REDACTED, shared: false })
+const NO_RULES = parameterRules({ ignored: [], redacted: [], shared: false })
 
 /**
  * What `KnownUrls` remembers must be what working it out afresh gives: the http(s) origin followed by the
@@ -20,12 +24,12 @@ function workedOut(origin: string, path: string): { url: string; getKey: string 
   } catch {
     return undefined
   }
-  return { url: written, getKey: createKey({ method: 'GET', url: written, headers: {} }, { ignoredParameters: IGNORED }) }
+  return { url: written, getKey: createKey({ method: 'GET', url: written, headers: {} }, { ignoredParameters: IGNORED, redactedParameters: REDACTED }) }
 }
 
 const origins = fc.constantFrom('http://127.0.0.1:8080', 'HTTP://Example.COM:80', 'https://example.com', 'http://a.test/base/')
 const segment = fc.stringMatching(/^[a-zA-Z0-9._~%-]{0,6}$/)
-const pair = fc.tuple(fc.constantFrom('a', 'b', 'api_key', 'TOKEN', 'q', 'x y'), fc.stringMatching(/^[a-z0-9+%]{0,4}$/))
+const pair = fc.tuple(fc.constantFrom('a', 'b', 'api_key', 'TOKEN', 'access_token', 'q', 'x y'), fc.stringMatching(/^[a-z0-9+%]{0,4}$/))
 const paths = fc
   .tuple(fc.array(segment, { maxLength: 3 }), fc.array(pair, { maxLength: 4 }), fc.option(segment))
   .map(([segments, pairs, fragment]) => {
@@ -49,7 +53,7 @@ const moreOrigins = fc.constantFrom(
 
 describe('KnownUrls', () => {
   it('keys a request-target only as the URL it is on its origin, with or without parsing it', () => {
-    const known = new KnownUrls(new Set())
+    const known = new KnownUrls(NO_RULES)
     fc.assert(
       fc.property(moreOrigins, fc.oneof(trickyPaths.map((path) => `/${path}`), trickyPaths), (origin, path) => {
         expect(known.absolute(origin, path)).toBe(workedOut(origin, path)?.url)
@@ -59,7 +63,7 @@ describe('KnownUrls', () => {
   })
 
   it('gives what working the URL and key out afresh gives, first time, again, and after being filled past its limit', () => {
-    const known = new KnownUrls(ignoredNames(IGNORED), 8)
+    const known = new KnownUrls(RULES, 8)
     fc.assert(
       fc.property(fc.array(fc.tuple(origins, paths), { minLength: 1, maxLength: 30 }), (requests) => {
         for (const round of [1, 2]) {
@@ -75,7 +79,7 @@ describe('KnownUrls', () => {
   })
 
   it('normalises URLs on the string as the URL API would, to a URL that parses to itself', () => {
-    const ignored = ignoredNames(IGNORED)
+    const ignored = RULES
     fc.assert(
       fc.property(origins, paths, (origin, path) => {
         const worked = workedOut(origin, path)
@@ -93,8 +97,8 @@ describe('KnownUrls', () => {
   })
 
   it('normalises one parameter as it would the same among others', () => {
-    const ignored = ignoredNames(IGNORED)
-    const parameter = fc.tuple(fc.constantFrom('a', 'api_key', 'TOKEN', 'api%5Fkey', 'x+y', '%zz', ''), fc.option(fc.stringMatching(/^[a-z0-9+%=]{0,4}$/)))
+    const ignored = RULES
+    const parameter = fc.tuple(fc.constantFrom('a', 'api_key', 'TOKEN', 'api%5Fkey', 'access_token', 'x+y', '%zz', ''), fc.option(fc.stringMatching(/^[a-z0-9+%=]{0,4}$/)))
     fc.assert(
       fc.property(parameter, ([name, value]) => {
         const raw = value === null ? name : `${name}=${value}`
@@ -108,24 +112,25 @@ describe('KnownUrls', () => {
   })
 
   it('keeps apart origin and path pairs that read the same when joined', () => {
-    const known = new KnownUrls(new Set())
+    const known = new KnownUrls(NO_RULES)
     expect(known.absolute('http://a.test/b', '/c')).toBe('http://a.test/c')
     expect(known.absolute('http://a.test', '/b/c')).toBe('http://a.test/b/c')
     expect(known.absolute('http://a.test/b', '/c')).toBe('http://a.test/c')
   })
 
-  it('normalises the stored URL as createKey does: query sorted, ignored parameters removed', () => {
-    const known = new KnownUrls(ignoredNames(IGNORED))
+  it('normalises the stored URL as createKey does: query sorted, ignored parameters removed, redacted ones digested', () => {
+    const known = new KnownUrls(RULES)
     expect(known.identity('http://a.test/p?b=2&TOKEN=x&a=1').storedUrl).toBe('http://a.test/p?a=1&b=2')
     expect(known.identity('http://a.test/p').storedUrl).toBe('http://a.test/p')
     expect(known.identity('http://a.test/p?').storedUrl).toBe('http://a.test/p?') // as the URL API keeps it
     expect(known.identity('http://a.test/p?TOKEN=1&api_key=2').storedUrl).toBe('http://a.test/p')
     expect(known.identity('http://a.test/p?&&').storedUrl).toBe('http://a.test/p')
+    expect(known.identity('http://a.test/p?access_token=secret').storedUrl).toMatch(/^http:\/\/a\.test\/p\?access_token=redacted:[\w-]{43}$/)
     expect(known.identity('http://a.test/p?b#x').storedUrl).toBe('http://a.test/p?b')
   })
 
   it('answers undefined for an origin and path that make no URL, every time', () => {
-    const known = new KnownUrls(new Set())
+    const known = new KnownUrls(NO_RULES)
     expect(known.absolute('not a url', '/x')).toBeUndefined()
     expect(known.absolute('not a url', '/x')).toBeUndefined()
   })

@@ -1,0 +1,218 @@
+// Issue #16 part 0: credentials are redacted from everything kept or shown, yet still tell requests apart.
+import { describe, expect, it } from 'vitest'
+import { createKey, type CachingAgent, type CachingAgentOptions } from '../lib/index.js'
+import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
+import { ALICE, BOB, bearer, send, startAccountOrigin, type SendOptions } from './helpers/accounts.js'
+import { createTestAgent } from './helpers/agent.js'
+import { MapStore } from './helpers/map-store.js'
+import { startOrigin, type Origin } from './helpers/origin.js'
+
+describe.each(['request', 'fetch'] as const)('credentials keep users apart by default, through %s()', (via) => {
+  /** Alice, Bob, Alice again, Bob again: each user's first request misses, their second hits their own. */
+  async function aliceThenBob(agent: CachingAgent, requestOf: (secret: string) => [string, SendOptions]) {
+    const results = []
+    for (const secret of [ALICE, BOB, ALICE, BOB]) {
+      const [url, options] = requestOf(secret)
+      results.push(await send(via, url, agent, options))
+    }
+    return results
+  }
+
+  function expectKeptApart(results: Array<{ body: string; status: string | undefined }>, origin: Origin) {
+    expect(results.map(({ body }) => body)).toEqual(['1 account of alice', '2 account of bob', '1 account of alice', '2 account of bob'])
+    expect(results.map(({ status }) => status)).toEqual(['miss', 'miss', 'hit', 'hit'])
+    expect(origin.requests).toBe(2)
+  }
+
+  it('in the query (api_key, access_token)', async () => {
+    for (const name of ['api_key', 'access_token']) {
+      const origin = await startAccountOrigin()
+      const agent = createTestAgent()
+      expectKeptApart(await aliceThenBob(agent, (secret) => [`${origin.url}v1/me?${name}=${secret}&view=full`, {}]), origin)
+    }
+  })
+
+  it('in a request header (Authorization, Cookie, X-API-Key)', async () => {
+    const headers = [(secret: string) => bearer(secret), (secret: string) => ({ cookie: `session=${secret}` }), (secret: string) => ({ 'x-api-key': secret })]
+    for (const headersOf of headers) {
+      const origin = await startAccountOrigin()
+      const agent = createTestAgent()
+      expectKeptApart(await aliceThenBob(agent, (secret) => [`${origin.url}v1/me`, { headers: headersOf(secret) }]), origin)
+    }
+  })
+
+  it('in the JSON body and the form body of a cached POST', async () => {
+    const bodies = [
+      { type: 'application/json', of: (secret: string) => JSON.stringify({ query: 'me', auth: { api_key: secret } }) },
+      { type: 'application/x-www-form-urlencoded', of: (secret: string) => `query=me&access_token=${secret}` },
+    ]
+    for (const { type, of } of bodies) {
+      const origin = await startAccountOrigin()
+      const agent = createTestAgent({ methods: ['GET', 'HEAD', 'POST'] })
+      const post = (secret: string): [string, SendOptions] => [`${origin.url}graphql`, { method: 'POST', headers: { 'content-type': type }, body: of(secret) }]
+      expectKeptApart(await aliceThenBob(agent, post), origin)
+    }
+  })
+
+  it('but merges the names ignoredParameters lists, as requests-cache does', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent({ ignoredParameters: ['api_key', 'Authorization'] })
+    const results = await aliceThenBob(agent, (secret) => [`${origin.url}v1/me?api_key=${secret}`, { headers: bearer(secret) }])
+    expect(results.map(({ body }) => body)).toEqual(Array(4).fill('1 account of alice'))
+    expect(origin.requests).toBe(1)
+  })
+
+  it('selects a Vary: Authorization variant by the digest of each user\'s value', async () => {
+    const origin = await startAccountOrigin()
+    const store = new MapStore()
+    const agent = createTestAgent({ store, ignoredParameters: ['Authorization'] }) // Vary still tells them apart
+    expectKeptApart(await aliceThenBob(agent, (secret) => [`${origin.url}vary/me`, { headers: bearer(secret) }]), origin)
+    expect(JSON.stringify([...store.entries.values()])).not.toMatch(/s3cret/)
+  })
+})
+
+describe('credentials and responses stored without them', () => {
+  it('serves a request with credentials what was stored without them (cache-tests other-cookie), never the reverse', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent()
+    const anonymous = await send('request', `${origin.url}page`, agent)
+    const withCookie = await send('fetch', `${origin.url}page`, agent, { headers: { cookie: `session=${ALICE}` } })
+    expect([anonymous.status, withCookie.status, withCookie.body]).toEqual(['miss', 'hit', '1 account of nobody'])
+    // What a request with credentials gets is stored for those credentials only.
+    const bobFirst = await send('request', `${origin.url}other`, agent, { headers: bearer(BOB) })
+    const nobody = await send('request', `${origin.url}other`, agent)
+    const alice = await send('request', `${origin.url}other`, agent, { headers: bearer(ALICE) })
+    expect([bobFirst.body, nobody.body, alice.body]).toEqual(['2 account of bob', '3 account of nobody', '3 account of nobody'])
+    expect(alice.status).toBe('hit')
+    expect(origin.requests).toBe(3)
+  })
+
+  it('never serves a request with credentials what was stored without them when it varies on them', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent()
+    await send('request', `${origin.url}vary/me`, agent)
+    const alice = await send('fetch', `${origin.url}vary/me`, agent, { headers: bearer(ALICE) })
+    expect([alice.status, alice.body]).toEqual(['miss', '2 account of alice'])
+  })
+
+  it('shares a response to Authorization in shared mode only as RFC 9111 §3.5 allows (public), and keeps Cookie apart', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent({ shared: true })
+    await send('request', `${origin.url}private/me`, agent, { headers: bearer(ALICE) }) // not stored: no public
+    const bobPrivate = await send('request', `${origin.url}private/me`, agent, { headers: bearer(BOB) })
+    expect(bobPrivate.body).toBe('2 account of bob')
+    await send('request', `${origin.url}public/doc`, agent, { headers: bearer(ALICE) })
+    const anyone = await send('request', `${origin.url}public/doc`, agent)
+    expect([anyone.status, anyone.body]).toEqual(['hit', '3 account of alice']) // the origin said public
+    await send('request', `${origin.url}public/cookie`, agent, { headers: { cookie: `s=${ALICE}` } })
+    const bobCookie = await send('request', `${origin.url}public/cookie`, agent, { headers: { cookie: `s=${BOB}` } })
+    expect(bobCookie.body).toBe('5 account of bob')
+  })
+
+  it('keeps a 304 to a request with credentials, for what was stored without them, for that request only', async () => {
+    const store = new MapStore()
+    const origin = await startRenewingOrigin({ 'cache-control': 'max-age=60', vary: 'Authorization' }) // now varies on it
+    const agent = createTestAgent({ store })
+    await send('request', origin.url, agent)
+    const renewed = await send('fetch', origin.url, agent, { headers: bearer(ALICE) })
+    const again = await send('request', origin.url, agent, { headers: bearer(ALICE) })
+    const bob = await send('request', origin.url, agent, { headers: bearer(BOB) })
+    expect([renewed.body, again.status, bob.status]).toEqual(['stored without credentials', 'hit', 'revalidated'])
+    expect(JSON.stringify([...store.entries.values()])).not.toMatch(/s3cret/)
+  })
+
+  it('matches a redacted header named in matchHeaders by its digest', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent({ matchHeaders: ['Authorization', 'Accept'] })
+    const first = await send('request', `${origin.url}me`, agent, { headers: bearer(ALICE) })
+    const again = await send('request', `${origin.url}me`, agent, { headers: bearer(ALICE) })
+    const bob = await send('request', `${origin.url}me`, agent, { headers: bearer(BOB) })
+    expect([first.body, again.status, bob.body]).toEqual(['1 account of alice', 'hit', '2 account of bob'])
+  })
+
+  it('never serves an entry of the previous format, which may hold two users\' merged response', async () => {
+    const origin = await startAccountOrigin()
+    const store = new MapStore()
+    const url = `${origin.url}v1/me`
+    const merged = { version: 3, kind: 'response', method: 'GET', url, requestHeaders: {}, status: 200, statusText: 'OK' }
+    const old = { ...merged, headers: { 'cache-control': 'max-age=60' }, body: Buffer.from('account of alice'), createdAt: Date.now(), initialAgeSeconds: 0, lifetimeSeconds: 60, policy: {} }
+    expect(ENTRY_VERSION).toBeGreaterThan(3)
+    store.entries.set(createKey({ method: 'GET', url, headers: {} }), old as unknown as ResponseEntry)
+    expect(await send('request', url, createTestAgent({ store }))).toMatchObject({ status: 'miss', body: '1 account of nobody' })
+  })
+})
+
+describe('credentials in inspection and maintenance', () => {
+  async function storeForAliceAndBob(options: CachingAgentOptions = {}) {
+    const origin = await startAccountOrigin()
+    const store = new MapStore()
+    const agent = createTestAgent({ store, ...options })
+    for (const secret of [ALICE, BOB]) {
+      await send('request', `${origin.url}v1/me`, agent, { headers: bearer(secret) })
+      await send('request', `${origin.url}v1/keys?api_key=${secret}`, agent)
+    }
+    return { origin, agent, store }
+  }
+
+  it('cache.get() with a user\'s credentials gives that user\'s entry', async () => {
+    const { origin, agent } = await storeForAliceAndBob()
+    const bodyOf = async (url: string, headers?: Record<string, string>) => Buffer.from((await agent.cache.get(url, { headers }))!.body).toString()
+    expect(await bodyOf(`${origin.url}v1/me`, bearer(BOB))).toBe('3 account of bob')
+    expect(await bodyOf(`${origin.url}v1/keys?api_key=${ALICE}`)).toBe('2 account of alice')
+    expect(await agent.cache.get(`${origin.url}v1/me`)).toBeUndefined()
+  })
+
+  it('deletes by a URL with its credentials, or as urls() lists it', async () => {
+    const { origin, agent } = await storeForAliceAndBob()
+    expect(await agent.cache.delete(`${origin.url}v1/keys?api_key=${ALICE}`)).toBe(1)
+    const [bobsKeys] = (await agent.cache.urls()).filter((url) => url.includes('keys'))
+    expect(await agent.cache.delete(bobsKeys!)).toBe(1)
+    expect(await agent.cache.delete(`${origin.url}v1/me`)).toBe(2) // every user's, as for any URL
+  })
+
+  it('recreateKeys() keys every entry by its digests again: no two users\' entries merge', async () => {
+    const { origin, store } = await storeForAliceAndBob({ matchHeaders: ['Accept'] })
+    const after = createTestAgent({ store })
+    expect(await after.cache.recreateKeys()).toBe(4)
+    for (const [secret, user] of [[ALICE, 'alice'], [BOB, 'bob']] as const) {
+      expect(await send('request', `${origin.url}v1/me`, after, { headers: bearer(secret) })).toMatchObject({ status: 'hit', body: expect.stringContaining(user) })
+      expect(await send('fetch', `${origin.url}v1/keys?api_key=${secret}`, after)).toMatchObject({ status: 'hit', body: expect.stringContaining(user) })
+    }
+    expect(origin.requests).toBe(4)
+  })
+
+  it('recreateKeys() keeps a response renewed by a 304 to a request with credentials under those credentials', async () => {
+    const origin = await startRenewingOrigin({ 'cache-control': 'max-age=60' })
+    const store = new MapStore()
+    const agent = createTestAgent({ store })
+    await send('request', origin.url, agent) // stored, stale at once
+    await send('request', origin.url, agent, { headers: bearer(ALICE) }) // renewed for Alice, under her key
+    const after = createTestAgent({ store, matchHeaders: ['Accept'] })
+    await after.cache.recreateKeys()
+    const alice = await send('request', origin.url, after, { headers: bearer(ALICE) })
+    const anonymous = await send('request', origin.url, after)
+    expect([alice.status, anonymous.status]).toEqual(['hit', 'revalidated'])
+  })
+
+  it('an unsafe request invalidates the entry for its credentials and the one without them (RFC 9111 §4.4)', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent()
+    await send('request', `${origin.url}doc`, agent)
+    await send('request', `${origin.url}doc`, agent, { headers: bearer(ALICE) }) // served what was stored without
+    await send('request', `${origin.url}doc?x=1`, agent, { headers: bearer(ALICE) }) // stored for Alice
+    await send('request', `${origin.url}doc?x=1`, agent, { method: 'POST', headers: bearer(ALICE) })
+    await send('request', `${origin.url}doc`, agent, { method: 'PUT', headers: bearer(ALICE) })
+    const alice = await send('request', `${origin.url}doc?x=1`, agent, { headers: bearer(ALICE) })
+    const anonymous = await send('request', `${origin.url}doc`, agent)
+    expect([alice.status, anonymous.status]).toEqual(['miss', 'miss'])
+  })
+})
+
+/** An origin whose response is stale at once, and that answers a revalidation of it with a 304 of these fields. */
+async function startRenewingOrigin(notModifiedFields: Record<string, string>): Promise<Origin> {
+  return startOrigin((incoming, response) => {
+    response.setHeader('etag', '"a"')
+    if (incoming.headers['if-none-match'] === '"a"') response.writeHead(304, notModifiedFields).end()
+    else response.setHeader('cache-control', 'max-age=0').end('stored without credentials')
+  })
+}
