@@ -4,6 +4,7 @@ import type { CacheInspector } from './inspect.js'
 import { createCacheInterceptor } from './interceptor.js'
 import type { AnyHandler } from './legacy-handler.js'
 import { resolveAgentOptions, type CachingAgentOptions } from './options.js'
+import { agentWaitLimits, UNKNOWN_WAIT_LIMITS } from './wait-limits.js'
 
 /** Events an undici dispatcher emits about its connections; passed on so pools and agents above see them. */
 const FORWARDED_EVENTS = ['connect', 'disconnect', 'connectionError', 'drain'] as const
@@ -25,7 +26,9 @@ export class CachingAgent extends Dispatcher {
     const resolved = resolveAgentOptions(options)
     this.#dispatcher = resolved.dispatcher ?? new Agent(resolved.agentOptions)
     const inner = this.#dispatcher
-    const { interceptor, writesDone } = createCacheInterceptor(resolved.cache)
+    // The timeouts of an Agent made here are known; a dispatcher the user made keeps its own to itself.
+    const limits = resolved.dispatcher === undefined ? agentWaitLimits(resolved.agentOptions) : UNKNOWN_WAIT_LIMITS
+    const { interceptor, writesDone } = createCacheInterceptor(resolved.cache, limits)
     this.cache = interceptor.cache
     this.#writesDone = writesDone
     this.#dispatch = interceptor((dispatchOptions, handler) => inner.dispatch(dispatchOptions, handler))

@@ -4,7 +4,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { BackgroundRevalidations } from './background-revalidation.js'
-import type { Flights } from './coalescing.js'
+import { dispatchFailure, type Flights } from './coalescing.js'
 import type { CallerController } from './controller.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -38,8 +38,8 @@ export interface Exchange {
   mayCoalesce: boolean
   /** The caller's controller, when the caller was started already (it waited on a coalesced request). */
   controller?: CallerController
-  /** Set when this request leads a coalesced flight: called once its outcome is in the store. */
-  onSettled?: () => void
+  /** Set when this request leads a coalesced flight: called once its outcome is in the store (see `TeeContext`). */
+  onSettled?: (failure?: Error) => void
 }
 
 /** The decision for one request, with what acting on it needs. */
@@ -187,11 +187,15 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
   const id = variant === undefined ? `${request.method} ${key}` : `${request.method} ${key} ${JSON.stringify(variant)}`
   const inFlight = exchange.flights.get(id)
   if (inFlight !== undefined) {
-    inFlight.wait(exchange.handler, (controller) => retry({ ...exchange, controller, mayCoalesce: false }, request))
+    inFlight.wait(exchange.handler, exchange.dispatchOptions, (controller, failure) => {
+      // Handed the leader's failure, the waiter goes on as if its own request had met it (issue #16).
+      const dispatch = failure === undefined ? exchange.dispatch : dispatchFailure(failure)
+      retry({ ...exchange, dispatch, controller, mayCoalesce: false }, request)
+    })
     return undefined
   }
-  const flight = exchange.flights.start(id)
-  return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: () => flight.settle() }
+  const flight = exchange.flights.start(id, exchange.dispatchOptions)
+  return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: (failure) => flight.settle(failure) }
 }
 
 /**

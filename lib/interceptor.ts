@@ -19,6 +19,7 @@ import { holdsCookieSetting } from './response-fields.js'
 import { StatsCounters } from './stats.js'
 import { isValidationRequest } from './validation.js'
 import { lookup, type Lookup } from './variants.js'
+import { UNKNOWN_WAIT_LIMITS, type WaitLimits } from './wait-limits.js'
 
 /**
  * An interceptor for `dispatcher.compose()`; it accepts handlers of the current and the legacy shape.
@@ -38,13 +39,17 @@ export function cacheInterceptor(options?: CacheOptions): CacheInterceptor {
 
 /**
  * The interceptor for options already resolved (shared with `CachingAgent`), and a way to wait for the
- * store writes its responses began (`CachingAgent.close()` does).
+ * store writes its responses began (`CachingAgent.close()` does). `dispatcherLimits`: the timeouts of the
+ * dispatcher it sends to, when the caller knows them (coalesced requests wait no longer than they allow).
  */
-export function createCacheInterceptor(options: ResolvedOptions): { interceptor: CacheInterceptor; writesDone: () => Promise<void> } {
+export function createCacheInterceptor(
+  options: ResolvedOptions,
+  dispatcherLimits: WaitLimits = UNKNOWN_WAIT_LIMITS,
+): { interceptor: CacheInterceptor; writesDone: () => Promise<void> } {
   const stats = new StatsCounters()
   const store = new GuardedStore(options.store, stats, options.storeTimeoutMs)
   const background = new BackgroundRevalidations(stats)
-  const flights = new Flights()
+  const flights = new Flights(dispatcherLimits)
   const interceptor = (dispatch: Dispatch) => (callerOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
     const dispatchOptions = withoutCallerDispatcher(callerOptions)
     const handler = toCurrentHandler(anyHandler)

@@ -49,7 +49,7 @@ export interface RevalidationContext {
   /** The controller of a caller that was started already (a coalesced request that waited). */
   startedController?: CallerController
   /** Called once what this revalidation leaves in the store is final (see `TeeContext`). */
-  onSettled?: () => void
+  onSettled?: (failure?: Error) => void
 }
 
 /**
@@ -146,7 +146,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     if (this.#answer === 'store') return
     // The origin could not be reached or broke off before answering; an abort by the caller is not that.
     if (!this.#controller.aborted && this.#mayStandIn()) {
-      this.#context.onSettled?.()
+      this.#context.onSettled?.(error) // waiters meet the same failure, and the same stale entry stands in
       return this.#answerFromStore(this.#context.entry, { detail: 'stale-if-error' })
     }
     this.#passThrough.onResponseError(controller, error)

@@ -38,9 +38,9 @@ export interface TeeContext {
     /**
      * Called once, when what this response leaves in the store is final: stored (after the store took
      * it), or known not to be stored (not storable, too large, cut short, failed). Coalesced requests
-     * waiting on this one look the store up again then.
+     * waiting on this one look the store up again then; `failure` is why the request failed, if it did.
      */
-    onSettled?: () => void
+    onSettled?: (failure?: Error) => void
   }
   /**
    * The controller the caller is to be given, when the caller of this exchange already made one; it is
@@ -172,7 +172,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     this.#stopCopying() // an errored or aborted response is never stored
-    this.#settle()
+    this.#settle(error)
     this.#handler.onResponseError?.(this.#wrap(controller), error)
   }
 
@@ -209,10 +209,10 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (pending !== undefined) this.#context.storage!.pendingBytes.give(pending.taken)
   }
 
-  #settle(): void {
+  #settle(failure?: Error): void {
     if (this.#settled) return
     this.#settled = true
-    this.#context.storage?.onSettled?.()
+    this.#context.storage?.onSettled?.(failure)
   }
 
   /** A newer full response that is not stored leaves no older one behind to be served in its place. */

@@ -1,0 +1,145 @@
+import { performance } from 'node:perf_hooks'
+import { Agent, fetch, request, type Dispatcher } from 'undici'
+import { describe, expect, it } from 'vitest'
+import { createTestAgent, useFakeDate } from './helpers/agent.js'
+import { statusOf } from './helpers/cache-status.js'
+import { startOrigin, type Origin } from './helpers/origin.js'
+import { fetchText as get } from './helpers/request.js'
+
+// Issue #16 part 6: requests waiting on a coalesced request to a stalled origin must not wait longer than they
+// would have without the cache. Every timeout here is 500 ms; the waiters used to fail after two (their wait,
+// then a request of their own each), so the origin saw one request per caller. The timing bound is generous.
+const TIMEOUT_MS = 500
+const CALLERS = 5
+
+/** Where the origin stalls: before the response head, or after the head and part of a body it never finishes. */
+type Stall = 'before-headers' | 'mid-body'
+
+/**
+ * An origin that stalls every request; `answersAfterMs` makes the ones after the first answer "late" after
+ * that long instead. Connections are closed when the test ends.
+ */
+async function startStallingOrigin(stall: Stall, options: { answersAfterMs?: number } = {}): Promise<Origin> {
+  let count = 0
+  return startOrigin((_incoming, response) => {
+    if (++count > 1 && options.answersAfterMs !== undefined) {
+      return void setTimeout(() => response.writeHead(200, { 'cache-control': 'max-age=60' }).end('late'), options.answersAfterMs)
+    }
+    if (stall === 'before-headers') return
+    response.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '100' })
+    response.write('part of the body')
+  })
+}
+
+/** One caller through request(), body read: the error code it ends with, and when (ms after `startedAt`). */
+async function requestOutcome(url: string, options: { dispatcher: Dispatcher; headersTimeout?: number; bodyTimeout?: number }, startedAt: number) {
+  try {
+    const response = await request(url, options)
+    await response.body.text()
+    return { code: 'none', afterMs: performance.now() - startedAt }
+  } catch (error) {
+    return { code: (error as { code?: string }).code, afterMs: performance.now() - startedAt }
+  }
+}
+
+/** The same through fetch(), which reports undici's error as the `cause` of its TypeError. */
+async function fetchOutcome(url: string, dispatcher: Dispatcher, startedAt: number) {
+  try {
+    await (await fetch(url, { dispatcher })).text()
+    return { code: 'none', afterMs: performance.now() - startedAt }
+  } catch (error) {
+    return { code: ((error as Error).cause as { code?: string } | undefined)?.code, afterMs: performance.now() - startedAt }
+  }
+}
+
+const EXPECTED_CODE: Record<Stall, string> = { 'before-headers': 'UND_ERR_HEADERS_TIMEOUT', 'mid-body': 'UND_ERR_BODY_TIMEOUT' }
+
+/**
+ * undici checks its timeouts on a coarse tick: a 500 ms one fails a request after 0.5-1 s (1 s measured, with
+ * no cache). Every caller here must fail within that and some slack for a loaded machine; waiting for the
+ * shared request and then a request of one's own takes two such timeouts (2 s measured before the fix).
+ */
+const SETTLED_WITHIN_MS = 3 * TIMEOUT_MS
+const AGENT_TIMEOUTS = { headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS }
+
+/** `CALLERS` identical requests at once: every caller's outcome. */
+function sendAll(send: (startedAt: number) => Promise<{ code: string | undefined; afterMs: number }>) {
+  const startedAt = performance.now()
+  return Promise.all(Array.from({ length: CALLERS }, () => send(startedAt)))
+}
+
+function expectAllTimedOut(outcomes: Array<{ code: string | undefined; afterMs: number }>, stall: Stall, origin: Origin): void {
+  expect(outcomes.map((outcome) => outcome.code)).toEqual(Array.from({ length: CALLERS }, () => EXPECTED_CODE[stall]))
+  expect(origin.requests).toBe(1)
+  for (const { afterMs } of outcomes) expect(afterMs).toBeLessThan(SETTLED_WITHIN_MS)
+}
+
+describe('coalescing when the origin stalls (issue #16)', () => {
+  for (const stall of ['before-headers', 'mid-body'] as const) {
+    it(`fails every request() caller with its timeout when the origin stalls ${stall}, asking once`, async () => {
+      const origin = await startStallingOrigin(stall)
+      const agent = createTestAgent({ agentOptions: AGENT_TIMEOUTS })
+      expectAllTimedOut(await sendAll((startedAt) => requestOutcome(origin.url, { dispatcher: agent }, startedAt)), stall, origin)
+    })
+
+    it(`fails every fetch() caller with its timeout when the origin stalls ${stall}, asking once`, async () => {
+      const origin = await startStallingOrigin(stall)
+      const agent = createTestAgent({ agentOptions: AGENT_TIMEOUTS })
+      expectAllTimedOut(await sendAll((startedAt) => fetchOutcome(origin.url, agent, startedAt)), stall, origin)
+    })
+
+    it(`hands the waiters the shared request's timeout when the origin stalls ${stall}, whatever the dispatcher`, async () => {
+      const origin = await startStallingOrigin(stall)
+      // Timeouts the cache cannot know: the waiters have no clock of their own, only the shared request's failure.
+      const agent = createTestAgent({ dispatcher: new Agent(AGENT_TIMEOUTS) }) // closed with it
+      expectAllTimedOut(await sendAll((startedAt) => requestOutcome(origin.url, { dispatcher: agent }, startedAt)), stall, origin)
+    })
+
+    it(`fails every request() caller with the timeout it gives per request when the origin stalls ${stall}, asking once`, async () => {
+      const origin = await startStallingOrigin(stall)
+      const agent = createTestAgent()
+      const outcomes = await sendAll((startedAt) => requestOutcome(origin.url, { dispatcher: agent, ...AGENT_TIMEOUTS }, startedAt))
+      expectAllTimedOut(outcomes, stall, origin)
+    })
+  }
+
+  it("hands the waiters the shared request's connect timeout, trying to connect once", async () => {
+    let lookups = 0
+    // A host name whose lookup never answers: the connection attempt hangs until undici's connect timeout.
+    const connect = { timeout: TIMEOUT_MS, lookup: () => void lookups++ }
+    const agent = createTestAgent({ agentOptions: { connect } })
+    const outcomes = await sendAll((startedAt) => requestOutcome('http://unanswered.localhost/', { dispatcher: agent }, startedAt))
+    expect(outcomes.map((outcome) => outcome.code)).toEqual(Array.from({ length: CALLERS }, () => 'UND_ERR_CONNECT_TIMEOUT'))
+    expect(lookups).toBe(1)
+    for (const { afterMs } of outcomes) expect(afterMs).toBeLessThan(SETTLED_WITHIN_MS)
+  })
+
+  it('sends a waiter that allows a longer headersTimeout than the request it waits on to the origin on its own', async () => {
+    const origin = await startStallingOrigin('before-headers', { answersAfterMs: 2 * TIMEOUT_MS })
+    const agent = createTestAgent()
+    const startedAt = performance.now()
+    const leader = requestOutcome(origin.url, { dispatcher: agent, headersTimeout: TIMEOUT_MS }, startedAt)
+    const waiter = get(origin.url, agent) // undici's default headersTimeout: it would have waited for "late"
+    expect((await leader).code).toBe('UND_ERR_HEADERS_TIMEOUT')
+    expect((await waiter).body).toBe('late')
+    expect(origin.requests).toBe(2)
+  })
+
+  it('serves every waiter the stale entry under stale-if-error when the shared revalidation times out, asking once', async () => {
+    const clock = useFakeDate()
+    let stalled = false
+    const origin = await startOrigin((_incoming, response) => {
+      if (stalled) return
+      response.writeHead(200, { 'cache-control': 'max-age=60, stale-if-error=600' })
+      response.end('v1')
+    })
+    const agent = createTestAgent({ agentOptions: { headersTimeout: TIMEOUT_MS } })
+    await get(origin.url, agent)
+    clock.advance(61_000)
+    stalled = true
+    const responses = await Promise.all(Array.from({ length: CALLERS }, () => get(origin.url, agent)))
+    expect(responses.map((response) => response.body)).toEqual(Array.from({ length: CALLERS }, () => 'v1'))
+    expect(responses.every((response) => statusOf(response.headers) === 'stale')).toBe(true)
+    expect(origin.requests).toBe(2) // the first store, then one revalidation for all five
+  })
+})
