@@ -7,19 +7,21 @@
  * an error) sends each waiter to the origin on its own. So a waiter only ever gets what it would have got
  * from the store, and nothing is shared but stored entries, bounded by `maxEntrySize`.
  *
- * Nor does a waiter wait longer than it would have without the cache (issue #16): a timeout that fails the
- * leader's request fails the waiters at once, rather than sending each to wait for it again on its own
- * (wait-limits.ts says which failures are shared).
+ * Nor does a waiter wait longer than it would have without the cache (issue #16): its own timeouts bound its
+ * wait (WaitTimer), and a timeout that fails the leader's request fails the waiters at once, rather than
+ * sending each to wait for it again on its own (wait-limits.ts says which failures are shared).
  */
+import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import { CallerController } from './controller.js'
 import type { Dispatch } from './exchange.js'
-import { isSharedFailure, waitLimitsOf, type WaitLimits } from './wait-limits.js'
+import { isSharedFailure, WaitTimer, waitLimitsOf, type WaitLimits, type WaitPhase } from './wait-limits.js'
 
 /** A request waiting on a leader; started already, so that its abort takes it out of the wait at once. */
 export interface Waiter {
   controller: CallerController
   limits: WaitLimits
+  timer: WaitTimer
   /**
    * Runs the request again from the store lookup, once the leader's outcome is in the store; with `failure`,
    * the origin's answer to whatever it would send is that failure (see dispatchFailure).
@@ -88,6 +90,11 @@ export class Flight {
   #watcher: FlightWatcher | undefined
   /** The leader's timeouts, and the dispatcher's, which a waiter's own options may override. */
   readonly #limits: { leaderLimits: WaitLimits; defaults: WaitLimits }
+  /** How far the leader's response has come: what the waiters' clocks measure. */
+  #phase: WaitPhase = 'headers'
+  /** When the leader's response last received body bytes (`performance.now()`). */
+  #progressAt = 0
+  readonly #progressAtOf = (): number => this.#progressAt
 
   constructor(limits: { leaderLimits: WaitLimits; defaults: WaitLimits }, onSettled: () => void) {
     this.#limits = limits
@@ -106,7 +113,8 @@ export class Flight {
 
   /**
    * Starts `handler` (a request sent with `options`) on a controller of its own and makes it wait. An abort
-   * while waiting ends it with onResponseError and leaves the flight and the other waiters alone.
+   * while waiting ends it with onResponseError, and its own timeout ends the wait (see WaitTimer); either
+   * leaves the flight and the other waiters alone.
    */
   wait(
     handler: Dispatcher.DispatchHandler,
@@ -115,20 +123,49 @@ export class Flight {
   ): void {
     const controller = new CallerController()
     const limits = waitLimitsOf(options, this.#limits.defaults)
-    const waiter: Waiter = { controller, limits, retry: (failure) => retry(controller, failure) }
+    // Past its own timeout the waiter goes on as if its own request had timed out (a stale entry may stand in).
+    const timer = new WaitTimer(limits, (error) => {
+      if (this.#leave(waiter)) waiter.retry(error)
+    })
+    const waiter: Waiter = { controller, limits, timer, retry: (failure) => retry(controller, failure) }
     controller.switchTo({
       pause() {},
       resume() {},
       abort: (reason) => {
-        if (!this.#waiters?.delete(waiter)) return
-        queueMicrotask(() => handler.onResponseError?.(controller, reason))
-        if (this.#waiters.size === 0) this.#watcher?.onWaitersGone()
+        if (this.#leave(waiter)) queueMicrotask(() => handler.onResponseError?.(controller, reason))
       },
     })
     this.#waiters ??= new Set()
     this.#waiters.add(waiter)
     handler.onRequestStart?.(controller, {})
+    timer.arm(this.#phase, this.#progressAtOf)
     this.#watcher?.onWaiterJoined()
+  }
+
+  /** Takes a waiter out of the wait; false if it was not waiting any longer. */
+  #leave(waiter: Waiter): boolean {
+    if (!this.#waiters?.delete(waiter)) return false
+    waiter.timer.stop()
+    if (this.#waiters.size === 0) this.#watcher?.onWaitersGone()
+    return true
+  }
+
+  /** The leader's response head has come: from now on the waiters' `bodyTimeout` measures its body. */
+  headersArrived(): void {
+    this.#phase = 'body'
+    this.#progressAt = performance.now()
+    for (const waiter of this.#waiters ?? []) waiter.timer.arm('body', this.#progressAtOf)
+  }
+
+  /** Body bytes came: the waiters' `bodyTimeout` counts from here (noted only while anyone waits). */
+  bodyArrived(): void {
+    if (this.#waiters !== undefined) this.#progressAt = performance.now()
+  }
+
+  /** The leader's response is whole or failed (its store write may take a while yet): the waiters' clocks stop. */
+  responseEnded(): void {
+    this.#phase = 'done'
+    for (const waiter of this.#waiters ?? []) waiter.timer.stop()
   }
 
   /**
@@ -143,6 +180,7 @@ export class Flight {
     const waiters = this.#waiters
     this.#waiters = undefined
     for (const waiter of waiters ?? []) {
+      waiter.timer.stop()
       const shared = failure !== undefined && isSharedFailure(failure, { waiter: waiter.limits, leader: this.#limits.leaderLimits })
       waiter.retry(shared ? failure : undefined)
     }

@@ -87,22 +87,26 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
+    if (statusCode >= 200) this.#flight.headersArrived() // 1xx responses are interim
     if (this.#detached) return
     this.#controller.setHeaders(headers, Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : undefined)
     this.#leader.onResponseStart?.(this.#controller, statusCode, headers, statusText)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#flight.bodyArrived()
     this.#deliver({ kind: 'data', chunk })
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
     this.#upstreamDone = true
+    this.#flight.responseEnded()
     this.#deliver({ kind: 'end', trailers })
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.#upstreamDone = true
+    this.#flight.responseEnded()
     this.#deliver({ kind: 'error', error })
   }
 

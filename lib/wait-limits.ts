@@ -5,7 +5,8 @@
  * them, otherwise its dispatcher's defaults, which the cache knows only for the `Agent` that `CachingAgent`
  * makes itself.
  */
-import type { Dispatcher } from 'undici'
+import { performance } from 'node:perf_hooks'
+import { errors, type Dispatcher } from 'undici'
 
 /** A request's timeouts in ms (0: none), or `undefined` where the cache cannot know them. */
 export interface WaitLimits {
@@ -56,4 +57,48 @@ export function isSharedFailure(failure: Error, limits: { waiter: WaitLimits; le
 function allowsLonger(waiterMs: number | undefined, leaderMs: number | undefined): boolean {
   if (waiterMs === undefined || leaderMs === undefined || leaderMs === 0) return false
   return waiterMs === 0 || waiterMs > leaderMs
+}
+
+/** The longest delay `setTimeout` takes (2^31 - 1 ms); a longer one fires after 1 ms. */
+const MAX_TIMER_DELAY_MS = 2_147_483_647
+
+/** Which of its limits a waiter's wait is measured against now: the leader's response head, then its body. */
+export type WaitPhase = 'headers' | 'body' | 'done'
+
+/**
+ * A waiter's own clock: its wait ends with undici's own timeout error (so callers see the code they would
+ * have seen) when the leader's response head has not come within its `headersTimeout` of its start, or the
+ * body stands still for its `bodyTimeout`, as undici measures them; the waiter then goes on as if its own
+ * request had met that error. This is what bounds a waiter whose limits are shorter than the leader's.
+ * undici checks its own timeouts on a coarse tick (a 500 ms timeout fires after 0.5-1 s); this clock is
+ * exact, so a waiter never fails later than undici would have failed it. `performance.now()`: tests fake `Date`.
+ */
+export class WaitTimer {
+  readonly #limits: WaitLimits
+  readonly #startedAt = performance.now()
+  readonly #expire: (error: Error) => void
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(limits: WaitLimits, expire: (error: Error) => void) {
+    this.#limits = limits
+    this.#expire = expire
+  }
+
+  /** (Re)starts the clock for `phase`; `progressAt` is when the leader last received body bytes. */
+  arm(phase: WaitPhase, progressAt: () => number): void {
+    this.stop()
+    const limitMs = phase === 'headers' ? this.#limits.headersTimeoutMs : phase === 'body' ? this.#limits.bodyTimeoutMs : undefined
+    if (!limitMs) return // none, or not known: the leader's failure, handed on, ends the wait
+    const since = phase === 'headers' ? this.#startedAt : Math.max(this.#startedAt, progressAt())
+    const leftMs = limitMs - (performance.now() - since)
+    if (leftMs <= 0) return this.#expire(phase === 'headers' ? new errors.HeadersTimeoutError() : new errors.BodyTimeoutError())
+    // Checked again when it fires: body bytes that came meanwhile put the limit further off. A longer delay
+    // than a timer takes would fire at once, so it is checked again on the way.
+    this.#timer = setTimeout(() => this.arm(phase, progressAt), Math.min(leftMs, MAX_TIMER_DELAY_MS)).unref()
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
 }

@@ -101,6 +101,20 @@ describe('coalescing when the origin stalls (issue #16)', () => {
       const outcomes = await sendAll((startedAt) => requestOutcome(origin.url, { dispatcher: agent, ...AGENT_TIMEOUTS }, startedAt))
       expectAllTimedOut(outcomes, stall, origin)
     })
+
+    it(`fails a waiter at its own shorter timeout while the request it waits on goes on (${stall})`, async () => {
+      const origin = await startStallingOrigin(stall)
+      const agent = createTestAgent() // the leader waits undici's default five minutes, until the test ends
+      const leader = requestOutcome(origin.url, { dispatcher: agent }, performance.now())
+      await new Promise((resolve) => setTimeout(resolve, 50)) // the leader's request is on its way
+      const startedAt = performance.now()
+      const waiter = await requestOutcome(origin.url, { dispatcher: agent, ...AGENT_TIMEOUTS }, startedAt)
+      expect(waiter.code).toBe(EXPECTED_CODE[stall])
+      expect(waiter.afterMs).toBeLessThan(SETTLED_WITHIN_MS)
+      expect(origin.requests).toBe(1)
+      await origin.stop() // ends the leader's wait
+      expect((await leader).code).not.toBe('none')
+    })
   }
 
   it("hands the waiters the shared request's connect timeout, trying to connect once", async () => {
