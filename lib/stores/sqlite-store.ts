@@ -13,8 +13,12 @@ const SCHEMA = 'v2'
 const ENTRIES = `entries_${SCHEMA}`
 const TOTALS = `totals_${SCHEMA}`
 
-/** A row's last use is written again only when older than this: LRU order without a write on every hit. */
-const TOUCH_INTERVAL_MS = 1000
+/**
+ * A hit records its use (moves its row to the recent end) only once this share of `maxSize` has been
+ * written since the use last recorded (issue #16): the row cannot have come near eviction before, and hits
+ * write at most a few times per `maxSize` written rather than on every hit.
+ */
+const USE_RECORD_SHARE = 1 / 4
 /**
  * How long a write waits for another process's write to finish. Calls are synchronous, so this bounds how
  * long a write can hold up the event loop; past it the write fails, and the cache counts it "not stored".
@@ -42,7 +46,7 @@ export class SqliteStore implements CacheStore {
    * Reads write too (a row's last use, a purge of a useless row). Those go through a second connection that
    * never waits for the write lock: while another process writes, a hit skips them rather than stall.
    */
-  readonly #readerWrites: { database: DatabaseSync; touch: StatementSync; remove: StatementSync }
+  readonly #readerWrites: { database: DatabaseSync; recordUse: StatementSync; remove: StatementSync }
   readonly #statements: Record<'select' | 'value' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'leastRecent' | 'purge', StatementSync>
   readonly #decoded: DecodedEntries
   #evictions = 0
@@ -75,12 +79,16 @@ export class SqliteStore implements CacheStore {
       CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_resized AFTER UPDATE OF size ON ${ENTRIES}
         BEGIN UPDATE ${TOTALS} SET size = size - OLD.size + NEW.size; END;
     `)
+    // used_at is a clock of bytes written, kept in the rows themselves (the highest used_at is "now"): a
+    // write stamps its row with now plus its size, a recorded use with now. So LRU order holds across
+    // processes and whatever the wall clock, and a row knows how many bytes were written since its last use.
+    const now = `(SELECT coalesce(max(used_at), 0) FROM ${ENTRIES})`
     const prepare = (sql: string) => this.#database.prepare(sql)
     this.#statements = {
-      select: prepare(`SELECT version, used_at, useful_until FROM ${ENTRIES} WHERE key = ?`),
+      select: prepare(`SELECT version, used_at, useful_until, ${now} AS now FROM ${ENTRIES} WHERE key = ?`),
       value: prepare(`SELECT value FROM ${ENTRIES} WHERE key = ? AND version = ?`),
       upsert: prepare(`
-        INSERT INTO ${ENTRIES} (key, value, version, size, used_at, useful_until) VALUES (?, ?, ?, ?, ?, ?)
+        INSERT INTO ${ENTRIES} (key, value, version, size, used_at, useful_until) VALUES (?1, ?2, ?3, ?4, ${now} + ?4, ?5)
         ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, size = excluded.size,
           used_at = excluded.used_at, useful_until = excluded.useful_until
       `),
@@ -96,7 +104,7 @@ export class SqliteStore implements CacheStore {
     readerDatabase.exec('PRAGMA busy_timeout = 0')
     this.#readerWrites = {
       database: readerDatabase,
-      touch: readerDatabase.prepare(`UPDATE ${ENTRIES} SET used_at = ? WHERE key = ?`),
+      recordUse: readerDatabase.prepare(`UPDATE ${ENTRIES} SET used_at = ${now} WHERE key = ?`),
       remove: readerDatabase.prepare(`DELETE FROM ${ENTRIES} WHERE key = ?`),
     }
     if (readerDatabase === this.#database) this.#database.exec(`PRAGMA busy_timeout = ${WRITE_WAIT_MS}`)
@@ -114,15 +122,15 @@ export class SqliteStore implements CacheStore {
   }
 
   get(key: string): CacheEntry | undefined {
-    const row = this.#statements.select.get(key) as { version: number; used_at: number; useful_until: number } | undefined
+    const row = this.#statements.select.get(key) as { version: number; used_at: number; useful_until: number; now: number } | undefined
     if (row === undefined) return undefined
-    const now = Date.now()
-    if (row.useful_until < now) {
+    if (row.useful_until < Date.now()) {
       this.#decoded.forget(key)
       this.#writeIfFree(() => this.#readerWrites.remove.run(key)) // of no use any longer: purged as it is found
       return undefined
     }
-    if (row.used_at < now - TOUCH_INTERVAL_MS) this.#writeIfFree(() => this.#readerWrites.touch.run(now, key))
+    // Recorded for hits from `#decoded` too, or a row in constant use would be evicted as unused (issue #16).
+    if (row.now - row.used_at > this.maxSize * USE_RECORD_SHARE) this.#writeIfFree(() => this.#readerWrites.recordUse.run(key))
     const decoded = this.#decoded.get(key, row.version)
     if (decoded !== undefined) return decoded
     // Written again between the two reads: the next get will see the new row.
@@ -144,7 +152,7 @@ export class SqliteStore implements CacheStore {
     // A random version per write, so that every process can tell a row it decoded from one written since.
     const version = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)
     this.#transaction(() => {
-      this.#statements.upsert.run(key, encoded, version, size, now, usefulUntil(entry))
+      this.#statements.upsert.run(key, encoded, version, size, usefulUntil(entry))
       this.#statements.purge.run(now)
       this.#evictOver(key)
     })

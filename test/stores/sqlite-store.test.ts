@@ -3,30 +3,18 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { entrySize, SqliteStore } from '../../lib/index.js'
 import { createTestAgent, useFakeDate } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
 import { startOrigin } from '../helpers/origin.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
 import { fetchText as get } from '../helpers/request.js'
+import { openStore, temporaryDatabase } from '../helpers/sqlite-file.js'
 import type { ResponseEntry } from '../../lib/index.js'
 import { describeStoreContract, responseEntry } from './contract.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
-
-/** A fresh database file in a temporary directory, removed when the test ends. */
-function temporaryDatabase(): string {
-  const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-sqlite-'))
-  onTestFinished(() => rmSync(directory, { recursive: true, force: true }))
-  return join(directory, 'cache.db')
-}
-
-function openStore(options: Partial<ConstructorParameters<typeof SqliteStore>[0]> = {}): SqliteStore {
-  const store = new SqliteStore({ path: temporaryDatabase(), ...options })
-  onTestFinished(() => store.close())
-  return store
-}
 
 /** Runs a script in another Node process, importing the built package; resolves to its stdout. */
 function runProcess(script: string): Promise<string> {
@@ -225,5 +213,45 @@ describe('SqliteStore', () => {
       new TypeError('SqliteStore options.maxEntrySize (20) must not exceed options.maxSize (10)'),
     )
     expect(() => new SqliteStore({ path: ':memory:', file: 'x' } as never)).toThrow(new TypeError('unknown option "file"'))
+  })
+})
+
+// https://github.com/undici-http-cache/issues/16 (part 2): hits answered from the decoded entries kept in
+// the process must still count as uses, or a row in constant use is evicted as if unused.
+describe('SqliteStore: a hit keeps its entry from eviction', () => {
+  const BODY = Buffer.alloc(16 * 1024, 'x')
+  const ROOM_FOR_16 = 16 * 17 * 1024 // entries of a 16 KiB body and their headers
+
+  async function startSixteenKibOrigin() {
+    const origin = await startOrigin((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600' }).end(BODY)
+    })
+    return { url: origin.url, requestsFor: (path: string) => origin.received.filter((received) => received.url === path).length }
+  }
+
+  it('keeps one URL requested after every 4th new URL while 200 new URLs go by', async () => {
+    const origin = await startSixteenKibOrigin()
+    const agent = createTestAgent({ store: openStore({ maxSize: ROOM_FOR_16 }) })
+    await get(`${origin.url}hot`, agent)
+    for (let index = 1; index <= 200; index++) {
+      await get(`${origin.url}new/${index}`, agent)
+      if (index % 4 === 0) await get(`${origin.url}hot`, agent)
+    }
+    expect(origin.requestsFor('/hot')).toBe(1)
+    expect(agent.cache.stats.evicted).toBeGreaterThan(150) // the bound held: the new URLs came and went
+  })
+
+  it('keeps an entry another store object on the same file keeps using, as another process would', async () => {
+    const origin = await startSixteenKibOrigin()
+    const path = temporaryDatabase()
+    const writer = createTestAgent({ store: openStore({ path, maxSize: ROOM_FOR_16 }) })
+    const reader = createTestAgent({ store: openStore({ path, maxSize: ROOM_FOR_16 }) })
+    await get(`${origin.url}hot`, reader)
+    for (let index = 1; index <= 200; index++) {
+      await get(`${origin.url}new/${index}`, writer)
+      if (index % 4 === 0) await get(`${origin.url}hot`, reader)
+    }
+    expect(origin.requestsFor('/hot')).toBe(1)
+    expect(reader.cache.stats.hits).toBe(50)
   })
 })

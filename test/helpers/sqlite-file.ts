@@ -1,0 +1,19 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { onTestFinished } from 'vitest'
+import { SqliteStore } from '../../lib/index.js'
+
+/** A fresh database file in a temporary directory, removed when the test ends. */
+export function temporaryDatabase(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-sqlite-'))
+  onTestFinished(() => rmSync(directory, { recursive: true, force: true }))
+  return join(directory, 'cache.db')
+}
+
+/** A SqliteStore on a fresh file (unless `path` says which), closed when the test ends. */
+export function openStore(options: Partial<ConstructorParameters<typeof SqliteStore>[0]> = {}): SqliteStore {
+  const store = new SqliteStore({ path: temporaryDatabase(), ...options })
+  onTestFinished(() => store.close())
+  return store
+}
