@@ -4,6 +4,7 @@ import { resolveSqliteStoreOptions, type SqliteStoreOptions } from './store-opti
 import { usefulUntil } from '../retention.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 import { DecodedEntries } from './decoded-entries.js'
+import { PendingWrites, type Write } from './pending-writes.js'
 
 /**
  * The table layout's version, part of the table names: a release that changes the layout uses new tables,
@@ -20,12 +21,14 @@ const TOTALS = `totals_${SCHEMA}`
  */
 const USE_RECORD_SHARE = 1 / 4
 /**
- * How long a write waits for another process's write to finish. Calls are synchronous, so this bounds how
- * long a write can hold up the event loop; past it the write fails, and the cache counts it "not stored".
+ * How long opening the file waits for another process (switching to WAL, creating the tables). Once open,
+ * no call waits for a lock: see PendingWrites.
  */
-const WRITE_WAIT_MS = 1000
+const OPEN_WAIT_MS = 5000
 /** Bytes of decoded entries kept in this process for hits on hot rows (see DecodedEntries). */
 const DECODED_BYTES = 4 * 1024 * 1024
+/** Bytes of writes that may wait for the lock in this process; past it, a write is not stored. */
+const PENDING_BYTES = 4 * 1024 * 1024
 /** Rows evicted or purged per statement: enough to make room, small enough to keep a write short. */
 const BATCH = 16
 
@@ -33,22 +36,23 @@ const SQLITE_BUSY = 5
 
 /**
  * A persistent store in an SQLite file (node:sqlite): entries survive restarts, and several processes may
- * share one file (WAL journal, busy timeout, one transaction per write). Bounded in bytes: past `maxSize`
- * the least recently used entries are evicted. Entries that can no longer be used (stale, past their stale
- * windows, and without a validator to revalidate with, see `usefulUntil`) are purged when read and as
- * writes go by. Calls are synchronous, so a hit never waits for the event loop.
+ * share one file (WAL journal, a transaction per write or per batch of writes). Bounded in bytes: past
+ * `maxSize` the least recently used entries are evicted. Entries that can no longer be used (stale, past
+ * their stale windows, and without a validator to revalidate with, see `usefulUntil`) are purged when read
+ * and as writes go by. Calls are synchronous, so a hit never waits for the event loop, and none waits for a
+ * lock (issue #16): a read never needs one (WAL), and a write another process holds up waits in
+ * `PendingWrites`, off the event loop, or is not stored.
  */
 export class SqliteStore implements CacheStore {
   readonly maxSize: number
   readonly maxEntrySize: number
   readonly #database: DatabaseSync
-  /**
-   * Reads write too (a row's last use, a purge of a useless row). Those go through a second connection that
-   * never waits for the write lock: while another process writes, a hit skips them rather than stall.
-   */
-  readonly #readerWrites: { database: DatabaseSync; recordUse: StatementSync; remove: StatementSync }
-  readonly #statements: Record<'select' | 'value' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'leastRecent' | 'purge', StatementSync>
+  readonly #statements: Record<
+    'select' | 'value' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'leastRecent' | 'purge' | 'recordUse',
+    StatementSync
+  >
   readonly #decoded: DecodedEntries
+  readonly #pending: PendingWrites
   #evictions = 0
 
   constructor(options: SqliteStoreOptions) {
@@ -60,8 +64,9 @@ export class SqliteStore implements CacheStore {
     if (sqlite === undefined) throw new TypeError('SqliteStore needs node:sqlite (Node >= 22.13)')
     this.#database = new sqlite.DatabaseSync(resolved.path)
     // The busy timeout first: switching to WAL and creating the tables take locks another process may hold.
+    // Then none: from here on a busy file is never waited for on the event loop.
     this.#database.exec(`
-      PRAGMA busy_timeout = ${WRITE_WAIT_MS};
+      PRAGMA busy_timeout = ${OPEN_WAIT_MS};
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
       CREATE TABLE IF NOT EXISTS ${ENTRIES} (
@@ -78,6 +83,7 @@ export class SqliteStore implements CacheStore {
         BEGIN UPDATE ${TOTALS} SET size = size - OLD.size; END;
       CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_resized AFTER UPDATE OF size ON ${ENTRIES}
         BEGIN UPDATE ${TOTALS} SET size = size - OLD.size + NEW.size; END;
+      PRAGMA busy_timeout = 0;
     `)
     // used_at is a clock of bytes written, kept in the rows themselves (the highest used_at is "now"): a
     // write stamps its row with now plus its size, a recorded use with now. So LRU order holds across
@@ -98,17 +104,10 @@ export class SqliteStore implements CacheStore {
       total: prepare(`SELECT size FROM ${TOTALS} WHERE id = 1`),
       leastRecent: prepare(`SELECT key FROM ${ENTRIES} WHERE key != ? ORDER BY used_at LIMIT ${BATCH}`),
       purge: prepare(`DELETE FROM ${ENTRIES} WHERE key IN (SELECT key FROM ${ENTRIES} WHERE useful_until < ? LIMIT ${BATCH})`),
+      recordUse: prepare(`UPDATE ${ENTRIES} SET used_at = ${now} WHERE key = ?`),
     }
-    // ':memory:' is one database per connection, so there the reader's writes share the main connection.
-    const readerDatabase = resolved.path === ':memory:' ? this.#database : new sqlite.DatabaseSync(resolved.path)
-    readerDatabase.exec('PRAGMA busy_timeout = 0')
-    this.#readerWrites = {
-      database: readerDatabase,
-      recordUse: readerDatabase.prepare(`UPDATE ${ENTRIES} SET used_at = ${now} WHERE key = ?`),
-      remove: readerDatabase.prepare(`DELETE FROM ${ENTRIES} WHERE key = ?`),
-    }
-    if (readerDatabase === this.#database) this.#database.exec(`PRAGMA busy_timeout = ${WRITE_WAIT_MS}`)
     this.#decoded = new DecodedEntries(Math.min(DECODED_BYTES, this.maxSize))
+    this.#pending = new PendingWrites((writes, clearFirst) => this.#write(writes, clearFirst), Math.max(PENDING_BYTES, this.maxEntrySize))
   }
 
   /** Entries evicted by this store object to stay within `maxSize` (other processes count their own). */
@@ -122,15 +121,17 @@ export class SqliteStore implements CacheStore {
   }
 
   get(key: string): CacheEntry | undefined {
+    const pending = this.#pending.lookup(key)
+    if (pending !== undefined) return pending.entry
     const row = this.#statements.select.get(key) as { version: number; used_at: number; useful_until: number; now: number } | undefined
     if (row === undefined) return undefined
     if (row.useful_until < Date.now()) {
       this.#decoded.forget(key)
-      this.#writeIfFree(() => this.#readerWrites.remove.run(key)) // of no use any longer: purged as it is found
+      this.#writeIfFree(this.#statements.remove, key) // of no use any longer: purged as it is found
       return undefined
     }
     // Recorded for hits from `#decoded` too, or a row in constant use would be evicted as unused (issue #16).
-    if (row.now - row.used_at > this.maxSize * USE_RECORD_SHARE) this.#writeIfFree(() => this.#readerWrites.recordUse.run(key))
+    if (row.now - row.used_at > this.maxSize * USE_RECORD_SHARE) this.#writeIfFree(this.#statements.recordUse, key)
     const decoded = this.#decoded.get(key, row.version)
     if (decoded !== undefined) return decoded
     // Written again between the two reads: the next get will see the new row.
@@ -141,47 +142,76 @@ export class SqliteStore implements CacheStore {
     return entry
   }
 
-  set(key: string, entry: CacheEntry): void {
+  set(key: string, entry: CacheEntry): Promise<void> | undefined {
     this.#decoded.forget(key)
     const encoded = encodeEntry(entry)
     // The larger of what the entry counts in memory and what its row takes: JSON escapes quotes and writes
     // non-ASCII header text in two bytes, so a row can be larger than the entry counts.
     const size = Math.max(entrySize(entry), encoded.byteLength)
-    if (size > this.maxEntrySize) return void this.#statements.remove.run(key) // a newer, too large response leaves no older one
-    const now = Date.now()
-    // A random version per write, so that every process can tell a row it decoded from one written since.
-    const version = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)
-    this.#transaction(() => {
-      this.#statements.upsert.run(key, encoded, version, size, usefulUntil(entry))
-      this.#statements.purge.run(now)
-      this.#evictOver(key)
-    })
+    if (size > this.maxEntrySize) return this.delete(key) // a newer, too large response leaves no older one
+    return this.#pending.write(key, { entry, encoded, size })
   }
 
-  delete(key: string): void {
+  delete(key: string): Promise<void> | undefined {
     this.#decoded.forget(key)
-    this.#statements.remove.run(key)
+    return this.#pending.write(key, { entry: undefined })
   }
 
   keys(): string[] {
-    return (this.#statements.keys.all() as Array<{ key: string }>).map((row) => row.key)
+    return this.#pending.keys(() => (this.#statements.keys.all() as Array<{ key: string }>).map((row) => row.key))
   }
 
-  clear(): void {
+  clear(): Promise<void> | undefined {
     this.#decoded.clear()
-    this.#statements.clear.run()
+    return this.#pending.clear()
   }
 
   close(): void {
-    for (const database of new Set([this.#readerWrites.database, this.#database])) if (database.isOpen) database.close()
+    if (!this.#database.isOpen) return
+    this.#pending.close()
+    this.#database.close()
+  }
+
+  /**
+   * Makes `writes` in one transaction, or says `'busy'` at once when another connection holds the write
+   * lock: BEGIN IMMEDIATE takes it or fails, as the busy timeout is 0.
+   */
+  #write(writes: ReadonlyMap<string, Write>, clearFirst: boolean): 'done' | 'busy' {
+    try {
+      this.#database.exec('BEGIN IMMEDIATE')
+    } catch (error) {
+      if (isBusy(error)) return 'busy'
+      throw error
+    }
+    try {
+      if (clearFirst) this.#statements.clear.run()
+      for (const [key, write] of writes) {
+        if (write.entry === undefined) this.#statements.remove.run(key)
+        else this.#upsert(key, write)
+      }
+      this.#statements.purge.run(Date.now())
+      this.#database.exec('COMMIT')
+      return 'done'
+    } catch (error) {
+      this.#database.exec('ROLLBACK')
+      if (isBusy(error)) return 'busy'
+      throw error
+    }
+  }
+
+  #upsert(key: string, { entry, encoded, size }: Write & { entry: CacheEntry }): void {
+    // A random version per write, so that every process can tell a row it decoded from one written since.
+    const version = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)
+    this.#statements.upsert.run(key, encoded, version, size, usefulUntil(entry))
+    this.#evictOver(key)
   }
 
   /** A write a read makes in passing: skipped, not waited for, while another connection holds the write lock. */
-  #writeIfFree(write: () => void): void {
+  #writeIfFree(statement: StatementSync, key: string): void {
     try {
-      write()
+      statement.run(key)
     } catch (error) {
-      if ((error as { errcode?: number }).errcode !== SQLITE_BUSY) throw error
+      if (!isBusy(error)) throw error
     }
   }
 
@@ -197,16 +227,8 @@ export class SqliteStore implements CacheStore {
       }
     }
   }
+}
 
-  /** One transaction per write; BEGIN IMMEDIATE takes the write lock at once, so busy_timeout applies. */
-  #transaction(write: () => void): void {
-    this.#database.exec('BEGIN IMMEDIATE')
-    try {
-      write()
-      this.#database.exec('COMMIT')
-    } catch (error) {
-      this.#database.exec('ROLLBACK')
-      throw error
-    }
-  }
+function isBusy(error: unknown): boolean {
+  return (error as { errcode?: number }).errcode === SQLITE_BUSY
 }

@@ -1,0 +1,184 @@
+import { performance } from 'node:perf_hooks'
+import type { CacheEntry } from '../store.js'
+
+/** A write a store has accepted for a key: an entry (encoded already, with its size), or the key's deletion. */
+export type Write = { entry: CacheEntry; encoded: Uint8Array; size: number } | { entry: undefined }
+
+/** What the store can do with the writes now: `'done'`, or `'busy'` when another connection holds the lock. */
+export type Attempt = (writes: ReadonlyMap<string, Write>, clearFirst: boolean) => 'done' | 'busy'
+
+interface Queued {
+  write: Write
+  /** `performance.now()` when accepted: a test's fake `Date` must not age a write. */
+  queuedAt: number
+  settle: Settle
+}
+
+interface Settle {
+  promise: Promise<void>
+  resolve(): void
+  reject(error: Error): void
+}
+
+/** The first retry of a busy write comes after this; each next one waits twice as long, up to the next. */
+const FIRST_RETRY_MS = 1
+const LONGEST_RETRY_MS = 32
+/** A write still not made this long after it was accepted is dropped: "not stored", which the cache counts. */
+const GIVE_UP_AFTER_MS = 500
+/** Bytes written per transaction when writes have gathered: a transaction is work done on the event loop. */
+const BYTES_PER_TRANSACTION = 512 * 1024
+
+/**
+ * Writes to a database file that other processes write too, made without ever waiting for its lock on
+ * the event loop (issue #16): each is tried at once, and while another connection holds the lock it waits
+ * here and is retried on a timer, never on a request's path, with whatever else waits (oldest first, in
+ * transactions of up to `BYTES_PER_TRANSACTION`); after `GIVE_UP_AFTER_MS` it is dropped and its promise
+ * rejects, so that the cache counts it "not stored". Meanwhile this process reads its own writes from
+ * here, so that a write in wait is never hidden behind the older row, nor a deletion (an invalidation,
+ * RFC 9111 §4.4) undone while it waits. Bounded in bytes: past `maxBytes` in wait, a new write is refused
+ * at once.
+ */
+export class PendingWrites {
+  readonly #queued = new Map<string, Queued>()
+  readonly #attempt: Attempt
+  readonly #maxBytes: number
+  #bytes = 0
+  /** A `clear()` not made yet, which goes before every write queued after it. */
+  #clear: Queued | undefined
+  #timer: NodeJS.Timeout | undefined
+  #retryMs = FIRST_RETRY_MS
+
+  constructor(attempt: Attempt, maxBytes: number) {
+    this.#attempt = attempt
+    this.#maxBytes = maxBytes
+  }
+
+  /**
+   * Makes the write now if the lock is free and nothing waits before it (then returns nothing), or queues
+   * it and returns a promise that settles when it is made or dropped. A write replaces one in wait for the
+   * same key, whose promise resolves (it was superseded, not lost).
+   */
+  write(key: string, write: Write): Promise<void> | undefined {
+    if (this.#queued.size === 0 && this.#clear === undefined && this.#attempt(new Map([[key, write]]), false) === 'done') return undefined
+    const size = write.entry === undefined ? 0 : write.size
+    const replaced = this.#queued.get(key)
+    if (replaced === undefined && this.#bytes + size > this.#maxBytes && this.#queued.size > 0) {
+      const refused = deferred()
+      refused.reject(new Error(`database busy, and ${this.#bytes} bytes of writes already wait: not stored`))
+      return refused.promise
+    }
+    if (replaced !== undefined) this.#remove(key, replaced).settle.resolve()
+    const queued: Queued = { write, queuedAt: performance.now(), settle: deferred() }
+    this.#queued.set(key, queued)
+    this.#bytes += size
+    this.#flushSoon()
+    return queued.settle.promise
+  }
+
+  /** Drops every write in wait (superseded: their promises resolve) and queues the clearing of the file. */
+  clear(): Promise<void> | undefined {
+    for (const [key, queued] of this.#queued) this.#remove(key, queued).settle.resolve()
+    if (this.#clear === undefined && this.#attempt(new Map(), true) === 'done') return undefined
+    this.#clear ??= { write: { entry: undefined }, queuedAt: performance.now(), settle: deferred() }
+    this.#flushSoon()
+    return this.#clear.settle.promise
+  }
+
+  /** What this process wrote for `key` and has not made yet: `{ entry }` (undefined for a deletion), or nothing. */
+  lookup(key: string): { entry: CacheEntry | undefined } | undefined {
+    const queued = this.#queued.get(key)
+    if (queued !== undefined) return { entry: queued.write.entry }
+    return this.#clear === undefined ? undefined : { entry: undefined }
+  }
+
+  /** Keys in the file as this process will have left them: `keysInFile` less what waits to be deleted, plus what waits to be set. */
+  keys(keysInFile: () => string[]): string[] {
+    const keys = new Set(this.#clear === undefined ? keysInFile() : [])
+    for (const [key, { write }] of this.#queued) {
+      if (write.entry === undefined) keys.delete(key)
+      else keys.add(key)
+    }
+    return [...keys]
+  }
+
+  /** Tries once more, then drops what still waits: a closing store waits for nothing. */
+  close(): void {
+    clearTimeout(this.#timer)
+    this.#flush()
+    clearTimeout(this.#timer)
+    this.#drop(Infinity)
+    this.#timer = undefined
+  }
+
+  #flushSoon(): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#flush()
+    }, this.#retryMs)
+  }
+
+  /** Tries the writes in wait, oldest first, up to `BYTES_PER_TRANSACTION` at a time. */
+  #flush(): void {
+    if (this.#queued.size === 0 && this.#clear === undefined) return
+    const batch = this.#nextBatch()
+    let outcome: 'done' | 'busy'
+    try {
+      outcome = this.#attempt(new Map([...batch].map(([key, { write }]) => [key, write])), this.#clear !== undefined)
+    } catch (error) {
+      return this.#settle(batch, (settle) => settle.reject(error as Error))
+    }
+    if (outcome === 'done') {
+      this.#settle(batch, (settle) => settle.resolve())
+      this.#retryMs = FIRST_RETRY_MS
+    } else {
+      this.#drop(performance.now() - GIVE_UP_AFTER_MS)
+      this.#retryMs = Math.min(this.#retryMs * 2, LONGEST_RETRY_MS)
+    }
+    if (this.#queued.size > 0 || this.#clear !== undefined) this.#flushSoon()
+  }
+
+  #nextBatch(): Map<string, Queued> {
+    const batch = new Map<string, Queued>()
+    let bytes = 0
+    for (const [key, queued] of this.#queued) {
+      bytes += queued.write.entry === undefined ? 0 : queued.write.size
+      if (batch.size > 0 && bytes > BYTES_PER_TRANSACTION) break
+      batch.set(key, queued)
+    }
+    return batch
+  }
+
+  /** Settles the writes of `batch`, and the clear, which went first. */
+  #settle(batch: Map<string, Queued>, settle: (settle: Settle) => void): void {
+    const settled = [...batch].map(([key, queued]) => this.#remove(key, queued))
+    const clear = this.#clear
+    this.#clear = undefined
+    for (const { settle: pending } of clear === undefined ? settled : [...settled, clear]) settle(pending)
+  }
+
+  /** Drops the writes accepted at or before `acceptedBy` (a `performance.now()` time). */
+  #drop(acceptedBy: number): void {
+    const error = new Error('database busy (another connection holds its write lock): not stored')
+    for (const [key, queued] of this.#queued) if (queued.queuedAt <= acceptedBy) this.#remove(key, queued).settle.reject(error)
+    if (this.#clear !== undefined && this.#clear.queuedAt <= acceptedBy) {
+      this.#clear.settle.reject(error)
+      this.#clear = undefined
+    }
+  }
+
+  #remove(key: string, queued: Queued): Queued {
+    this.#queued.delete(key)
+    this.#bytes -= queued.write.entry === undefined ? 0 : queued.write.size
+    return queued
+  }
+}
+
+/** A promise settled from outside; a caller that does not wait for its write sees no unhandled rejection. */
+function deferred(): Settle {
+  let resolve!: () => void
+  let reject!: (error: Error) => void
+  const promise = new Promise<void>((resolveWith, rejectWith) => ((resolve = resolveWith), (reject = rejectWith)))
+  promise.catch(() => undefined)
+  return { promise, resolve, reject }
+}
