@@ -5,6 +5,7 @@ import { usefulUntil } from '../retention.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 import { DecodedEntries } from './decoded-entries.js'
 import { PendingWrites, type Write } from './pending-writes.js'
+import { WalCheckpoints } from './wal-checkpoints.js'
 
 /**
  * The table layout's version, part of the table names: a release that changes the layout uses new tables,
@@ -53,6 +54,7 @@ export class SqliteStore implements CacheStore {
   >
   readonly #decoded: DecodedEntries
   readonly #pending: PendingWrites
+  readonly #checkpoints: WalCheckpoints | undefined
   #evictions = 0
 
   constructor(options: SqliteStoreOptions) {
@@ -64,7 +66,8 @@ export class SqliteStore implements CacheStore {
     if (sqlite === undefined) throw new TypeError('SqliteStore needs node:sqlite (Node >= 22.13)')
     this.#database = new sqlite.DatabaseSync(resolved.path)
     // The busy timeout first: switching to WAL and creating the tables take locks another process may hold.
-    // Then none: from here on a busy file is never waited for on the event loop.
+    // Then none: from here on a busy file is never waited for on the event loop, and checkpoints, which
+    // SQLite would run on the committing connection, run on a worker (WalCheckpoints).
     this.#database.exec(`
       PRAGMA busy_timeout = ${OPEN_WAIT_MS};
       PRAGMA journal_mode = WAL;
@@ -84,6 +87,7 @@ export class SqliteStore implements CacheStore {
       CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_resized AFTER UPDATE OF size ON ${ENTRIES}
         BEGIN UPDATE ${TOTALS} SET size = size - OLD.size + NEW.size; END;
       PRAGMA busy_timeout = 0;
+      PRAGMA wal_autocheckpoint = 0;
     `)
     // used_at is a clock of bytes written, kept in the rows themselves (the highest used_at is "now"): a
     // write stamps its row with now plus its size, a recorded use with now. So LRU order holds across
@@ -108,6 +112,7 @@ export class SqliteStore implements CacheStore {
     }
     this.#decoded = new DecodedEntries(Math.min(DECODED_BYTES, this.maxSize))
     this.#pending = new PendingWrites((writes, clearFirst) => this.#write(writes, clearFirst), Math.max(PENDING_BYTES, this.maxEntrySize))
+    this.#checkpoints = resolved.path === ':memory:' ? undefined : new WalCheckpoints(resolved.path)
   }
 
   /** Entries evicted by this store object to stay within `maxSize` (other processes count their own). */
@@ -169,6 +174,7 @@ export class SqliteStore implements CacheStore {
   close(): void {
     if (!this.#database.isOpen) return
     this.#pending.close()
+    this.#checkpoints?.close()
     this.#database.close()
   }
 
@@ -183,20 +189,23 @@ export class SqliteStore implements CacheStore {
       if (isBusy(error)) return 'busy'
       throw error
     }
+    let bytes = 0
     try {
       if (clearFirst) this.#statements.clear.run()
       for (const [key, write] of writes) {
         if (write.entry === undefined) this.#statements.remove.run(key)
         else this.#upsert(key, write)
+        bytes += write.entry === undefined ? 0 : write.size
       }
       this.#statements.purge.run(Date.now())
       this.#database.exec('COMMIT')
-      return 'done'
     } catch (error) {
       this.#database.exec('ROLLBACK')
       if (isBusy(error)) return 'busy'
       throw error
     }
+    this.#checkpoints?.wrote(bytes)
+    return 'done'
   }
 
   #upsert(key: string, { entry, encoded, size }: Write & { entry: CacheEntry }): void {
