@@ -9,8 +9,8 @@ export interface ResponseSource {
   readonly rawTrailers?: Dispatcher.DispatchController['rawTrailers']
 }
 
-/** Before a response has a source: pausing and resuming wait for one; an abort is remembered. */
-const NO_SOURCE: ResponseSource = { pause() {}, resume() {}, abort() {} }
+/** Before a response has a source (or between two): pausing and resuming wait for one; an abort is remembered. */
+export const NO_SOURCE: ResponseSource = { pause() {}, resume() {}, abort() {} }
 
 /**
  * The controller a caller's handler is given. Its source can change during one response (a revalidation

@@ -239,7 +239,7 @@ function revalidate(
     reason,
     mayStore,
     mayServeStaleOnError: () => staleIfErrorAllows(entry, request, { shared, now: Date.now(), staleIfError }),
-    sendUnconditional: (retry) => exchange.dispatch(exchange.dispatchOptions, retry),
+    sendUnconditional: (handler) => exchange.dispatch(exchange.dispatchOptions, handler),
     ...(exchange.controller ? { startedController: exchange.controller } : {}),
     ...(exchange.onSettled ? { onSettled: exchange.onSettled } : {}),
   })
@@ -265,7 +265,7 @@ function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: 
       reason: 'stale',
       mayStore: true,
       mayServeStaleOnError: () => false,
-      sendUnconditional: (retry) => exchange.dispatch(ownOptions, retry),
+      sendUnconditional: (handler) => exchange.dispatch(ownOptions, handler),
     })
     exchange.dispatch({ ...ownOptions, headers }, handler)
   })

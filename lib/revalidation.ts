@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import type { CacheStatusDetail, CacheStatusParameters } from './cache-status.js'
-import { CallerController } from './controller.js'
+import { CallerController, NO_SOURCE } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
@@ -18,9 +18,6 @@ import { forget, saveRenewed } from './variants.js'
 
 /** RFC 5861 §4: the origin errors a stale entry may stand in for. */
 const SERVER_ERRORS = new Set([500, 502, 503, 504])
-
-/** What the caller's controller acts on between a 304's end and the start of the request sent again. */
-const BETWEEN_REQUESTS = { pause() {}, resume() {}, abort() {} }
 
 export interface RevalidationContext {
   /** The stored response being revalidated. */
@@ -57,7 +54,8 @@ export interface RevalidationContext {
  * - a 304 updates the stored entry and renews its freshness, and the caller gets the stored body with the
  *   updated headers (never the 304 itself, which it did not ask for);
  * - a 304 whose validator names another response than the stored one validates nothing: once it has ended,
- *   the request goes again without validators, and its answer passes through as a miss's would;
+ *   the request goes again without validators, to this same handler, and its answer is handled as the
+ *   revalidation's is (so stale-if-error holds for it too), except that a 304 to it passes through;
  * - a 500, 502, 503 or 504, or no response at all, lets the stale entry stand in when stale-if-error allows;
  * - anything else passes through to the caller as a miss would, replacing the entry or deleting it.
  * The caller holds one controller throughout, so its abort reaches the origin or the replay, whichever
@@ -67,14 +65,18 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   readonly #context: RevalidationContext
   readonly #caller: Dispatcher.DispatchHandler
   readonly #controller: CallerController
-  readonly #passThrough: TeeHandler
+  /** The caller's way to the origin's answer: a new one for the request sent again. */
+  #passThrough: TeeHandler
+  /** Set once the request has been sent again without validators: it is never sent a third time. */
+  #retried = false
   /** Whether the caller holds `#controller` already. */
   #started: boolean
   /** Set once the origin's final response has begun to pass through to the caller. */
   #passingThrough = false
   /**
-   * What answers the caller: the origin's answer to the revalidation; the stored entry (the origin's further
-   * events are then ignored); or the origin's answer to the request sent again once this 304 has ended.
+   * What answers the caller: the origin's answer (to the revalidation, or to the request sent again); the
+   * stored entry (the origin's further events are then ignored); or, once this 304 has ended, the request
+   * sent again without validators.
    */
   #answer: 'origin' | 'store' | 'unconditional' = 'origin'
   /** When the revalidation was sent (RFC 9111 §4.2.3's request_time, for the age of a 304). */
@@ -122,8 +124,10 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
     // Even to a request without validators (the entry has none): RFC 9111 §4.3.4 selects a stored response
-    // without validators for a 304 without any, and a caller must never get a 304 it did not ask for.
-    if (statusCode === 304) return this.#answerNotModified(headers)
+    // without validators for a 304 without any, and a caller must never get a 304 it did not ask for. A 304
+    // to the request sent again without validators is the origin's own error: it passes through, as it would
+    // without a cache.
+    if (statusCode === 304 && !this.#retried) return this.#answerNotModified(headers)
     if (SERVER_ERRORS.has(statusCode) && this.#mayStandIn()) {
       this.#context.onSettled?.()
       return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })
@@ -182,16 +186,19 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * Sends the request again without validators; its answer reaches the caller (on the controller it holds)
-   * as the answer to a revalidation does, stored in place of the entry if it may be stored.
+   * Sends the request again without validators, to this handler: its answer reaches the caller (on the
+   * controller it holds) as the answer to the revalidation would, stored in place of the entry if it may be,
+   * and a server error or a failure to answer lets the stale entry stand in (stale-if-error).
    */
   #sendUnconditional(): void {
-    this.#controller.switchTo(BETWEEN_REQUESTS) // an abort from now on waits for the new request (switchTo passes it on)
-    const retry = this.#teeToCaller()
+    this.#controller.switchTo(NO_SOURCE) // an abort from now on waits for the new request (switchTo passes it on)
+    this.#retried = true
+    this.#answer = 'origin'
+    this.#passThrough = this.#teeToCaller()
     try {
-      this.#context.sendUnconditional(retry)
+      this.#context.sendUnconditional(this)
     } catch (error) {
-      retry.onResponseError(this.#controller, error instanceof Error ? error : new Error(String(error)))
+      this.onResponseError(this.#controller, error instanceof Error ? error : new Error(String(error)))
     }
   }
 

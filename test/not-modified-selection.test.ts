@@ -183,6 +183,71 @@ describe('a 304 whose validator names another response than the stored one', () 
   })
 })
 
+/**
+ * Stores "representation-A" (ETag "A", fresh 1 s, stale-if-error 600 s); then answers the cache's conditional
+ * request 304 naming "B", and the request sent again without validators with `unconditional`.
+ */
+async function startFailingAfterNotModified(unconditional: 503 | 'reset'): Promise<Origin> {
+  const origin = await startOrigin((incoming, response) => {
+    if (origin.requests === 1) {
+      return void response.writeHead(200, { etag: '"A"', 'cache-control': 'max-age=1, stale-if-error=600' }).end('representation-A')
+    }
+    if (incoming.headers['if-none-match'] !== undefined) return void response.writeHead(304, { etag: '"B"' }).end()
+    if (unconditional === 503) return void response.writeHead(503).end('down')
+    response.socket?.destroy() // the origin cannot be reached by now
+  })
+  return origin
+}
+
+// Review of issue #16 part 5: the request sent again is a revalidation's too, and stale-if-error holds for it.
+describe('the request sent again without validators', () => {
+  it('lets the stale entry stand in when the origin answers it 503 (stale-if-error)', async () => {
+    const clock = useFakeDate()
+    const origin = await startFailingAfterNotModified(503)
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(2_000)
+    const answered = await get(origin.url, agent)
+    expect(origin.requests).toBe(3)
+    expect([answered.status, answered.body]).toEqual([200, 'representation-A'])
+    expect(answered.headers['cache-status']).toMatch(/detail=stale-if-error/)
+  })
+
+  it('lets the stale entry stand in when the origin cannot be reached for it (fetch())', async () => {
+    const clock = useFakeDate()
+    const origin = await startFailingAfterNotModified('reset')
+    const agent = createTestAgent()
+    await (await fetch(origin.url, { dispatcher: agent })).text()
+    clock.advance(2_000)
+    const answered = await fetch(origin.url, { dispatcher: agent })
+    expect([answered.status, await answered.text()]).toEqual([200, 'representation-A'])
+    expect(origin.requests).toBe(3)
+  })
+
+  it('lets the stale entry stand in for every coalesced request when the origin answers it 503', async () => {
+    const clock = useFakeDate()
+    const origin = await startFailingAfterNotModified(503)
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    clock.advance(2_000)
+    const answers = await Promise.all(Array.from({ length: 5 }, () => get(origin.url, agent)))
+    expect(answers.map((answer) => [answer.status, answer.body])).toEqual(Array.from({ length: 5 }, () => [200, 'representation-A']))
+  })
+
+  it('is a HEAD when the revalidation was one, and its 200 answers the caller', async () => {
+    const origin = await startOrigin((incoming, response) => {
+      if (incoming.headers['if-none-match'] !== undefined) return void response.writeHead(304, { etag: '"B"' }).end()
+      const etag = origin.requests === 1 ? '"A"' : '"B"'
+      response.writeHead(200, { etag, 'cache-control': 'no-cache', 'content-length': 1 }).end(incoming.method === 'HEAD' ? undefined : 'x')
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    const head = await get(origin.url, agent, { method: 'HEAD' })
+    expect([head.status, head.headers.etag, head.body]).toEqual([200, '"B"', ''])
+    expect(origin.received.map((received) => received.method)).toEqual(['GET', 'HEAD', 'HEAD'])
+  })
+})
+
 describe("a caller's own conditional request answered 304 with another ETag", () => {
   it('gets that 304, as it asked, and the entry is not validated by it', async () => {
     const origin = await startMovedOrigin(representationA({ etag: '"A"' }))
