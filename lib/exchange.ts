@@ -18,7 +18,7 @@ import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } 
 import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
 import { TeeHandler, type TeeContext } from './tee.js'
-import { applyNotModified, isNotModified, namesValidator } from './validation.js'
+import { applyNotModified, isNotModified, isValidationRequest, namesValidator } from './validation.js'
 import { saveRenewed } from './variants.js'
 
 /** A dispatch function, as undici passes one to an interceptor. */
@@ -275,7 +275,7 @@ function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: 
 function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry) {
   const { options, store } = exchange
   const headers = revalidationHeaders(entry, request)
-  type Shared = 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'pendingBytes' | 'rules' | 'filter'
+  type Shared = 'entry' | 'request' | 'key' | 'store' | 'stats' | 'shared' | 'maxEntrySize' | 'pendingBytes' | 'rules' | 'filter' | 'conditional'
   const context: Pick<RevalidationContext, Shared> = {
     entry,
     request,
@@ -287,6 +287,7 @@ function revalidationOf(exchange: Exchange, request: KeyedRequest, key: string, 
     pendingBytes: options.pendingBytes,
     rules: storageRulesOf(options, request),
     filter: options.filter,
+    conditional: isValidationRequest(headers),
   }
   return { headers, context }
 }

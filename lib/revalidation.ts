@@ -39,6 +39,11 @@ export interface RevalidationContext {
   /** Whether the entry may stand in for an origin that fails (stale-if-error), judged when it fails. */
   mayServeStaleOnError: () => boolean
   /**
+   * Whether the revalidation carries validators the cache added. Without them (an entry without validators,
+   * or of a method asked for in full, such as POST) a request sent again would be the same request twice.
+   */
+  conditional: boolean
+  /**
    * Sends the request again as the caller made it, without the cache's validators, to `handler`: what is
    * left to do when the origin's 304 names no stored response (RFC 9111 §4.3.4, issue #16).
    */
@@ -127,7 +132,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     // without validators for a 304 without any, and a caller must never get a 304 it did not ask for. A 304
     // to the request sent again without validators is the origin's own error: it passes through, as it would
     // without a cache.
-    if (statusCode === 304 && !this.#retried) return this.#answerNotModified(headers)
+    if (statusCode === 304 && !this.#retried) return this.#answerNotModified(controller, headers, statusText)
     if (SERVER_ERRORS.has(statusCode) && this.#mayStandIn()) {
       this.#context.onSettled?.()
       return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })
@@ -169,20 +174,28 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     return !this.#passingThrough && this.#answer !== 'store' && this.#context.mayServeStaleOnError()
   }
 
-  #answerNotModified(notModifiedHeaders: HeaderRecord): void {
+  #answerNotModified(controller: Dispatcher.DispatchController, notModifiedHeaders: HeaderRecord, statusText?: string): void {
     const { entry, request, shared, store, key, rules, filter } = this.#context
     const settled = (): void => this.#context.onSettled?.()
     const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
     const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now(), requestTime: this.#requestTime, rules })
     // RFC 9111 §4.3.4: a 304 that selects no stored response updates none, so it validates none either: the
     // stored response may not be served on its strength (issue #16). Coalesced requests wait on the next answer.
+    // A revalidation without validators of the cache's would be sent again as it was (a POST twice, where no
+    // cache sends it once): the origin's 304 to it is its own error, and passes through as it would uncached.
     if (!result.selected) {
-      this.#answer = 'unconditional'
+      if (this.#context.conditional) this.#answer = 'unconditional'
+      else this.#passThroughNotModified(controller, notModifiedHeaders, statusText)
       return
     }
     const stored = result.storable && filterAllows(filter, request, result.entry, store)
     void andThen(stored ? saveRenewed(store, key, request, entry, result.entry) : forget(store, key), settled)
     this.#answerFromStore(withCookiesSetBy(notModifiedHeaders, result.entry), { fwdStatus: 304, stored })
+  }
+
+  #passThroughNotModified(controller: Dispatcher.DispatchController, headers: HeaderRecord, statusText?: string): void {
+    this.#passingThrough = true
+    this.#passThrough.onResponseStart(controller, 304, headers, statusText)
   }
 
   /**

@@ -248,6 +248,27 @@ describe('the request sent again without validators', () => {
   })
 })
 
+// Review of issue #16 part 5: a stored POST is asked for again without validators (RFC 9110 §13.1.2).
+describe('a revalidation without validators answered 304 with another ETag', () => {
+  it('is not sent again (a POST reaches the origin once, as without a cache): the 304 passes through', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((incoming, response) => {
+      incoming.resume()
+      if (origin.requests === 2) return void response.writeHead(304, { etag: '"B"' }).end() // a misbehaving origin
+      response.writeHead(200, { etag: '"A"', 'cache-control': 'max-age=1' }).end(`post ${origin.requests}`)
+    })
+    const agent = createTestAgent({ methods: ['GET', 'HEAD', 'POST'] })
+    await get(origin.url, agent, { method: 'POST', body: 'order=1' })
+    clock.advance(2_000)
+    const answered = await fetch(origin.url, { dispatcher: agent, method: 'POST', body: 'order=1' })
+    await answered.text()
+    expect(answered.status).toBe(304) // what the origin answered, as the caller would get it without a cache
+    expect(origin.received.map((received) => received.method)).toEqual(['POST', 'POST'])
+    expect(isConditional(origin, 1)).toBe(false)
+    expect(agent.cache.stats.revalidated).toBe(0)
+  })
+})
+
 describe("a caller's own conditional request answered 304 with another ETag", () => {
   it('gets that 304, as it asked, and the entry is not validated by it', async () => {
     const origin = await startMovedOrigin(representationA({ etag: '"A"' }))
