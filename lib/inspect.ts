@@ -13,6 +13,7 @@ import { expiresAt, ttlSeconds } from './policy.js'
 import type { CacheStats, StatsCounters } from './stats.js'
 import type { CacheEntry, ResponseEntry, VaryEntry } from './store.js'
 import { forStoredData } from './redaction.js'
+import { mayServeStored } from './response-fields.js'
 import { lookup, save } from './variants.js'
 
 /** One stored response, as `entries()` and `get()` give it. */
@@ -66,23 +67,29 @@ export class CacheInspector {
     return [...urls].sort()
   }
 
-  /** Every stored response (each `Vary` variant on its own). */
+  /**
+   * Every stored response (each `Vary` variant on its own). In shared mode, not one holding `Set-Cookie`
+   * (stored by a private cache on the same store): the shared cache counts it as not stored, and the next
+   * response replaces it (issue #16). Shown without the field, it would be a response this cache never
+   * serves; shown with it, one user's cookie to whoever inspects. `delete()` and `clear()` still remove it.
+   */
   async *entries(): AsyncGenerator<StoredResponse> {
     for await (const [key, entry] of this.#storedEntries()) {
-      if (entry.kind === 'response') yield toStoredResponse(key, entry)
+      if (entry.kind === 'response' && mayServeStored(entry.headers, this.#options)) yield toStoredResponse(key, entry)
     }
   }
 
   /**
    * The stored response a request for `url` with this method and these headers would be served, if any
-   * (fresh or not): found through the key function and `Vary`, and let through by `filter` and
-   * `urlsExpireAfter` as a request would be.
+   * (fresh or not): found through the key function and `Vary`, and let through by `filter`,
+   * `urlsExpireAfter` and, in shared mode, `Set-Cookie` (see `entries()`) as a request would be.
    */
   async get(url: string, request: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<StoredResponse | undefined> {
     const keyed = keyRequest(this.#request(url, request), this.#options)
     if (this.#options.expiryRules?.(keyed.storedUrl) === 'no-store') return undefined
     const found = await lookup(this.#store, keyed)
-    if (found.found !== 'response' || !filterAllows(this.#options.filter, keyed, found.entry, this.#store)) return undefined
+    if (found.found !== 'response' || !mayServeStored(found.entry.headers, this.#options)) return undefined
+    if (!filterAllows(this.#options.filter, keyed, found.entry, this.#store)) return undefined
     return toStoredResponse(found.storedKey, found.entry) // the key entries() gives it, a variant's own under Vary
   }
 

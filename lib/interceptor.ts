@@ -15,7 +15,7 @@ import { resolveOptions, type CacheOptions, type ResolvedOptions } from './optio
 import { decide, isLookupBypassed, isOnlyIfCached, pickHeaders, type ForwardReason } from './policy.js'
 import { serveGatewayTimeout } from './serve.js'
 import { readRequestBody, type ReadBody } from './request-body.js'
-import { holdsCookieSetting } from './response-fields.js'
+import { mayServeStored } from './response-fields.js'
 import { StatsCounters } from './stats.js'
 import { isValidationRequest } from './validation.js'
 import { lookup, type Lookup } from './variants.js'
@@ -186,7 +186,7 @@ function actOnLookup(exchange: Exchange, request: CacheRequest, keyed: KeyedRequ
     const stored = found.found === 'response' ? found.entry : undefined
     // The user's filter is asked again on read: a stored response it now refuses counts as not stored. So does,
     // in shared mode, one holding Set-Cookie (stored before issue #16, or by a private cache on the same store).
-    const usable = stored !== undefined && !(options.shared && holdsCookieSetting(stored.headers))
+    const usable = stored !== undefined && mayServeStored(stored.headers, options)
     const entry = usable && filterAllows(options.filter, keyed, stored, store) ? stored : undefined
     const missReason = found.found === 'nothing' ? found.missReason : 'uri-miss'
     const decision = decide(entry, request, { shared: options.shared, now: Date.now(), missReason })

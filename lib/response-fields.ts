@@ -28,9 +28,13 @@ export interface ResponseFields {
  */
 export const COOKIE_SETTING_FIELDS = ['set-cookie', 'set-cookie2']
 
-/** Whether a stored response holds a field a shared cache must not replay (one stored before issue #16, say). */
-export function holdsCookieSetting(headers: HeaderRecord): boolean {
-  return COOKIE_SETTING_FIELDS.some((name) => headers[name] !== undefined)
+/**
+ * Whether a cache may serve a stored response at all: a shared one never serves one holding a field that
+ * sets a cookie (one stored before issue #16, or by a private cache on the same store), and counts it as
+ * not stored.
+ */
+export function mayServeStored(headers: HeaderRecord, cache: { shared: boolean }): boolean {
+  return !cache.shared || !COOKIE_SETTING_FIELDS.some((name) => headers[name] !== undefined)
 }
 
 /** An `Expires` value that every date parser reads as invalid, so as "already expired" (RFC 9111 §5.3). */

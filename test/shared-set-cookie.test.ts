@@ -123,6 +123,22 @@ describe('Set-Cookie in shared mode', () => {
     expect([statusOf(hit.headers), hit.body, hit.headers['set-cookie']]).toEqual(['hit', 'body 2', undefined])
     expect(await storedText(store)).not.toMatch(/set-cookie/i)
   })
+
+  // Review of issue #16 part 1: inspection agrees with what the shared cache serves.
+  it('is never shown by inspection: an entry holding it (stored by a private cache) is not listed, as it is not served', async () => {
+    const origin = await startCookieOrigin()
+    const store = new MemoryStore()
+    const privateCache = createTestAgent({ store })
+    await get(origin.url, privateCache) // a private cache on the same store keeps user1's cookie
+    const shared = createTestAgent({ shared: true, store })
+    expect(await shared.cache.get(origin.url)).toBeUndefined()
+    const listed = []
+    for await (const entry of shared.cache.entries()) listed.push(entry)
+    expect(listed).toEqual([])
+    expect(await shared.cache.urls()).toEqual([])
+    expect(await privateCache.cache.urls()).toEqual([origin.url]) // still there for the private cache that stored it
+    expect(await shared.cache.delete(origin.url)).toBe(1) // and the shared cache's maintenance still reaches it
+  })
 })
 
 describe('Set-Cookie in private mode', () => {
