@@ -176,6 +176,22 @@ describe('Cache-Status and cacheInfo() agree with the README', () => {
     expect(cacheInfo(passed.headers)).toMatchObject({ status: 'miss', cacheKey: undefined })
   })
 
+  // Review of issue #16 part 4: under Vary the response is stored under its variant's own key.
+  it('names, on a miss that stored a Vary variant, the key its hit names', async () => {
+    const origin = await startOrigin((_incoming, response) => {
+      response.writeHead(200, { vary: 'accept-language', 'cache-control': 'max-age=60' }).end('x')
+    })
+    const agent = createTestAgent()
+    const headers = { 'accept-language': 'fr' }
+    const miss = await request(origin.url, { dispatcher: agent, headers })
+    await miss.body.text()
+    const hit = await fetch(origin.url, { dispatcher: agent, headers })
+    await hit.text()
+    expect(cacheInfo(hit.headers).status).toBe('hit')
+    expect(cacheInfo(miss.headers).cacheKey).toBeDefined()
+    expect(cacheInfo(miss.headers).cacheKey).toBe(cacheInfo(hit.headers).cacheKey)
+  })
+
   it('reads fwd=method back as a miss, apart from fwd=bypass', async () => {
     const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
     const agent = createTestAgent({ urlsExpireAfter: [['*/bypassed', 'no-store']] })

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fetch, request } from 'undici'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { MemoryStore, SqliteStore, type CacheStore } from '../lib/index.js'
-import { createTestAgent } from './helpers/agent.js'
+import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
@@ -122,6 +122,43 @@ describe('Set-Cookie in shared mode', () => {
     const hit = await get(origin.url, shared)
     expect([statusOf(hit.headers), hit.body, hit.headers['set-cookie']]).toEqual(['hit', 'body 2', undefined])
     expect(await storedText(store)).not.toMatch(/set-cookie/i)
+  })
+
+  // Review of issue #16 part 1: what many callers share never carries the cookie one of them was set.
+  it('reaches only the caller whose coalesced revalidation the 304 setting it answered', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((incoming, response) => {
+      if (incoming.headers['if-none-match'] !== undefined) {
+        const notModified = { etag: '"A"', 'set-cookie': 'session=alice; HttpOnly', 'cache-control': 'max-age=60' }
+        return void setTimeout(() => response.writeHead(304, notModified).end(), 200) // the others wait on it meanwhile
+      }
+      response.writeHead(200, { etag: '"A"', 'cache-control': 'max-age=60' }).end('A')
+    })
+    const agent = createTestAgent({ shared: true })
+    await get(origin.url, agent)
+    clock.advance(61_000)
+    const answers = await Promise.all(Array.from({ length: 5 }, () => get(origin.url, agent)))
+    expect(answers.map((answer) => answer.body)).toEqual(['A', 'A', 'A', 'A', 'A'])
+    expect(answers.filter((answer) => answer.headers['set-cookie'] !== undefined)).toHaveLength(1)
+    expect(origin.requests).toBe(2)
+    for await (const entry of agent.cache.entries()) expect(JSON.stringify({ ...entry, body: undefined })).not.toMatch(/alice/)
+  })
+
+  it('is not stored by a stale-while-revalidate refresh, which answers nobody', async () => {
+    const clock = useFakeDate()
+    const origin = await startOrigin((_incoming, response) => {
+      const headers = { 'set-cookie': `session=user${origin.requests}`, 'cache-control': 'max-age=60, stale-while-revalidate=600' }
+      response.writeHead(200, headers).end(`v${origin.requests}`)
+    })
+    const agent = createTestAgent({ shared: true })
+    expect((await get(origin.url, agent)).headers['set-cookie']).toBe('session=user1')
+    clock.advance(61_000)
+    const stale = await get(origin.url, agent)
+    expect([stale.body, stale.headers['set-cookie']]).toEqual(['v1', undefined])
+    await expect.poll(() => origin.requests).toBe(2)
+    await expect.poll(async () => (await get(origin.url, agent, { headers: { 'cache-control': 'only-if-cached' } })).body).toBe('v2')
+    const hit = await get(origin.url, agent)
+    expect([hit.body, hit.headers['set-cookie']]).toEqual(['v2', undefined])
   })
 
   // Review of issue #16 part 1: inspection agrees with what the shared cache serves.
