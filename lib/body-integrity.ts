@@ -5,7 +5,7 @@
  * run on. Only stored bodies are checked: what a store is given was checked on its way in (tee.ts).
  */
 import { bodyLength } from './body.js'
-import { joinHeader } from './headers.js'
+import { contentLength } from './headers.js'
 import type { ResponseEntry } from './store.js'
 
 // RFC 9110 §15.3.5, §15.4.5: these responses end with their header section, whatever Content-Length says.
@@ -25,10 +25,4 @@ export function hasDeclaredLength(entry: ResponseEntry): boolean {
   if (field === String(length)) return true // as almost every entry has it: spares the parse on each hit
   const declared = contentLength(field)
   return declared === undefined || declared === length
-}
-
-/** A `Content-Length` of one valid value, as tee.ts reads it when the response arrives. */
-function contentLength(value: string | string[] | undefined): number | undefined {
-  const joined = joinHeader(value)
-  return joined !== undefined && /^\d+$/.test(joined) ? Number(joined) : undefined
 }

@@ -81,6 +81,15 @@ export function joinHeader(value: string | string[] | undefined): string | undef
   return Array.isArray(value) ? value.join(', ') : value
 }
 
+/**
+ * A `Content-Length` of one valid value (RFC 9110 §8.6), as the cache reads it: a list of values, even of
+ * equal ones, or anything but digits counts as no declared length.
+ */
+export function contentLength(value: string | string[] | undefined): number | undefined {
+  const joined = joinHeader(value)
+  return joined !== undefined && /^\d+$/.test(joined) ? Number(joined) : undefined
+}
+
 // RFC 9110 §7.6.1: hop-by-hop fields describe one connection and are never stored or replayed.
 const HOP_BY_HOP = new Set([
   'connection',

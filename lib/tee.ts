@@ -3,7 +3,7 @@ import { joinChunks, type ResponseBody } from './body.js'
 import { formatCacheStatus, withCacheStatus } from './cache-status.js'
 import { CallerController } from './controller.js'
 import type { GuardedStore } from './guarded-store.js'
-import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord } from './headers.js'
+import { contentLength, withoutFields, withoutHopByHop, type HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
 import { filterAllows, type ResponseFilter } from './filter.js'
 import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason, type StorageRules } from './policy.js'
@@ -249,7 +249,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     }
     const maxBodyBytes = maxEntrySize - entrySize(entry)
     // A HEAD response's Content-Length describes the body a GET would get; it has none itself.
-    const declaredLength = request.method === 'HEAD' ? 0 : contentLength(headers)
+    const declaredLength = request.method === 'HEAD' ? 0 : contentLength(headers['content-length'])
     if (maxBodyBytes < 0 || (declaredLength !== undefined && declaredLength > maxBodyBytes)) return undefined
     // A declared length is taken whole now: a response admitted can finish; one that finds no room is not copied.
     const taken = declaredLength ?? 0
@@ -290,9 +290,4 @@ function retainedBody(chunks: Buffer[], size: number, store: { maxBodyBytes: num
     size >= chunks.length * MIN_KEPT_CHUNK_BYTES &&
     bodySize(chunks) <= store.maxBodyBytes
   return keepsChunks ? chunks : joinChunks(chunks, size)
-}
-
-function contentLength(headers: HeaderRecord): number | undefined {
-  const value = joinHeader(headers['content-length'])
-  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined
 }
