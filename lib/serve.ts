@@ -2,7 +2,8 @@ import type { Dispatcher } from 'undici'
 import { bodyChunks, bodyLength, joinBody, REPLAY_CHUNK_BYTES } from './body.js'
 import { appendCacheStatus, formatCacheStatus, ttlParameter, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
-import { toRawHeaders, type HeaderRecord } from './headers.js'
+import type { HeaderRecord } from './headers.js'
+import { keptRawHeaders } from './kept-raw-headers.js'
 import { currentAgeSeconds } from './policy.js'
 import { scheduleReplay } from './replay-scheduling.js'
 import type { ResponseEntry } from './store.js'
@@ -19,11 +20,8 @@ interface ReplayedResponse {
 
 const NO_BODY: readonly Uint8Array[] = []
 
-/**
- * Fields a hit writes afresh, with their names in raw form (made once, not per hit); the rest of the
- * stored headers are served as stored.
- */
-const REPLAY_FIELDS = new Map(['age', 'cache-status', 'content-length'].map((name) => [name, Buffer.from(name, 'latin1')]))
+/** Fields a hit writes afresh; the rest of the stored headers are served as stored. */
+const REPLAY_FIELDS = new Set(['age', 'cache-status', 'content-length'])
 
 /** Fields written afresh, and the same in undici's raw form. */
 interface FreshFields {
@@ -37,7 +35,8 @@ interface FreshFields {
  * than `REPLAY_FIELDS` (undici's request() and fetch() read `controller.rawHeaders` on every response), and
  * the fresh fields of its last hit. Those change only when the whole seconds of its Age or its ttl do, so
  * most hits in a row reuse them: building them (a Cache-Status string, three Buffers) was ~10% of a 1 KiB
- * hit through request() (A/B, 12 alternating rounds: 11.2 -> 10.0 us, the floor 9.3).
+ * hit through request() (A/B, 12 alternating rounds: 11.2 -> 10.0 us, the floor 9.3). Both raw forms are
+ * kept as long as the entry, so they are built outside Node's Buffer pool (kept-raw-headers.ts).
  */
 interface ServedForm {
   storedRaw: Buffer[]
@@ -53,7 +52,7 @@ function servedFormOf(entry: ResponseEntry): ServedForm {
   if (form === undefined) {
     const kept: HeaderRecord = {}
     for (const name in entry.headers) if (!REPLAY_FIELDS.has(name)) kept[name] = entry.headers[name]!
-    form = { storedRaw: toRawHeaders(kept), chunks: undefined, lastHit: undefined }
+    form = { storedRaw: keptRawHeaders(kept), chunks: undefined, lastHit: undefined }
     servedForms.set(entry, form)
   }
   return form
@@ -112,7 +111,7 @@ function replayFields(entry: ResponseEntry, context: ServeContext): FreshFields 
   // from a stored GET gets the length a GET would (RFC 9110 §9.3.2).
   const contentLength = entry.headers['content-length'] ?? (entry.method !== 'HEAD' ? String(bodyLength(entry.body)) : undefined)
   const fields = freshFields(entry, context, contentLength)
-  return { fields, raw: toRawHeaders(fields, REPLAY_FIELDS) }
+  return { fields, raw: keptRawHeaders(fields) }
 }
 
 /** The `Age` a replay of `entry` carries at `now`, in whole seconds. */

@@ -20,3 +20,13 @@ export async function settledHeapBytes(): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, 20))
   return retainedHeapBytes()
 }
+
+/**
+ * Allocates and drops `bytes` of small Buffers, as any program does between two requests. They come from
+ * Node's shared pool (slabs of `Buffer.poolSize`: 8 KiB on Node 22, 64 KiB on Node 24), so the pool moves
+ * on to fresh slabs: a small pool Buffer kept from before then keeps its whole slab alive (issue #16).
+ */
+export function allocateShortLivedBuffers(bytes: number): void {
+  const SMALL_BUFFER_BYTES = 1024
+  for (let allocated = 0; allocated < bytes; allocated += SMALL_BUFFER_BYTES) Buffer.allocUnsafe(SMALL_BUFFER_BYTES).fill(0)
+}
