@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MemoryStore, type ResponseEntry } from '../lib/index.js'
+import { entrySize, MemoryStore, type ResponseEntry } from '../lib/index.js'
 import { ENTRY_VERSION } from '../lib/store.js'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
@@ -50,7 +50,7 @@ describe('MemoryStore', () => {
   })
 
   it('counts headers as well as the body against maxSize', () => {
-    const store = new MemoryStore({ maxSize: 10 * KIB })
+    const store = new MemoryStore({ maxSize: 20 * KIB }) // room for both
     const bodyOnly = entryOf(1000)
     store.set('a', bodyOnly)
     const sizeWithSmallHeaders = store.size
@@ -77,6 +77,16 @@ describe('MemoryStore', () => {
     store.set('a', entryOf(8 * KIB))
     expect(store.get('a')).toBeUndefined()
     expect(store.size).toBe(0)
+  })
+
+  it('stores an entry as large as maxEntrySize, though it counts what serving it keeps besides', () => {
+    // The cache decides what it may store by entrySize (tee.ts): the store must not refuse what it admitted.
+    const store = new MemoryStore({ maxSize: 64 * KIB, maxEntrySize: 4 * KIB })
+    const entry = entryOf(0)
+    entry.body = new Uint8Array(4 * KIB - entrySize(entry))
+    store.set('a', entry)
+    expect(store.get('a')).toBe(entry)
+    expect(store.size).toBeGreaterThan(4 * KIB)
   })
 
   it('deletes and clears', () => {

@@ -3,8 +3,20 @@ import { resolveMemoryStoreOptions, type MemoryStoreOptions } from './store-opti
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 
 /**
+ * What the cache keeps with a response entry object once it has served it, besides what `entrySize` counts:
+ * the raw form of its fields (a Buffer per value, names shared) and its last hit's fresh fields (serve.ts).
+ * MemoryStore hands back the same object on every get, so those live as long as the entry. Measured (issue
+ * #16, test/memory-bounds.test.ts): about 1.3 KiB, and 140 bytes per field besides its value. Counted for
+ * every entry from the start: counted on its first get instead, listing the cache (`entries()`, which gets
+ * every entry) would grow every entry and evict a part of them.
+ */
+const SERVED_FIXED_BYTES = 1536
+const SERVED_FIELD_BYTES = 160
+
+/**
  * The default store: entries in this process's memory, least recently used evicted first, bounded in bytes.
- * It never holds more than `maxSize` bytes of entries (body, headers and a fixed part per entry).
+ * It never holds more than `maxSize` bytes of entries (body, headers and a fixed part per entry, and what
+ * serving an entry keeps with it).
  */
 export class MemoryStore implements CacheStore {
   readonly maxSize: number
@@ -18,10 +30,11 @@ export class MemoryStore implements CacheStore {
     const resolved = resolveMemoryStoreOptions(options)
     this.maxSize = resolved.maxSize
     this.maxEntrySize = resolved.maxEntrySize
+    // No maxEntrySize for lru-cache: `set` refuses entries by `entrySize`, as the cache measures them when it
+    // decides what it may store; the size held, a little larger, only bounds the whole.
     this.#entries = new LRUCache<string, CacheEntry>({
       maxSize: resolved.maxSize,
-      maxEntrySize: resolved.maxEntrySize,
-      sizeCalculation: entrySize,
+      sizeCalculation: (entry) => Math.min(heldSize(entry), resolved.maxSize),
       dispose: (_entry, _key, reason) => {
         if (reason === 'evict') this.#evictions++
       },
@@ -44,10 +57,9 @@ export class MemoryStore implements CacheStore {
   }
 
   set(key: string, entry: CacheEntry): void {
-    // lru-cache refuses an entry over maxEntrySize but keeps the old one; a newer response must not leave
-    // an older one behind, so the key is cleared first.
+    // A newer response must not leave an older one behind, so the key is cleared first, stored or not.
     this.#entries.delete(key)
-    this.#entries.set(key, entry)
+    if (entrySize(entry) <= this.maxEntrySize) this.#entries.set(key, entry)
   }
 
   delete(key: string): void {
@@ -61,4 +73,16 @@ export class MemoryStore implements CacheStore {
   clear(): void {
     this.#entries.clear()
   }
+}
+
+/** What holding `entry` here costs: `entrySize`, and for a response what serving it keeps with it. */
+function heldSize(entry: CacheEntry): number {
+  if (entry.kind !== 'response') return entrySize(entry)
+  let served = SERVED_FIXED_BYTES
+  for (const name in entry.headers) {
+    const value = entry.headers[name]!
+    if (Array.isArray(value)) for (const item of value) served += SERVED_FIELD_BYTES + item.length
+    else served += SERVED_FIELD_BYTES + value.length
+  }
+  return entrySize(entry) + served
 }
