@@ -89,6 +89,18 @@ describe('MemoryStore', () => {
     expect(store.size).toBeGreaterThan(4 * KIB)
   })
 
+  it('keeps small bodies and request bodies as bytes of their own, not as views of Node\'s Buffer pool', () => {
+    // Issue #16: a small Buffer.from() is a view of a pool slab (8 KiB on Node 22, 64 KiB on Node 24), which
+    // an entry kept for its lifetime would keep alive whole.
+    const store = new MemoryStore()
+    store.set('a', { ...entryOf(0), body: Buffer.from('stored body'), requestBody: Buffer.from('{"query":1}') })
+    const entry = store.get('a') as ResponseEntry
+    expect(Buffer.from(entry.body as Uint8Array).toString()).toBe('stored body')
+    expect(Buffer.from(entry.requestBody!).toString()).toBe('{"query":1}')
+    expect((entry.body as Uint8Array).buffer.byteLength).toBe(11)
+    expect(entry.requestBody!.buffer.byteLength).toBe(11)
+  })
+
   it('deletes and clears', () => {
     const store = new MemoryStore()
     store.set('a', entryOf(1))

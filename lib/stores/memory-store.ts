@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { resolveMemoryStoreOptions, type MemoryStoreOptions } from './store-options.js'
-import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
+import { entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from '../store.js'
 
 /**
  * What the cache keeps with a response entry object once it has served it, besides what `entrySize` counts:
@@ -12,6 +12,12 @@ import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
  */
 const SERVED_FIXED_BYTES = 1536
 const SERVED_FIELD_BYTES = 160
+
+/**
+ * Bytes the buffer behind a kept body or request body may hold beyond them: about a response head, which a
+ * body kept as undici delivered it shares its socket read with (tee.ts keeps a body only so).
+ */
+const SHARED_BUFFER_ALLOWANCE_BYTES = 1024
 
 /**
  * The default store: entries in this process's memory, least recently used evicted first, bounded in bytes.
@@ -59,7 +65,9 @@ export class MemoryStore implements CacheStore {
   set(key: string, entry: CacheEntry): void {
     // A newer response must not leave an older one behind, so the key is cleared first, stored or not.
     this.#entries.delete(key)
-    if (entrySize(entry) <= this.maxEntrySize) this.#entries.set(key, entry)
+    if (entrySize(entry) > this.maxEntrySize) return
+    if (entry.kind === 'response') keepOwnBytes(entry)
+    this.#entries.set(key, entry)
   }
 
   delete(key: string): void {
@@ -85,4 +93,23 @@ function heldSize(entry: CacheEntry): number {
     else served += SERVED_FIELD_BYTES + value.length
   }
   return entrySize(entry) + served
+}
+
+/**
+ * Makes the entry's bytes its own where they are a view of a larger buffer, as it is kept for as long as it
+ * is stored: a small request body (Buffer.from of a string, Buffer.concat of a stream, a JSON body written
+ * again) or a body a user stored comes from Node's shared Buffer pool, and would keep a whole pool slab
+ * alive (8 KiB on Node 22, 64 KiB on Node 24; issue #16). A body kept as chunks came from the cache, which
+ * keeps chunks only when they share no more than a response head (tee.ts).
+ */
+function keepOwnBytes(entry: ResponseEntry): void {
+  if (!Array.isArray(entry.body)) entry.body = ownBytes(entry.body as Uint8Array)
+  if (entry.requestBody !== undefined) entry.requestBody = ownBytes(entry.requestBody)
+}
+
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  if (bytes.buffer.byteLength - bytes.byteLength <= SHARED_BUFFER_ALLOWANCE_BYTES) return bytes
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength)
+  copy.set(bytes)
+  return copy
 }
