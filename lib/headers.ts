@@ -48,15 +48,12 @@ function isIterable(value: object): value is Iterable<readonly [string, HeaderVa
   return typeof (value as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function'
 }
 
-/**
- * The raw form undici's consumers read from `controller.rawHeaders` (fetch needs it): name, value buffers.
- * `names` holds buffers made once for names that come up on every call (they are read, never written to).
- */
-export function toRawHeaders(headers: HeaderRecord, names?: ReadonlyMap<string, Buffer>): Buffer[] {
+/** The raw form undici's consumers read from `controller.rawHeaders` (fetch needs it): name, value buffers. */
+export function toRawHeaders(headers: HeaderRecord): Buffer[] {
   const raw: Buffer[] = []
   for (const name in headers) {
     const value = headers[name]!
-    const nameBuffer = names?.get(name) ?? Buffer.from(name, 'latin1')
+    const nameBuffer = Buffer.from(name, 'latin1')
     if (Array.isArray(value)) {
       for (const item of value) raw.push(nameBuffer, Buffer.from(item, 'latin1'))
     } else {
