@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import { CallerController } from './controller.js'
 import type { Dispatch } from './exchange.js'
-import { isSharedFailure, WaitTimer, waitLimitsOf, type WaitLimits, type WaitPhase } from './wait-limits.js'
+import { comparableLimitsTag, isSharedFailure, WaitTimer, waitLimitsOf, type WaitLimits, type WaitPhase } from './wait-limits.js'
 
 /** A request waiting on a leader; started already, so that its abort takes it out of the wait at once. */
 export interface Waiter {
@@ -54,7 +54,7 @@ export interface FlightWatcher {
   onWaitersGone(): void
 }
 
-/** The requests in flight, by coalescing identity (method, key, variant). */
+/** The requests in flight, by coalescing identity (method, key, variant, and which limits compare). */
 export class Flights {
   readonly #flights = new Map<string, Flight>()
   /** The timeouts of the dispatcher that reaches the origin, where known (`CachingAgent`'s own `Agent`). */
@@ -64,16 +64,25 @@ export class Flights {
     this.#defaults = defaults
   }
 
-  /** The flight a request with this identity may wait on, if one is in the air. */
-  get(id: string): Flight | undefined {
-    return this.#flights.get(id)
+  /**
+   * The flight a request with identity `id` (method, key, variant), sent with `options`, may wait on, if one
+   * is in the air: only one whose leader's limits it can compare with its own (comparableLimitsTag).
+   */
+  get(id: string, options: Dispatcher.DispatchOptions): Flight | undefined {
+    return this.#flights.get(this.#fullIdOf(id, options))
   }
 
   /** Starts a flight for a leader sent with `options`; it is forgotten when it settles. */
   start(id: string, options: Dispatcher.DispatchOptions): Flight {
-    const flight = new Flight({ leaderLimits: waitLimitsOf(options, this.#defaults), defaults: this.#defaults }, () => this.#flights.delete(id))
-    this.#flights.set(id, flight)
+    const fullId = this.#fullIdOf(id, options)
+    const flight = new Flight({ leaderLimits: waitLimitsOf(options, this.#defaults), defaults: this.#defaults }, () => this.#flights.delete(fullId))
+    this.#flights.set(fullId, flight)
     return flight
+  }
+
+  /** The tag first, up to a space it never holds: no identity can end up spelling another. */
+  #fullIdOf(id: string, options: Dispatcher.DispatchOptions): string {
+    return `${comparableLimitsTag(options, this.#defaults)} ${id}`
   }
 
   /** Flights in the air now. */

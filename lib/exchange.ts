@@ -185,7 +185,7 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
   if (!isCoalescible(exchange, verdict)) return exchange
   const { request, key, variant } = verdict
   const id = variant === undefined ? `${request.method} ${key}` : `${request.method} ${key} ${JSON.stringify(variant)}`
-  const inFlight = exchange.flights.get(id)
+  const inFlight = exchange.flights.get(id, exchange.dispatchOptions)
   if (inFlight !== undefined) {
     inFlight.wait(exchange.handler, exchange.dispatchOptions, (controller, failure) => {
       // Handed the leader's failure, the waiter goes on as if its own request had met it (issue #16).

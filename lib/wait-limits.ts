@@ -37,6 +37,21 @@ export function waitLimitsOf(options: Dispatcher.DispatchOptions, defaults: Wait
 }
 
 /**
+ * What a request's flight identity adds so that it waits only on requests whose limits it can compare with
+ * its own (issue #16): '' where the dispatcher's defaults are known. Where they are not, a timeout the request
+ * gives itself cannot be compared with the unknown default of one that does not: a waiter relying on its
+ * dispatcher's 500 ms would wait out a leader's own 8 s, and one giving itself 8 s would be failed with a
+ * leader's 500 ms default. So, phase by phase, requests that give the option wait only on others that give
+ * it too (known limits, which WaitTimer and isSharedFailure compare), and requests that leave it to the
+ * dispatcher only on others that do (the one default).
+ */
+export function comparableLimitsTag(options: Dispatcher.DispatchOptions, defaults: WaitLimits): string {
+  const headers = defaults.headersTimeoutMs === undefined && options.headersTimeout != null ? 'h' : ''
+  const body = defaults.bodyTimeoutMs === undefined && options.bodyTimeout != null ? 'b' : ''
+  return headers + body
+}
+
+/**
  * Whether a waiter is handed the failure of the request it waited on rather than sent to the origin on its
  * own. Only a timeout is: the origin did not answer within the leader's limit, and a request of the waiter's
  * own, starting from nothing, would wait the same again and fail later than the leader did; so a waiter fails

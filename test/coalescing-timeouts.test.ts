@@ -1,5 +1,6 @@
 import { Agent, fetch, request, type Dispatcher } from 'undici'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { cacheInterceptor, MemoryStore } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
@@ -11,6 +12,8 @@ import { fetchText as get } from './helpers/request.js'
 // asserted, never a time (a waiter at its own shorter timeout: that it failed while the shared request went on).
 const TIMEOUT_MS = 500
 const CALLERS = 5
+/** A timeout a caller gives itself, far longer than `TIMEOUT_MS` (undici fires a 500 ms one within 1 s). */
+const LONGER_TIMEOUT_MS = 8_000
 
 /** Where the origin stalls: before the response head, or after the head and part of a body it never finishes. */
 type Stall = 'before-headers' | 'mid-body'
@@ -32,7 +35,10 @@ async function startStallingOrigin(stall: Stall, options: { answersAfterMs?: num
 }
 
 /** One caller through request(), body read: the error code it ends with ('none' when it succeeds). */
-async function requestOutcome(url: string, options: { dispatcher: Dispatcher; headersTimeout?: number; bodyTimeout?: number }): Promise<Outcome> {
+async function requestOutcome(
+  url: string,
+  options: { dispatcher: Dispatcher; headersTimeout?: number; bodyTimeout?: number; headers?: Record<string, string> },
+): Promise<Outcome> {
   try {
     const response = await request(url, options)
     await response.body.text()
@@ -59,6 +65,13 @@ interface Outcome {
 const EXPECTED_CODE: Record<Stall, string> = { 'before-headers': 'UND_ERR_HEADERS_TIMEOUT', 'mid-body': 'UND_ERR_BODY_TIMEOUT' }
 
 const AGENT_TIMEOUTS = { headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS }
+
+/** The cache as an interceptor on an `Agent` with `agentOptions`: timeouts the cache cannot know. */
+function composeOnAgent(agentOptions: Agent.Options): Dispatcher {
+  const agent = new Agent(agentOptions)
+  onTestFinished(() => agent.destroy())
+  return agent.compose(cacheInterceptor({ store: new MemoryStore() }))
+}
 
 /** `CALLERS` identical requests at once: every caller's outcome. */
 function sendAll(send: () => Promise<Outcome>): Promise<Outcome[]> {
@@ -130,6 +143,39 @@ describe('coalescing when the origin stalls (issue #16)', () => {
     const waiter = get(origin.url, agent) // undici's default headersTimeout: it would have waited for "late"
     expect((await leader).code).toBe('UND_ERR_HEADERS_TIMEOUT')
     expect((await waiter).body).toBe('late')
+    expect(origin.requests).toBe(2)
+  })
+
+  // Review 2, finding 8: with timeouts the cache cannot know, a request leaving its timeout to the dispatcher
+  // and one giving its own do not wait on each other, either way round; each asks the origin on its own.
+  for (const client of ['request', 'fetch'] as const) {
+    it(`fails a ${client}() caller at its dispatcher's headersTimeout, not the longer one an identical request gives itself`, async () => {
+      const origin = await startStallingOrigin('before-headers')
+      const dispatcher = composeOnAgent({ headersTimeout: TIMEOUT_MS })
+      const finished: string[] = []
+      const longer = requestOutcome(origin.url, { dispatcher, headersTimeout: LONGER_TIMEOUT_MS }).then(() => finished.push('longer'))
+      await new Promise((resolve) => setTimeout(resolve, 50)) // the longer request is on its way
+      const send = client === 'request' ? () => requestOutcome(origin.url, { dispatcher }) : () => fetchOutcome(origin.url, dispatcher)
+      expect((await send()).code).toBe('UND_ERR_HEADERS_TIMEOUT')
+      finished.push('default')
+      expect(origin.requests).toBe(2)
+      await origin.stop() // ends the longer request's wait
+      await longer
+      expect(finished).toEqual(['default', 'longer'])
+    }, 2 * LONGER_TIMEOUT_MS) // so that, coalesced, it fails by its assertions rather than by the test's timeout
+  }
+
+  it("lets a caller that gives itself a longer headersTimeout than the dispatcher's outlast an identical request's failure", async () => {
+    // The origin never answers the caller on the dispatcher's timeout, and answers the other "late" (an
+    // unkeyed header tells them apart, whichever reaches it first).
+    const origin = await startOrigin((incoming, response) => {
+      if (incoming.headers['x-caller'] === 'longer') setTimeout(() => response.end('late'), 2 * TIMEOUT_MS)
+    })
+    const dispatcher = composeOnAgent({ headersTimeout: TIMEOUT_MS })
+    const shorter = requestOutcome(origin.url, { dispatcher })
+    const longer = requestOutcome(origin.url, { dispatcher, headersTimeout: LONGER_TIMEOUT_MS, headers: { 'x-caller': 'longer' } })
+    expect((await shorter).code).toBe('UND_ERR_HEADERS_TIMEOUT')
+    expect((await longer).code).toBe('none') // it waited for "late"
     expect(origin.requests).toBe(2)
   })
 
