@@ -54,7 +54,11 @@ export interface FlightWatcher {
   onWaitersGone(): void
 }
 
-/** The requests in flight, by coalescing identity (method, key, variant, and which limits compare). */
+/**
+ * The requests in flight, by coalescing identity (method, key, variant, and which limits compare). One per
+ * dispatcher the cache sends to: its defaults are the waiters' (an interceptor composed on two dispatchers
+ * has two, whose timeouts, connect timeout included, may differ).
+ */
 export class Flights {
   readonly #flights = new Map<string, Flight>()
   /** The timeouts of the dispatcher that reaches the origin, where known (`CachingAgent`'s own `Agent`). */

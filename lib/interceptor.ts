@@ -49,26 +49,30 @@ export function createCacheInterceptor(
   const stats = new StatsCounters()
   const store = new GuardedStore(options.store, stats, options.storeTimeoutMs)
   const background = new BackgroundRevalidations(stats)
-  const flights = new Flights(dispatcherLimits)
-  const interceptor = (dispatch: Dispatch) => (callerOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
-    const dispatchOptions = withoutCallerDispatcher(callerOptions)
-    const handler = toCurrentHandler(anyHandler)
-    // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
-    if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
-    const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, stats, background, flights, mayCoalesce: true }
-    const request = toCacheRequest(dispatchOptions, options.knownUrls)
-    if (request === undefined) {
-      // Not keyed; an unsafe one still invalidates what is stored for the URL it resolves to.
-      const url = isUnsafeMethod((dispatchOptions.method ?? 'GET').toUpperCase()) ? invalidatedUrl(dispatchOptions) : undefined
-      return url === undefined ? forward(exchange, 'bypass') : forwardInvalidating(exchange, 'bypass', url, normalizeRequestHeaders(dispatchOptions.headers))
+  const interceptor = (dispatch: Dispatch) => {
+    // Flights per dispatcher composed with: requests sent through two may not wait on each other, as the
+    // timeouts a wait relies on may differ between them (issue #16).
+    const flights = new Flights(dispatcherLimits)
+    return (callerOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
+      const dispatchOptions = withoutCallerDispatcher(callerOptions)
+      const handler = toCurrentHandler(anyHandler)
+      // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
+      if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
+      const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, stats, background, flights, mayCoalesce: true }
+      const request = toCacheRequest(dispatchOptions, options.knownUrls)
+      if (request === undefined) {
+        // Not keyed; an unsafe one still invalidates what is stored for the URL it resolves to.
+        const url = isUnsafeMethod((dispatchOptions.method ?? 'GET').toUpperCase()) ? invalidatedUrl(dispatchOptions) : undefined
+        return url === undefined ? forward(exchange, 'bypass') : forwardInvalidating(exchange, 'bypass', url, normalizeRequestHeaders(dispatchOptions.headers))
+      }
+      if (!options.methods.has(request.method)) {
+        if (!isUnsafeMethod(request.method)) return forward(exchange, 'method')
+        return forwardInvalidating(exchange, 'method', request.url, request.headers)
+      }
+      if (request.method === 'GET' || request.method === 'HEAD') handleCacheable(exchange, request)
+      else handleWithBody(exchange, request)
+      return true
     }
-    if (!options.methods.has(request.method)) {
-      if (!isUnsafeMethod(request.method)) return forward(exchange, 'method')
-      return forwardInvalidating(exchange, 'method', request.url, request.headers)
-    }
-    if (request.method === 'GET' || request.method === 'HEAD') handleCacheable(exchange, request)
-    else handleWithBody(exchange, request)
-    return true
   }
   return { interceptor: Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) }), writesDone: () => store.writesDone() }
 }

@@ -43,7 +43,7 @@ export function waitLimitsOf(options: Dispatcher.DispatchOptions, defaults: Wait
  * dispatcher's 500 ms would wait out a leader's own 8 s, and one giving itself 8 s would be failed with a
  * leader's 500 ms default. So, phase by phase, requests that give the option wait only on others that give
  * it too (known limits, which WaitTimer and isSharedFailure compare), and requests that leave it to the
- * dispatcher only on others that do (the one default).
+ * dispatcher only on others that do (the one default: the flights are the dispatcher's own).
  */
 export function comparableLimitsTag(options: Dispatcher.DispatchOptions, defaults: WaitLimits): string {
   const headers = defaults.headersTimeoutMs === undefined && options.headersTimeout != null ? 'h' : ''

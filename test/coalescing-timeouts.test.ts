@@ -165,6 +165,23 @@ describe('coalescing when the origin stalls (issue #16)', () => {
     }, 2 * LONGER_TIMEOUT_MS) // so that, coalesced, it fails by its assertions rather than by the test's timeout
   }
 
+  it('keeps apart the requests of two dispatchers one interceptor is composed on, whose timeouts differ', async () => {
+    const origin = await startStallingOrigin('before-headers')
+    const interceptor = cacheInterceptor({ store: new MemoryStore() })
+    const longerAgent = new Agent({ headersTimeout: LONGER_TIMEOUT_MS })
+    const shorterAgent = new Agent({ headersTimeout: TIMEOUT_MS })
+    onTestFinished(async () => void (await Promise.all([longerAgent.destroy(), shorterAgent.destroy()])))
+    const finished: string[] = []
+    const longer = requestOutcome(origin.url, { dispatcher: longerAgent.compose(interceptor) }).then(() => finished.push('longer'))
+    await new Promise((resolve) => setTimeout(resolve, 50)) // the longer request is on its way
+    expect((await requestOutcome(origin.url, { dispatcher: shorterAgent.compose(interceptor) })).code).toBe('UND_ERR_HEADERS_TIMEOUT')
+    finished.push('shorter')
+    expect(origin.requests).toBe(2)
+    await origin.stop() // ends the longer request's wait
+    await longer
+    expect(finished).toEqual(['shorter', 'longer'])
+  }, 2 * LONGER_TIMEOUT_MS)
+
   it("lets a caller that gives itself a longer headersTimeout than the dispatcher's outlast an identical request's failure", async () => {
     // The origin never answers the caller on the dispatcher's timeout, and answers the other "late" (an
     // unkeyed header tells them apart, whichever reaches it first).
