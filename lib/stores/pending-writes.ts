@@ -12,6 +12,8 @@ interface Queued {
   /** `performance.now()` when accepted: a test's fake `Date` must not age a write. */
   queuedAt: number
   settle: Settle
+  /** A set that replaced a deletion in wait: if the set is dropped, the deletion stands again. */
+  replacedDeletion: boolean
 }
 
 interface Settle {
@@ -23,8 +25,16 @@ interface Settle {
 /** The first retry of a busy write comes after this; each next one waits twice as long, up to the next. */
 const FIRST_RETRY_MS = 1
 const LONGEST_RETRY_MS = 32
-/** A write still not made this long after it was accepted is dropped: "not stored", which the cache counts. */
+/**
+ * A set still not made this long after it was accepted is dropped: "not stored", which the cache counts. A
+ * deletion or clear is not dropped, but its promise rejects then, so that the cache counts it late once.
+ */
 const GIVE_UP_AFTER_MS = 500
+/**
+ * Keys that may wait: past it, a deletion of one more key waits as a clear of the file instead. Deletions
+ * cost no bytes and are never dropped, so while another connection holds the lock they would pile up.
+ */
+export const MAX_WAITING_KEYS = 10_000
 /** Bytes written per transaction when writes have gathered: a transaction is work done on the event loop. */
 const BYTES_PER_TRANSACTION = 512 * 1024
 
@@ -32,11 +42,12 @@ const BYTES_PER_TRANSACTION = 512 * 1024
  * Writes to a database file that other processes write too, made without ever waiting for its lock on
  * the event loop (issue #16): each is tried at once, and while another connection holds the lock it waits
  * here and is retried on a timer, never on a request's path, with whatever else waits (oldest first, in
- * transactions of up to `BYTES_PER_TRANSACTION`); after `GIVE_UP_AFTER_MS` it is dropped and its promise
- * rejects, so that the cache counts it "not stored". Meanwhile this process reads its own writes from
- * here, so that a write in wait is never hidden behind the older row, nor a deletion (an invalidation,
- * RFC 9111 §4.4) undone while it waits. Bounded in bytes: past `maxBytes` in wait, a new write is refused
- * at once.
+ * transactions of up to `BYTES_PER_TRANSACTION`); after `GIVE_UP_AFTER_MS` a set is dropped and its promise
+ * rejects, so that the cache counts it "not stored". A deletion (an invalidation, RFC 9111 §4.4) or a clear
+ * is retried until it is made, however long that takes (review 2, finding 6): dropped, the deleted row
+ * would be served again. Meanwhile this process reads its own writes from here, so that a write in wait is
+ * never hidden behind the older row, nor a deletion undone while it waits. Bounded in bytes: past
+ * `maxBytes` in wait, a new set is refused at once; and in keys (`MAX_WAITING_KEYS`).
  */
 export class PendingWrites {
   readonly #queued = new Map<string, Queued>()
@@ -55,8 +66,8 @@ export class PendingWrites {
 
   /**
    * Makes the write now if the lock is free and nothing waits before it (then returns nothing), or queues
-   * it and returns a promise that settles when it is made or dropped. A write replaces one in wait for the
-   * same key, whose promise resolves (it was superseded, not lost).
+   * it and returns a promise that settles when it is made or given up on (a deletion given up on is still
+   * retried). A write replaces one in wait for the same key, whose promise resolves (it was superseded).
    */
   write(key: string, write: Write): Promise<void> | undefined {
     if (this.#queued.size === 0 && this.#clear === undefined && this.#attempt(new Map([[key, write]]), false) === 'done') return undefined
@@ -67,8 +78,10 @@ export class PendingWrites {
       refused.reject(new Error(`database busy, and ${this.#bytes} bytes of writes already wait: not stored`))
       return refused.promise
     }
+    if (replaced === undefined && write.entry === undefined && this.#queued.size >= MAX_WAITING_KEYS) return this.#clearInstead()
     if (replaced !== undefined) this.#remove(key, replaced).settle.resolve()
-    const queued: Queued = { write, queuedAt: performance.now(), settle: deferred() }
+    const replacedDeletion = write.entry !== undefined && replaced !== undefined && (replaced.write.entry === undefined || replaced.replacedDeletion)
+    const queued: Queued = { write, queuedAt: performance.now(), settle: deferred(), replacedDeletion }
     this.#queued.set(key, queued)
     this.#bytes += size
     this.#flushSoon()
@@ -79,7 +92,21 @@ export class PendingWrites {
   clear(): Promise<void> | undefined {
     for (const [key, queued] of this.#queued) this.#remove(key, queued).settle.resolve()
     if (this.#clear === undefined && this.#attempt(new Map(), true) === 'done') return undefined
-    this.#clear ??= { write: { entry: undefined }, queuedAt: performance.now(), settle: deferred() }
+    return this.#queueClear()
+  }
+
+  /**
+   * Replaces the deletions in wait with a clear of the file, which they are part of (their promises resolve),
+   * once `MAX_WAITING_KEYS` wait: bounded, and no deleted row is ever served again. The sets in wait stay,
+   * to be made after the clear.
+   */
+  #clearInstead(): Promise<void> {
+    for (const [key, queued] of this.#queued) if (queued.write.entry === undefined) this.#remove(key, queued).settle.resolve()
+    return this.#queueClear()
+  }
+
+  #queueClear(): Promise<void> {
+    this.#clear ??= { write: { entry: undefined }, queuedAt: performance.now(), settle: deferred(), replacedDeletion: false }
     this.#flushSoon()
     return this.#clear.settle.promise
   }
@@ -104,38 +131,48 @@ export class PendingWrites {
   /** Tries once more, then drops what still waits: a closing store waits for nothing. */
   close(): void {
     clearTimeout(this.#timer)
-    this.#flush()
-    clearTimeout(this.#timer)
-    this.#drop(Infinity)
     this.#timer = undefined
+    if (this.#waits()) this.#flushBatch()
+    const error = new Error('store closed while another connection held the database lock: not stored')
+    for (const [key, queued] of this.#queued) this.#remove(key, queued).settle.reject(error)
+    this.#clear?.settle.reject(error)
+    this.#clear = undefined
+  }
+
+  #waits(): boolean {
+    return this.#queued.size > 0 || this.#clear !== undefined
   }
 
   #flushSoon(): void {
-    if (this.#timer !== undefined) return
-    this.#timer = setTimeout(() => {
+    this.#timer ??= setTimeout(() => {
       this.#timer = undefined
       this.#flush()
     }, this.#retryMs)
   }
 
-  /** Tries the writes in wait, oldest first, up to `BYTES_PER_TRANSACTION` at a time. */
+  /** Tries the writes in wait, oldest first, up to `BYTES_PER_TRANSACTION` at a time, and comes back while any wait. */
   #flush(): void {
-    if (this.#queued.size === 0 && this.#clear === undefined) return
+    if (!this.#waits()) return
+    if (this.#flushBatch() === 'done') this.#retryMs = FIRST_RETRY_MS
+    else {
+      this.#giveUp(performance.now() - GIVE_UP_AFTER_MS)
+      this.#retryMs = Math.min(this.#retryMs * 2, LONGEST_RETRY_MS)
+    }
+    if (this.#waits()) this.#flushSoon()
+  }
+
+  /** Tries the next batch: `'done'` when it was made, or failed (its promises reject), `'busy'` when it must wait. */
+  #flushBatch(): 'done' | 'busy' {
     const batch = this.#nextBatch()
     let outcome: 'done' | 'busy'
     try {
       outcome = this.#attempt(new Map([...batch].map(([key, { write }]) => [key, write])), this.#clear !== undefined)
     } catch (error) {
-      return this.#settle(batch, (settle) => settle.reject(error as Error))
+      this.#settle(batch, (settle) => settle.reject(error as Error))
+      return 'done'
     }
-    if (outcome === 'done') {
-      this.#settle(batch, (settle) => settle.resolve())
-      this.#retryMs = FIRST_RETRY_MS
-    } else {
-      this.#drop(performance.now() - GIVE_UP_AFTER_MS)
-      this.#retryMs = Math.min(this.#retryMs * 2, LONGEST_RETRY_MS)
-    }
-    if (this.#queued.size > 0 || this.#clear !== undefined) this.#flushSoon()
+    if (outcome === 'done') this.#settle(batch, (settle) => settle.resolve())
+    return outcome
   }
 
   #nextBatch(): Map<string, Queued> {
@@ -157,14 +194,23 @@ export class PendingWrites {
     for (const { settle: pending } of clear === undefined ? settled : [...settled, clear]) settle(pending)
   }
 
-  /** Drops the writes accepted at or before `acceptedBy` (a `performance.now()` time). */
-  #drop(acceptedBy: number): void {
-    const error = new Error('database busy (another connection holds its write lock): not stored')
-    for (const [key, queued] of this.#queued) if (queued.queuedAt <= acceptedBy) this.#remove(key, queued).settle.reject(error)
-    if (this.#clear !== undefined && this.#clear.queuedAt <= acceptedBy) {
-      this.#clear.settle.reject(error)
-      this.#clear = undefined
+  /**
+   * Drops the sets accepted at or before `acceptedBy` (a `performance.now()` time), leaving the deletion a
+   * set replaced; rejects the promises of the deletions and clear accepted by then, which stay and are
+   * retried. A promise settles once, so a write is counted once however many give-ups it sees.
+   */
+  #giveUp(acceptedBy: number): void {
+    const dropped = new Error('database busy (another connection holds its write lock): not stored')
+    const late = new Error('database busy (another connection holds its write lock): deletion not made yet, retried until it is')
+    for (const [key, queued] of this.#queued) {
+      if (queued.queuedAt > acceptedBy) continue
+      if (queued.write.entry === undefined) queued.settle.reject(late)
+      else {
+        this.#remove(key, queued).settle.reject(dropped)
+        if (queued.replacedDeletion) this.#queued.set(key, { ...queued, write: { entry: undefined }, replacedDeletion: false })
+      }
     }
+    if (this.#clear !== undefined && this.#clear.queuedAt <= acceptedBy) this.#clear.settle.reject(late)
   }
 
   #remove(key: string, queued: Queued): Queued {

@@ -4,6 +4,7 @@
 import { fetch } from 'undici'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { ResponseEntry } from '../../lib/index.js'
+import { MAX_WAITING_KEYS } from '../../lib/stores/pending-writes.js'
 import { createTestAgent } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
 import { fetchText as get } from '../helpers/request.js'
@@ -74,5 +75,73 @@ describe('SqliteStore while another connection holds the write lock', () => {
     await Promise.all([written, deleted])
     expect((other.get('written') as ResponseEntry).headers.etag).toBe('"2"')
     expect(other.get('deleted')).toBeUndefined()
+  })
+})
+
+// Review 2 of issue #16 part 8, findings 6 and 7: what waits for the lock is never lost while it may still be made.
+describe('SqliteStore deletions while another connection holds the lock', () => {
+  it.each(['delete', 'clear'] as const)(
+    'never serves again a row after %s(), however long the lock is held, and removes it once the lock is free',
+    async (call) => {
+      const path = temporaryDatabase()
+      const store = openStore({ path })
+      const other = openStore({ path }) // reads the file only: another process
+      store.set('key', responseEntry(1))
+      const lock = holdWriteLock(path) // a long write elsewhere (stalls of 0.3-0.9 s were measured)
+
+      const deletion = call === 'delete' ? store.delete('key') : store.clear()
+      await expect(deletion).rejects.toThrow(/not made yet/) // reported late once, so the cache counts it
+      expect(store.get('key')).toBeUndefined()
+      expect(store.keys()).toEqual([])
+
+      lock.release()
+      await expect.poll(() => other.get('key')).toBeUndefined()
+    },
+  )
+
+  it('leaves a deletion in wait standing when the set that replaced it is dropped', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path })
+    const other = openStore({ path })
+    store.set('key', responseEntry(1))
+    const lock = holdWriteLock(path)
+
+    void store.delete('key') // an invalidation (RFC 9111 §4.4)...
+    await expect(store.set('key', responseEntry(2))).rejects.toThrow(/not stored/) // ...then a newer response, dropped
+    expect(store.get('key')).toBeUndefined() // not the invalidated row
+
+    lock.release()
+    await expect.poll(() => other.get('key')).toBeUndefined()
+  })
+
+  it(`waits to clear the file instead once ${MAX_WAITING_KEYS} keys wait, so that deletions stay bounded`, async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path })
+    const other = openStore({ path })
+    store.set('kept until now', responseEntry(1))
+    const lock = holdWriteLock(path)
+
+    for (let index = 0; index < MAX_WAITING_KEYS; index++) void store.delete(`deleted ${index}`)
+    expect(store.get('kept until now')).toBeDefined()
+    void store.delete('one deletion too many')
+    expect(store.get('kept until now')).toBeUndefined()
+    expect(store.keys()).toEqual([])
+
+    lock.release()
+    await expect.poll(() => other.keys()).toEqual([])
+  })
+
+  it('counts a set it drops once in stats.errors, and not as stored', async () => {
+    const path = temporaryDatabase()
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=600' })
+    const agent = createTestAgent({ store: openStore({ path }) })
+    const lock = holdWriteLock(path)
+
+    await get(`${origin.url}dropped`, agent)
+    await expect.poll(() => agent.cache.stats.errors).toBe(1)
+    lock.release()
+    await get(`${origin.url}stored`, agent)
+    await expect.poll(() => agent.cache.stats.stored).toBe(1)
+    expect(agent.cache.stats.errors).toBe(1)
   })
 })
