@@ -3,7 +3,7 @@
 // IMMEDIATE), as a writing process would, for far longer than any store call may take.
 import { fetch } from 'undici'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import type { ResponseEntry } from '../../lib/index.js'
+import { SqliteStore, type ResponseEntry } from '../../lib/index.js'
 import { MAX_WAITING_KEYS } from '../../lib/stores/pending-writes.js'
 import { createTestAgent } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
@@ -143,5 +143,19 @@ describe('SqliteStore deletions while another connection holds the lock', () => 
     await get(`${origin.url}stored`, agent)
     await expect.poll(() => agent.cache.stats.stored).toBe(1)
     expect(agent.cache.stats.errors).toBe(1)
+  })
+})
+
+describe('SqliteStore.close() with writes in wait', () => {
+  it('makes every write in wait once the lock is free, not only the first 512 KiB of them', () => {
+    const path = temporaryDatabase()
+    const store = new SqliteStore({ path, maxSize: 64 * 1024 * 1024, maxEntrySize: 1024 * 1024 })
+    const lock = holdWriteLock(path)
+    const body = new Uint8Array(300 * 1024).fill(97)
+    for (const index of [1, 2, 3]) void store.set(`key-${index}`, responseEntry(index, { body }))
+    lock.release()
+    store.close() // before the retry timer came
+    const reopened = openStore({ path })
+    expect(reopened.keys().sort()).toEqual(['key-1', 'key-2', 'key-3'])
   })
 })
