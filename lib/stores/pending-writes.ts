@@ -58,6 +58,9 @@ export class PendingWrites {
   #clear: Queued | undefined
   #timer: NodeJS.Timeout | undefined
   #retryMs = FIRST_RETRY_MS
+  /** `performance.now()` when the last write (or clear) was queued, and the cut-off of the last give-up. */
+  #lastQueuedAt = -Infinity
+  #gaveUpTo = -Infinity
 
   constructor(attempt: Attempt, maxBytes: number) {
     this.#attempt = attempt
@@ -81,7 +84,7 @@ export class PendingWrites {
     if (replaced === undefined && write.entry === undefined && this.#queued.size >= MAX_WAITING_KEYS) return this.#clearInstead()
     if (replaced !== undefined) this.#remove(key, replaced).settle.resolve()
     const replacedDeletion = write.entry !== undefined && replaced !== undefined && (replaced.write.entry === undefined || replaced.replacedDeletion)
-    const queued: Queued = { write, queuedAt: performance.now(), settle: deferred(), replacedDeletion }
+    const queued: Queued = { write, queuedAt: this.#queuedNow(), settle: deferred(), replacedDeletion }
     this.#queued.set(key, queued)
     this.#bytes += size
     this.#flushSoon()
@@ -106,7 +109,7 @@ export class PendingWrites {
   }
 
   #queueClear(): Promise<void> {
-    this.#clear ??= { write: { entry: undefined }, queuedAt: performance.now(), settle: deferred(), replacedDeletion: false }
+    this.#clear ??= { write: { entry: undefined }, queuedAt: this.#queuedNow(), settle: deferred(), replacedDeletion: false }
     this.#flushSoon()
     return this.#clear.settle.promise
   }
@@ -146,11 +149,23 @@ export class PendingWrites {
     return this.#queued.size > 0 || this.#clear !== undefined
   }
 
+  #queuedNow(): number {
+    this.#lastQueuedAt = performance.now()
+    return this.#lastQueuedAt
+  }
+
+  /**
+   * The retry timer keeps the process alive only while a write's promise may still be awaited, at most
+   * `GIVE_UP_AFTER_MS` after the last write: so `await agent.close()` settles, and then a process whose
+   * deletions still wait for a busy file exits rather than wait for the lock (review 2, finding 10).
+   */
   #flushSoon(): void {
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined
       this.#flush()
     }, this.#retryMs)
+    if (this.#lastQueuedAt <= this.#gaveUpTo) this.#timer.unref()
+    else this.#timer.ref()
   }
 
   /** Tries the writes in wait, oldest first, up to `BYTES_PER_TRANSACTION` at a time, and comes back while any wait. */
@@ -214,6 +229,7 @@ export class PendingWrites {
       }
     }
     if (this.#clear !== undefined && this.#clear.queuedAt <= acceptedBy) this.#clear.settle.reject(late)
+    this.#gaveUpTo = acceptedBy
   }
 
   #remove(key: string, queued: Queued): Queued {

@@ -1,6 +1,9 @@
 // https://github.com/undici-http-cache/issues/16 (part 8): a SqliteStore shared with other processes never
 // makes the event loop wait for the file's write lock. Another connection holds the lock here (BEGIN
 // IMMEDIATE), as a writing process would, for far longer than any store call may take.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
 import { fetch } from 'undici'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { SqliteStore, type ResponseEntry } from '../../lib/index.js'
@@ -158,4 +161,38 @@ describe('SqliteStore.close() with writes in wait', () => {
     const reopened = openStore({ path })
     expect(reopened.keys().sort()).toEqual(['key-1', 'key-2', 'key-3'])
   })
+})
+
+// Review 2 of issue #16 part 8, finding 10. The child imports the built package (npm run build).
+describe('a process whose writes wait for a busy SqliteStore file', () => {
+  it('settles their promises and exits, without waiting for the lock to be released', async () => {
+    const path = temporaryDatabase()
+    openStore({ path }).set('key', responseEntry(1)) // the tables exist: the child opens the file without a lock
+    const script = `
+      import { once } from 'node:events'
+      import { SqliteStore } from 'undici-http-cache'
+      const store = new SqliteStore({ path: ${JSON.stringify(path)} })
+      console.log('open')
+      await once(process.stdin, 'data') // the lock is held from here on
+      process.stdin.destroy()
+      const outcomes = await Promise.allSettled([store.set('new', store.get('key')), store.delete('key')])
+      console.log(outcomes.map((outcome) => outcome.status).join(' '))
+    `
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const child = spawn(process.execPath, ['--no-warnings', '--input-type=module', '-e', script], { cwd: root })
+    onTestFinished(() => void child.kill())
+    let stdout = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.pipe(process.stderr)
+    const exited = once(child, 'exit')
+    await expect.poll(() => stdout, { timeout: 10_000 }).toContain('open')
+    const lock = holdWriteLock(path)
+    const timer = setTimeout(() => lock.release(), 8_000) // long after the child may take to give up
+    onTestFinished(() => clearTimeout(timer))
+    child.stdin.write('go\n')
+
+    const [code] = await exited
+    expect(lock.released).toBe(false)
+    expect([code, stdout.trim().split('\n').at(-1)]).toEqual([0, 'rejected rejected'])
+  }, 30_000)
 })
