@@ -156,10 +156,17 @@ function keepNumberAsWritten(_name: string, value: unknown, context?: { source?:
   return typeof value === 'number' && context?.source !== undefined ? rawJSON(context.source) : value
 }
 
+/**
+ * A JSON value normalised. Objects are built without a prototype: a member named `__proto__` (which
+ * `JSON.parse` reads as an own member) is then kept as one, where assigning it to a plain object would set
+ * the prototype and drop the member from the key (issue #16 review: Bob's `__proto__.api_key` was keyed as
+ * Alice's). Of repeated member names the last is kept, as `JSON.parse` does and most origins' parsers
+ * (JavaScript, Python, Go, Jackson) do, so that the key says what the origin reads.
+ */
 function normalizeJson(value: unknown, rules: ParameterRules): unknown {
   if (Array.isArray(value)) return value.map((item) => normalizeJson(item, rules))
   if (value === null || typeof value !== 'object' || isRawJSON(value)) return value
-  const sorted: Record<string, unknown> = {}
+  const sorted: Record<string, unknown> = Object.create(null)
   for (const name of Object.keys(value).sort()) {
     const lowerCaseName = name.toLowerCase()
     if (rules.ignored.has(lowerCaseName)) continue

@@ -54,6 +54,16 @@ describe.each(['request', 'fetch'] as const)('credentials keep users apart by de
     }
   })
 
+  it('in a JSON body member named __proto__ (kept as a member, not read as a prototype)', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent({ methods: ['GET', 'HEAD', 'POST'] })
+    const post = (secret: string): [string, SendOptions] => [
+      `${origin.url}graphql`,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"q":1,"__proto__":{"api_key":"${secret}"}}` },
+    ]
+    expectKeptApart(await aliceThenBob(agent, post), origin)
+  })
+
   it('but merges the names ignoredParameters lists, as requests-cache does', async () => {
     const origin = await startAccountOrigin()
     const agent = createTestAgent({ ignoredParameters: ['api_key', 'Authorization'] })
