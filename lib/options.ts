@@ -56,7 +56,9 @@ export interface CacheOptions {
    * or `must-revalidate` be stored for it, and those are for everyone. A name also in `ignoredParameters`
    * is ignored. Default: `DEFAULT_REDACTED_PARAMETERS` (Authorization, Proxy-Authorization, Cookie,
    * X-API-Key, X-Auth-Token, X-Amz-Security-Token, X-Amz-Credential, X-Amz-Signature, access_token,
-   * refresh_token, id_token, client_secret, api_key, apikey, password); a list given replaces it.
+   * refresh_token, id_token, client_secret, api_key, apikey, password); a list given replaces it, but
+   * `Authorization`, `Proxy-Authorization` and `Cookie` are credentials whatever the list says (name them
+   * in `ignoredParameters` to merge them).
    */
   redactedParameters?: readonly string[]
   /**

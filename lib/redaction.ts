@@ -51,10 +51,18 @@ export function lowerCaseNames(names: readonly string[] | undefined): ReadonlySe
   return new Set((names ?? []).map((name) => name.toLowerCase()))
 }
 
+/**
+ * Credentials by HTTP's definition (RFC 9110 §11.6, RFC 6265): redacted and keyed whatever
+ * `redactedParameters` says, unless `ignoredParameters` names them, so that a list that replaces the
+ * default (`['X-Session']`) never merges users' `Authorization` (issue #16 review).
+ */
+const HTTP_CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie']
+
 /** The rules for requests as they are made: every redacted value is written as its digest. */
 export function parameterRules(options: { ignored: readonly string[]; redacted: readonly string[]; shared: boolean }): ParameterRules {
   const ignored = lowerCaseNames(options.ignored)
-  const redacted = new Set([...lowerCaseNames(options.redacted)].filter((name) => !ignored.has(name)))
+  const named = [...lowerCaseNames(options.redacted), ...HTTP_CREDENTIAL_HEADERS]
+  const redacted = new Set(named.filter((name) => !ignored.has(name)))
   const credentialHeaders = new Set([...redacted].filter((name) => !(options.shared && name === 'authorization')))
   return { ignored, redacted, credentialHeaders, redact: redactionOf }
 }

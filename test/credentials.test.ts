@@ -64,6 +64,15 @@ describe.each(['request', 'fetch'] as const)('credentials keep users apart by de
     expectKeptApart(await aliceThenBob(agent, post), origin)
   })
 
+  it('in Authorization, Proxy-Authorization and Cookie, also when a redactedParameters list leaves them out', async () => {
+    const headers = [bearer, (secret: string) => ({ 'proxy-authorization': `Basic ${secret}` }), (secret: string) => ({ cookie: `session=${secret}` })]
+    for (const headersOf of headers) {
+      const origin = await startAccountOrigin()
+      const agent = createTestAgent({ redactedParameters: ['X-Session'] })
+      expectKeptApart(await aliceThenBob(agent, (secret) => [`${origin.url}v1/me`, { headers: headersOf(secret) }]), origin)
+    }
+  })
+
   it('but merges the names ignoredParameters lists, as requests-cache does', async () => {
     const origin = await startAccountOrigin()
     const agent = createTestAgent({ ignoredParameters: ['api_key', 'Authorization'] })
