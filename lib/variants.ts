@@ -10,6 +10,7 @@ import type { RequestHeaders } from './headers.js'
 import { createVariantKey, type KeyedRequest } from './key.js'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import { pickHeaders } from './policy.js'
+import { COOKIE_SETTING_FIELDS } from './response-fields.js'
 import { usefulUntil } from './retention.js'
 import { ENTRY_VERSION, type ResponseEntry, type VaryEntry } from './store.js'
 
@@ -33,11 +34,23 @@ export function lookup(store: GuardedStore, request: KeyedRequest): MaybePromise
   const { fallbackKey } = request
   const own = lookupKey(store, request.key, request.storedHeaders, url)
   if (fallbackKey === undefined) return own
-  const withoutCredentials = (): MaybePromise<Lookup> => lookupKey(store, fallbackKey, request.storedHeaders, url)
+  const withoutCredentials = (): MaybePromise<Lookup> => andThen(lookupKey(store, fallbackKey, request.storedHeaders, url), withoutCookieSetting)
   if (!isPromise(own)) return own.found === 'response' ? own : firstResponse(own, withoutCredentials())
   // An asynchronous store is asked both at once, so that a slow one costs one wait (storeTimeoutMs), not two.
   const other = withoutCredentials()
   return own.then((found) => firstResponse(found, other))
+}
+
+/**
+ * A response stored for a request without credentials, as it answers one with them: without the cookie the
+ * origin set for whoever made the stored request (an anonymous visitor's session would otherwise replace
+ * the caller's own, issue #16 review). The stored entry itself is left as it is.
+ */
+function withoutCookieSetting(found: Lookup): Lookup {
+  if (found.found !== 'response' || !COOKIE_SETTING_FIELDS.some((name) => found.entry.headers[name] !== undefined)) return found
+  const headers = { ...found.entry.headers }
+  for (const name of COOKIE_SETTING_FIELDS) delete headers[name]
+  return { ...found, entry: { ...found.entry, headers } }
 }
 
 /** `found` if it is a response, else `other` if that is one, else what `found` says was missing. */

@@ -1,4 +1,5 @@
 // Issue #16 part 0: credentials are redacted from everything kept or shown, yet still tell requests apart.
+import { fetch, request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { createKey, type CachingAgent, type CachingAgentOptions } from '../lib/index.js'
 import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
@@ -104,6 +105,31 @@ describe('credentials and responses stored without them', () => {
     expect([bobFirst.body, nobody.body, alice.body]).toEqual(['2 account of bob', '3 account of nobody', '3 account of nobody'])
     expect(alice.status).toBe('hit')
     expect(origin.requests).toBe(3)
+  })
+
+  it.each(['request', 'fetch'] as const)('serves what was stored without credentials without the Set-Cookie issued to its requester, through %s()', async (via) => {
+    let sessions = 0
+    const origin = await startOrigin((incoming, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      if (incoming.headers.cookie === undefined) response.setHeader('set-cookie', `session=anonymous-${++sessions}; HttpOnly`)
+      response.end('home page')
+    })
+    const agent = createTestAgent()
+    const anonymous = await request(`${origin.url}home`, { dispatcher: agent })
+    await anonymous.body.text()
+    const headers = { cookie: `session=${ALICE}` }
+    const alicesCookies = async (): Promise<string[]> => {
+      if (via === 'fetch') return (await fetch(`${origin.url}home`, { dispatcher: agent, headers })).headers.getSetCookie()
+      const response = await request(`${origin.url}home`, { dispatcher: agent, headers })
+      await response.body.dump()
+      return [response.headers['set-cookie'] ?? []].flat()
+    }
+    // Alice's own session is never replaced by the one an anonymous visitor was issued; the next anonymous
+    // visitor (the stored request's own kind) is still served the response as stored.
+    expect([anonymous.headers['set-cookie'], await alicesCookies()]).toEqual(['session=anonymous-1; HttpOnly', []])
+    const again = await request(`${origin.url}home`, { dispatcher: agent })
+    await again.body.text()
+    expect([again.headers['set-cookie'], origin.requests]).toEqual(['session=anonymous-1; HttpOnly', 1])
   })
 
   it('never serves a request with credentials what was stored without them when it varies on them', async () => {
