@@ -54,9 +54,12 @@ export interface CacheOptions {
    * response stored for the same request without them (cache-tests `other-cookie`). In a shared cache
    * `Authorization` is not keyed: RFC 9111 §3.5 lets only responses the origin marks `public`, `s-maxage`
    * or `must-revalidate` be stored for it, and those are for everyone. A name also in `ignoredParameters`
-   * is ignored. Default: `DEFAULT_REDACTED_PARAMETERS` (Authorization, Proxy-Authorization, Cookie,
-   * X-API-Key, X-Auth-Token, X-Amz-Security-Token, X-Amz-Credential, X-Amz-Signature, access_token,
-   * refresh_token, id_token, client_secret, api_key, apikey, password); a list given replaces it, but
+   * is ignored. A request header named nowhere (here, `matchHeaders` or the response's `Vary`) is not part
+   * of the key. Default: `DEFAULT_REDACTED_PARAMETERS` (Authorization, Proxy-Authorization, Cookie,
+   * X-API-Key, Api-Key, X-Auth-Token, X-Access-Token, X-Session-Token, Private-Token, Job-Token,
+   * X-Goog-Api-Key, Ocp-Apim-Subscription-Key, X-Vault-Token, X-Amz-Security-Token, X-Amz-Credential,
+   * X-Amz-Signature, access_token, refresh_token, id_token, client_secret, api_key, apikey, password); a
+   * list given replaces it, but
    * `Authorization`, `Proxy-Authorization` and `Cookie` are credentials whatever the list says (name them
    * in `ignoredParameters` to merge them).
    */

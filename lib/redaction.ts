@@ -10,14 +10,25 @@ import type { RequestHeaders } from './headers.js'
 
 /**
  * Credentials named by `redactedParameters`, as they are by default (issue #16: common credentials, which
- * tell users apart).
+ * tell users apart): HTTP's own, and the headers and parameters common APIs take keys in (GitLab's
+ * `Private-Token` and `Job-Token`, Google's `X-Goog-Api-Key`, Azure API Management's
+ * `Ocp-Apim-Subscription-Key`, Vault's `X-Vault-Token`, AWS's signed-URL parameters...). A header not
+ * listed is not part of the key: `matchHeaders`, or the origin's `Vary`, makes it one.
  */
 export const DEFAULT_REDACTED_PARAMETERS: readonly string[] = Object.freeze([
   'Authorization',
   'Proxy-Authorization',
   'Cookie',
   'X-API-Key',
+  'Api-Key',
   'X-Auth-Token',
+  'X-Access-Token',
+  'X-Session-Token',
+  'Private-Token',
+  'Job-Token',
+  'X-Goog-Api-Key',
+  'Ocp-Apim-Subscription-Key',
+  'X-Vault-Token',
   'X-Amz-Security-Token',
   'X-Amz-Credential',
   'X-Amz-Signature',

@@ -65,6 +65,14 @@ describe.each(['request', 'fetch'] as const)('credentials keep users apart by de
     expectKeptApart(await aliceThenBob(agent, post), origin)
   })
 
+  it('in the API key headers of common services (GitLab Private-Token, Google X-Goog-Api-Key, Azure)', async () => {
+    for (const name of ['private-token', 'x-goog-api-key', 'ocp-apim-subscription-key', 'api-key', 'x-access-token']) {
+      const origin = await startAccountOrigin()
+      const agent = createTestAgent()
+      expectKeptApart(await aliceThenBob(agent, (secret) => [`${origin.url}api/v4/user`, { headers: { [name]: secret } }]), origin)
+    }
+  })
+
   it('in Authorization, Proxy-Authorization and Cookie, also when a redactedParameters list leaves them out', async () => {
     const headers = [bearer, (secret: string) => ({ 'proxy-authorization': `Basic ${secret}` }), (secret: string) => ({ cookie: `session=${secret}` })]
     for (const headersOf of headers) {
