@@ -123,12 +123,32 @@ export function normalizeParameters(raw: string, rules: ParameterRules): string 
   return pairs.map(({ pair }) => pair).join('&')
 }
 
-/** A pair as keys and stored URLs hold it: '' when ignored, its value (as written) digested when redacted. */
+/**
+ * A pair as keys and stored URLs hold it: '' when ignored, its value (as written) digested when redacted.
+ * Redaction also reads pairs the origin may split further (issue #16 review): after a `;` (`view=full;
+ * api_key=…`, a separator some servers accept) and a name's bracketed parts (`api_key[]`,
+ * `auth[access_token]`, as PHP and Rails read them). Only values are digested, so what the key and the
+ * URL keep tells requests apart exactly as before. Ignoring, which merges requests, reads names as written.
+ */
 function keptPair(pair: string, lowerCaseName: string, rules: ParameterRules): string {
   if (rules.ignored.has(lowerCaseName)) return ''
-  if (!rules.redacted.has(lowerCaseName)) return pair
+  if (!pair.includes(';')) return redactedPair(pair, lowerCaseName, rules)
+  return pair
+    .split(';')
+    .map((part, index) => redactedPair(part, index === 0 ? lowerCaseName : nameOf(part).toLowerCase(), rules))
+    .join(';')
+}
+
+/** A pair with its value (as written) digested if its name, or any bracketed part of it, is redacted. */
+function redactedPair(pair: string, lowerCaseName: string, rules: ParameterRules): string {
+  if (!isRedactedName(lowerCaseName, rules.redacted)) return pair
   const valueAt = pair.indexOf('=')
   return valueAt === -1 ? pair : `${pair.slice(0, valueAt + 1)}${rules.redact(pair.slice(valueAt + 1))}`
+}
+
+function isRedactedName(lowerCaseName: string, redacted: ReadonlySet<string>): boolean {
+  if (redacted.has(lowerCaseName)) return true
+  return lowerCaseName.includes('[') && lowerCaseName.split(/[[\]]+/).some((part) => redacted.has(part))
 }
 
 /** A pair's name, decoded (`+` is a space), for comparing and sorting. */

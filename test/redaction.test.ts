@@ -58,6 +58,27 @@ async function contentsOf(store: CacheStore): Promise<string> {
   return JSON.stringify(values, (_name, value) => (value?.type === 'Buffer' ? Buffer.from(value.data).toString('latin1') : value))
 }
 
+describe.each(['request', 'fetch'] as const)('redaction of every spelling of a query credential, through %s()', (via) => {
+  const spellings: Array<[string, (secret: string) => string]> = [
+    ['an upper-case name', (secret) => `v1/me?API_KEY=${secret}`],
+    ['a percent-encoded name', (secret) => `v1/me?api%5Fkey=${secret}`],
+    ['a repeated name', (secret) => `v1/me?api_key=${secret}&api_key=shared`],
+    ['a pair after a ";"', (secret) => `v1/me?view=full;api_key=${secret}`],
+    ['an array or nested name (PHP, Rails)', (secret) => `v1/me?api_key[]=${secret}&auth[access_token]=${secret}&password[0]=${secret}`],
+  ]
+  it.each(spellings)('%s: keeps users apart, and no store or Cache-Status holds the value', async (_name, pathOf) => {
+    const origin = await startAccountOrigin()
+    const store = new MemoryStore()
+    const agent = new CachingAgent({ store })
+    onTestFinished(() => agent.close())
+    const alice = await send(via, origin.url + pathOf(ALICE), agent)
+    const bob = await send(via, origin.url + pathOf(BOB), agent)
+    expect([alice.body, bob.body]).toEqual(['1 account of alice', '2 account of bob'])
+    expect(alice.cacheStatus + bob.cacheStatus + (await agent.cache.urls()).join()).not.toMatch(SECRET)
+    expect(await contentsOf(store)).not.toMatch(SECRET)
+  })
+})
+
 describe('redaction: no credential value is kept or shown', () => {
   it('in a MemoryStore, entries(), urls(), cache.get() or Cache-Status', async () => {
     const store = new MemoryStore()
