@@ -11,7 +11,7 @@ const LENGTH_BYTES = 4
 
 /** Encodes an entry for a byte store. */
 export function encodeEntry(entry: CacheEntry): Buffer {
-  if (entry.kind === 'vary') return frame(JSON.stringify(entry), [])
+  if (entry.kind !== 'response') return frame(JSON.stringify(entry), [])
   const { body, requestBody, ...fields } = entry
   const meta = JSON.stringify({ ...fields, bodyLength: bodyLength(body), requestBodyLength: requestBody?.byteLength ?? -1 })
   return frame(meta, requestBody === undefined ? bodyChunks(body) : [...bodyChunks(body), requestBody])

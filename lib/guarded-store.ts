@@ -193,5 +193,5 @@ export class GuardedStore {
 /** Whether a stored value is one of the cache's entries, of any format version (every version has these two). */
 function isAnyVersionOfEntry(value: unknown): boolean {
   const fields = value as { version?: unknown; kind?: unknown }
-  return typeof value === 'object' && typeof fields.version === 'number' && (fields.kind === 'response' || fields.kind === 'vary')
+  return typeof value === 'object' && typeof fields.version === 'number' && (fields.kind === 'response' || fields.kind === 'vary' || fields.kind === 'generation')
 }

@@ -3,6 +3,7 @@
  * requests-cache users know (`cache.urls()`, `cache.delete(...)`, `cache.recreate_keys()`).
  */
 import { withJoinedBody } from './body.js'
+import { stampGeneration } from './credential-generations.js'
 import { statelessRegExp } from './expiry-rules.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -104,7 +105,7 @@ export class CacheInspector {
     const varyEntries: Array<[string, VaryEntry]> = []
     for await (const [key, entry] of this.#storedEntries()) {
       if (entry.kind === 'vary') varyEntries.push([key, entry])
-      else if (matches(entry)) {
+      else if (entry.kind === 'response' && matches(entry)) {
         await this.#store.administer('delete', (store) => store.delete(key))
         removed.add(key)
       }
@@ -140,6 +141,7 @@ export class CacheInspector {
     const parameters = forStoredData(this.#options.parameters)
     const keyOptions = { ...this.#options, parameters, knownUrls: new KnownUrls(parameters) }
     const primaryKeys = new Set<string>()
+    const liveGenerations = new Set(stored.flatMap(([, entry]) => (entry.kind === 'generation' ? [entry.generation] : [])))
     let moved = 0
     for (const [key, entry] of stored) {
       if (entry.kind !== 'response') continue
@@ -161,7 +163,10 @@ export class CacheInspector {
       if (keyed.storedBody !== undefined) renewed.requestBody = keyed.storedBody
       if (!needsMove(key, keyed.key, entry, renewed)) continue
       await this.#store.administer('delete', (store) => store.delete(key))
-      await save(this.#store, keyed.key, renewed)
+      // A response to a request with credentials moves into its URL's generation under the new keys if it
+      // was in its URL's current one; one an unsafe request invalidated stays out of every generation.
+      const isLive = renewed.generation !== undefined && liveGenerations.has(renewed.generation)
+      await save(this.#store, keyed.key, isLive ? await stampGeneration(this.#store, keyed, renewed) : renewed)
       moved++
     }
     // Vary records under keys that no response is stored under any longer.

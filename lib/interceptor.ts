@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import { BackgroundRevalidations } from './background-revalidation.js'
 import { Flights } from './coalescing.js'
 import { CallerController, HeldCaller } from './controller.js'
+import { generationKey } from './credential-generations.js'
 import { act, answerValidation, forward, forwardAndStore, type Dispatch, type Exchange } from './exchange.js'
 import { filterAllows } from './filter.js'
 import { GuardedStore } from './guarded-store.js'
@@ -91,13 +92,15 @@ function withoutCallerDispatcher(options: Dispatcher.DispatchOptions): Dispatche
 
 /**
  * Sends an unsafe request on; a success invalidates what is stored for its URL (RFC 9111 §4.4): for the
- * request's credentials, and without them (what a request with them may be answered from).
+ * request's credentials, without them (what a request with them may be answered from), and for every
+ * other user's credentials (their generation record).
  */
 function forwardInvalidating(exchange: Exchange, reason: ForwardReason, url: string, requestHeaders: RequestHeaders): boolean {
   const { store, options } = exchange
   const keysOfTarget = (target: string): string[] => {
-    const { key, fallbackKey } = keyRequest({ method: 'GET', url: target, headers: requestHeaders }, options)
-    return fallbackKey === undefined ? [key] : [key, fallbackKey]
+    const { key, fallbackKey, checksUrl: isDefaultKey } = keyRequest({ method: 'GET', url: target, headers: requestHeaders }, options)
+    if (!isDefaultKey) return [key] // a custom key function keys credentials itself: no generations
+    return fallbackKey === undefined ? [key, generationKey(key)] : [key, fallbackKey, generationKey(fallbackKey)]
   }
   return forward(exchange, reason, (status, headers) => invalidateAfterUnsafeRequest(store, { url, status, headers, keysOfTarget }))
 }

@@ -28,8 +28,12 @@ export function staleIfErrorRetention(staleIfError: boolean | number | undefined
   return { staleIfErrorSeconds: staleIfError === true ? REVALIDATION_RETENTION_MS / 1000 : staleIfError }
 }
 
-/** When the entry stops being of any use (epoch ms). A `Vary` record: when the variants it lists do. */
+/**
+ * When the entry stops being of any use (epoch ms). A `Vary` record: when the variants it lists do; a
+ * generation record: when the responses stamped with it do.
+ */
 export function usefulUntil(entry: CacheEntry): number {
+  if (entry.kind === 'generation') return entry.usefulUntil
   if (entry.kind === 'vary') return typeof entry.usefulUntil === 'number' ? entry.usefulUntil : entry.createdAt + VARY_RETENTION_MS
   const directives = parseCacheControl(joinHeader(entry.headers['cache-control']))
   const staleWindowSeconds = Math.max(

@@ -47,6 +47,11 @@ export interface ResponseEntry {
   staleIfErrorSeconds?: number
   /** The http-cache-semantics policy, kept for revalidation; only `policy.ts` reads it. */
   policy: Record<string, unknown>
+  /**
+   * For a response to a request with credentials: the token of its URL's `GenerationEntry` when it was
+   * stored. It is served only while that entry holds the same token (credential-generations.ts).
+   */
+  generation?: string
 }
 
 /**
@@ -72,8 +77,22 @@ export interface VaryEntry {
   usefulUntil?: number
 }
 
+/**
+ * Stored beside the key of a URL's request without credentials while responses to requests with
+ * credentials are stored for it: a random token they are stamped with, and which an unsafe request
+ * removes, so that none of them is served any more (RFC 9111 §4.4, see credential-generations.ts).
+ */
+export interface GenerationEntry {
+  version: typeof ENTRY_VERSION
+  kind: 'generation'
+  generation: string
+  createdAt: number
+  /** Until when the longest-lived response stamped with it may be of use (epoch ms, see `usefulUntil`). */
+  usefulUntil: number
+}
+
 /** What a `CacheStore` holds under a key. */
-export type CacheEntry = ResponseEntry | VaryEntry
+export type CacheEntry = ResponseEntry | VaryEntry | GenerationEntry
 
 /**
  * Where entries live. Any method may return a Promise. A store may hold entries however it likes
@@ -119,6 +138,7 @@ const FIELD_OVERHEAD_BYTES = 64
  */
 export function entrySize(entry: CacheEntry): number {
   if (entry.kind === 'vary') return FIXED_OVERHEAD_BYTES + entry.names.join().length + entry.variants.join().length
+  if (entry.kind === 'generation') return FIXED_OVERHEAD_BYTES + entry.generation.length
   const request = entry.url.length + headersSize(entry.requestHeaders) + (entry.requestBody?.byteLength ?? 0)
   return FIXED_OVERHEAD_BYTES + request + bodySize(entry.body) + headersSize(entry.headers)
 }
@@ -153,12 +173,18 @@ export function decodeEntry(value: unknown): CacheEntry | undefined {
   const entry = value as Partial<CacheEntry>
   if (entry.version !== ENTRY_VERSION) return undefined
   if (entry.kind === 'vary') return isStringArray(entry.names) && isStringArray(entry.variants) ? (entry as VaryEntry) : undefined
+  if (entry.kind === 'generation') return isWellFormedGeneration(entry) ? (entry as GenerationEntry) : undefined
   if (entry.kind !== 'response') return undefined
   return isWellFormedResponse(entry as Partial<ResponseEntry>) ? (entry as ResponseEntry) : undefined
 }
 
+function isWellFormedGeneration(entry: Partial<GenerationEntry>): boolean {
+  return typeof entry.generation === 'string' && Number.isFinite(entry.usefulUntil) && Number.isFinite(entry.createdAt)
+}
+
 function isWellFormedResponse(response: Partial<ResponseEntry>): boolean {
   return (
+    (response.generation === undefined || typeof response.generation === 'string') &&
     typeof response.url === 'string' &&
     typeof response.method === 'string' &&
     isFinalStatus(response.status) &&

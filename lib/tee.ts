@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import { joinChunks, type ResponseBody } from './body.js'
 import { formatCacheStatus, withCacheStatus } from './cache-status.js'
 import { CallerController } from './controller.js'
+import { stampGeneration } from './credential-generations.js'
 import type { GuardedStore } from './guarded-store.js'
 import { contentLength, withoutFields, withoutHopByHop, type HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
@@ -154,7 +155,8 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       pending.entry.body = retainedBody(pending.chunks, pending.bytes, { maxBodyBytes: pending.maxBodyBytes, keepsChunks: storage.store.acceptsBodyChunks })
       if (filterAllows(storage.filter, storage.request, pending.entry, storage.store)) {
         // Its bytes count until the store has them: a slow store cannot gather bodies past the bound.
-        void andThen(save(storage.store, storage.key, pending.entry), () => {
+        const stamped = stampGeneration(storage.store, storage.request, pending.entry)
+        void andThen(andThen(stamped, (entry) => save(storage.store, storage.key, entry)), () => {
           storage.pendingBytes.give(pending.taken)
           this.#settle()
         })

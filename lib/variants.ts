@@ -5,6 +5,7 @@
  * those headers' values. Only listed variants are served. Values are those of the request's stored headers,
  * where a redacted or ignored header's value is its digest (issue #16): never the credential itself.
  */
+import { isCurrent, readGeneration, stampGeneration } from './credential-generations.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { RequestHeaders } from './headers.js'
 import { createVariantKey, type KeyedRequest } from './key.js'
@@ -32,8 +33,8 @@ const MAX_VARIANTS = 64
 export function lookup(store: GuardedStore, request: KeyedRequest): MaybePromise<Lookup> {
   const url = urlToMatch(request)
   const { fallbackKey } = request
-  const own = lookupKey(store, request.key, request.storedHeaders, url)
-  if (fallbackKey === undefined) return own
+  if (fallbackKey === undefined) return lookupKey(store, request.key, request.storedHeaders, url)
+  const own = currentOnly(lookupKey(store, request.key, request.storedHeaders, url), readGeneration(store, fallbackKey))
   const withoutCredentials = (): MaybePromise<Lookup> => andThen(lookupKey(store, fallbackKey, request.storedHeaders, url), withoutCookieSetting)
   if (!isPromise(own)) return own.found === 'response' ? own : firstResponse(own, withoutCredentials())
   // An asynchronous store is asked both at once, so that a slow one costs one wait (storeTimeoutMs), not two.
@@ -53,6 +54,16 @@ function withoutCookieSetting(found: Lookup): Lookup {
   return { ...found, entry: { ...found.entry, headers } }
 }
 
+/**
+ * What was found under a request's own key, when the request has credentials: a response of an earlier
+ * generation of its URL (an unsafe request invalidated it since, RFC 9111 §4.4) is not found.
+ */
+function currentOnly(found: MaybePromise<Lookup>, generation: MaybePromise<string | undefined>): MaybePromise<Lookup> {
+  return andThen(found, (own) =>
+    own.found !== 'response' ? own : andThen(generation, (current): Lookup => (isCurrent(own.entry, current) ? own : { found: 'nothing', missReason: 'uri-miss' })),
+  )
+}
+
 /** `found` if it is a response, else `other` if that is one, else what `found` says was missing. */
 function firstResponse(found: Lookup, other: MaybePromise<Lookup>): MaybePromise<Lookup> {
   if (found.found === 'response') return found
@@ -62,7 +73,7 @@ function firstResponse(found: Lookup, other: MaybePromise<Lookup>): MaybePromise
 /** `url`, when given, is the normalised URL the response must have been stored for. */
 function lookupKey(store: GuardedStore, key: string, headers: RequestHeaders, url: string | undefined): MaybePromise<Lookup> {
   return andThen(store.get(key), (entry) => {
-    if (entry === undefined) return { found: 'nothing', missReason: 'uri-miss' }
+    if (entry === undefined || entry.kind === 'generation') return { found: 'nothing', missReason: 'uri-miss' }
     if (entry.kind === 'response') return matchResponse(entry, key, url, 'uri-miss')
     const varyHeaders = pickHeaders(headers, entry.names)
     const variantKey = createVariantKey(key, varyHeaders)
@@ -122,9 +133,10 @@ function saveVariant(store: GuardedStore, key: string, entry: ResponseEntry, var
 export function saveRenewed(store: GuardedStore, key: string, request: KeyedRequest, stored: ResponseEntry, renewed: ResponseEntry): MaybePromise<void> {
   const own = ownedBy(request, renewed)
   return store.writeInTurn(key, () =>
-    andThen(lookup(store, { ...request, key }), (found) =>
-      found.found === 'response' && found.entry.createdAt === stored.createdAt ? saveNow(store, key, own) : undefined,
-    ),
+    andThen(lookup(store, { ...request, key }), (found) => {
+      if (found.found !== 'response' || found.entry.createdAt !== stored.createdAt) return undefined
+      return andThen(stampGeneration(store, request, own), (stamped) => saveNow(store, key, stamped))
+    }),
   )
 }
 

@@ -1,12 +1,14 @@
 // Issue #16 part 0: credentials are redacted from everything kept or shown, yet still tell requests apart.
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { fetch, request } from 'undici'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { createKey, type CachingAgent, type CachingAgentOptions } from '../lib/index.js'
 import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
 import { ALICE, BOB, bearer, send, startAccountOrigin, type SendOptions } from './helpers/accounts.js'
 import { createTestAgent } from './helpers/agent.js'
 import { MapStore } from './helpers/map-store.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
+import { openStore, temporaryDatabase } from './helpers/sqlite-file.js'
 
 describe.each(['request', 'fetch'] as const)('credentials keep users apart by default, through %s()', (via) => {
   /** Alice, Bob, Alice again, Bob again: each user's first request misses, their second hits their own. */
@@ -260,6 +262,91 @@ describe('credentials in inspection and maintenance', () => {
     expect([alice.status, anonymous.status]).toEqual(['miss', 'miss'])
   })
 })
+
+describe.each(['request', 'fetch'] as const)('an unsafe request invalidates every user\'s stored response (RFC 9111 §4.4), through %s()', (via) => {
+  /** A document a team shares: a PUT changes it, one with `x-conflict` fails (409) and changes nothing. */
+  async function startTeamOrigin(): Promise<Origin> {
+    let version = 1
+    return startOrigin((incoming, response) => {
+      if (incoming.method === 'PUT' && incoming.headers['x-conflict'] !== undefined) return void response.writeHead(409).end()
+      if (incoming.method === 'PUT') version++
+      response.setHeader('cache-control', 'max-age=60')
+      response.end(`team settings v${version}`)
+    })
+  }
+
+  it('Alice\'s successful PUT, or one without credentials, invalidates what Bob has stored; a failed one does not', async () => {
+    const origin = await startTeamOrigin()
+    const agent = createTestAgent()
+    const url = `${origin.url}team/settings`
+    const bobReads = async () => {
+      const { status, body } = await send(via, url, agent, { headers: bearer(BOB) })
+      return `${status} ${body}`
+    }
+    const put = (headers: Record<string, string>) => send(via, url, agent, { method: 'PUT', headers })
+    expect([await bobReads(), await bobReads()]).toEqual(['miss team settings v1', 'hit team settings v1'])
+    await put({ ...bearer(ALICE), 'x-conflict': '1' })
+    expect(await bobReads()).toBe('hit team settings v1')
+    await put(bearer(ALICE))
+    expect([await bobReads(), await bobReads()]).toEqual(['miss team settings v2', 'hit team settings v2'])
+    await put({})
+    expect(await bobReads()).toBe('miss team settings v3')
+  })
+
+  it('in another process sharing the store (two SqliteStores on one file)', async () => {
+    const origin = await startTeamOrigin()
+    const path = temporaryDatabase()
+    const [bobsAgent, alicesAgent] = [createTestAgent({ store: openStore({ path }) }), createTestAgent({ store: openStore({ path }) })]
+    const url = `${origin.url}team/settings`
+    expect((await send(via, url, bobsAgent, { headers: bearer(BOB) })).body).toBe('team settings v1')
+    expect((await send(via, url, bobsAgent, { headers: bearer(BOB) })).status).toBe('hit')
+    await send(via, url, alicesAgent, { method: 'PUT', headers: bearer(ALICE) })
+    expect(await send(via, url, bobsAgent, { headers: bearer(BOB) })).toMatchObject({ status: 'miss', body: 'team settings v2' })
+  })
+})
+
+describe('what a hit costs', () => {
+  it('a hit without credentials reads the store once and computes no SHA-256; one with credentials reads its generation too', async () => {
+    const origin = await startOrigin((_incoming, response) => void response.setHeader('cache-control', 'max-age=600').end('x'))
+    const store = new CountingStore()
+    const agent = createTestAgent({ store })
+    const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+    const original = crypto.hash
+    let digests = 0
+    crypto.hash = ((...args: Parameters<typeof original>) => (digests++, original(...args))) as typeof original
+    syncBuiltinESMExports()
+    onTestFinished(() => {
+      crypto.hash = original
+      syncBuiltinESMExports()
+    })
+    const hitCost = async (path: string, headers: Record<string, string>) => {
+      await (await request(`${origin.url}${path}`, { dispatcher: agent, headers })).body.text() // stored, unless it is already
+      ;[digests, store.reads] = [0, 0]
+      for (let index = 0; index < 10; index++) await (await request(`${origin.url}${path}`, { dispatcher: agent, headers })).body.text()
+      return { digests: digests / 10, reads: store.reads / 10 }
+    }
+    const anonymous = await hitCost('r?a=1', { accept: 'text/plain' })
+    // Answered from the response stored without credentials (other-cookie): its own key, its generation, that one.
+    const fromAnonymous = await hitCost('r?a=1', { accept: 'text/plain', authorization: `Bearer ${ALICE}` })
+    const own = await hitCost('own', { authorization: `Bearer ${ALICE}` }) // stored for Alice: its key and its generation
+    expect(origin.requests).toBe(2)
+    expect({ anonymous, fromAnonymous, own }).toEqual({
+      anonymous: { digests: 0, reads: 1 },
+      fromAnonymous: { digests: 2, reads: 3 },
+      own: { digests: 2, reads: 2 },
+    })
+  })
+})
+
+/** A MapStore that counts its reads. */
+class CountingStore extends MapStore {
+  reads = 0
+
+  override get(key: string) {
+    this.reads++
+    return super.get(key)
+  }
+}
 
 /** An origin whose response is stale at once, and that answers a revalidation of it with a 304 of these fields. */
 async function startRenewingOrigin(notModifiedFields: Record<string, string>): Promise<Origin> {
