@@ -1,7 +1,7 @@
 // Issue #16 part 0: credentials are redacted from everything kept or shown, yet still tell requests apart.
 import { createRequire, syncBuiltinESMExports } from 'node:module'
-import { fetch, request } from 'undici'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { fetch, getGlobalDispatcher, Headers, request, setGlobalDispatcher } from 'undici'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { createKey, type CachingAgent, type CachingAgentOptions } from '../lib/index.js'
 import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
 import { ALICE, BOB, bearer, send, startAccountOrigin, type SendOptions } from './helpers/accounts.js'
@@ -98,6 +98,56 @@ describe.each(['request', 'fetch'] as const)('credentials keep users apart by de
     const agent = createTestAgent({ store, ignoredParameters: ['Authorization'] }) // Vary still tells them apart
     expectKeptApart(await aliceThenBob(agent, (secret) => [`${origin.url}vary/me`, { headers: bearer(secret) }]), origin)
     expect(JSON.stringify([...store.entries.values()])).not.toMatch(/s3cret/)
+  })
+})
+
+describe('credentials keep users apart whatever their shape and path', () => {
+  it('in a flat header array, upper-case names, a Headers object, one cookie among several, and a HEAD', async () => {
+    const origin = await startAccountOrigin()
+    const agent = createTestAgent()
+    const a = await request(`${origin.url}me`, { dispatcher: agent, headers: ['AUTHORIZATION', `Bearer ${ALICE}`] })
+    const b = await request(`${origin.url}me`, { dispatcher: agent, headers: ['Authorization', `Bearer ${BOB}`] })
+    const c = await fetch(`${origin.url}me`, { dispatcher: agent, headers: new Headers({ Authorization: `Bearer ${BOB}` }) })
+    expect([await a.body.text(), await b.body.text(), await c.text()]).toEqual(['1 account of alice', '2 account of bob', '2 account of bob'])
+    const alice = await send('request', `${origin.url}cookies`, agent, { headers: { cookie: `theme=dark; session=${ALICE}` } })
+    const bob = await send('fetch', `${origin.url}cookies`, agent, { headers: { cookie: `theme=dark; session=${BOB}` } })
+    expect([alice.body, bob.body]).toEqual(['3 account of alice', '4 account of bob'])
+    const head = await request(`${origin.url}cookies`, { dispatcher: agent, method: 'HEAD', headers: { cookie: `session=${BOB}x` } })
+    await head.body.dump()
+    expect(origin.requests).toBe(5) // Bob's HEAD is not answered from another user's GET
+  })
+
+  it('never lets Alice and Bob share one origin request when they ask at once', async () => {
+    let release = (): void => {}
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let served = 0
+    const origin = await startOrigin(async (incoming, response) => {
+      const user = String(incoming.headers.authorization).includes(ALICE) ? 'alice' : 'bob'
+      await released
+      response.setHeader('cache-control', 'max-age=60')
+      response.end(`${++served} account of ${user}`)
+    })
+    onTestFinished(() => release())
+    const agent = createTestAgent()
+    const pending = [ALICE, BOB, BOB].map((secret, index) => send(index === 1 ? 'fetch' : 'request', `${origin.url}me`, agent, { headers: bearer(secret) }))
+    await vi.waitUntil(() => origin.requests === 2)
+    release()
+    const [alice, bob, bobAgain] = await Promise.all(pending)
+    expect([alice!.body, bob!.body.endsWith('bob'), bobAgain!.body.endsWith('bob')]).toEqual(['1 account of alice', true, true])
+    expect(origin.requests).toBe(2) // Bob's two requests shared one
+  })
+
+  it('through Node\'s global fetch and setGlobalDispatcher', async () => {
+    const origin = await startAccountOrigin()
+    const previous = getGlobalDispatcher()
+    setGlobalDispatcher(createTestAgent())
+    onTestFinished(() => setGlobalDispatcher(previous))
+    const bodies = []
+    for (const secret of [ALICE, BOB]) {
+      bodies.push(await (await globalThis.fetch(`${origin.url}v1/me?api_key=${secret}`)).text())
+      bodies.push(await (await globalThis.fetch(`${origin.url}v1/me`, { headers: bearer(secret) })).text())
+    }
+    expect(bodies).toEqual(['1 account of alice', '2 account of alice', '3 account of bob', '4 account of bob'])
   })
 })
 
