@@ -113,7 +113,7 @@ async function runClient(contender, originUrl, path) {
       storeCalls: storeCalls.length,
       storeCallMean: storeCalls.reduce((sum, value) => sum + value, 0) / (storeCalls.length || 1),
       storeCallP99: percentile(storeCalls, 0.99),
-      storeCallMax: Math.max(0, ...storeCalls),
+      storeCallMax: storeCalls.reduce((max, ms) => Math.max(max, ms), 0), // not Math.max(...): too many arguments
       longestCallCpu,
       walBytes,
       hits: stats?.hits ?? 0,
