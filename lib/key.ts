@@ -21,14 +21,15 @@ export interface CacheRequest {
 /** What decides which stored response a request matches, besides the method, the URL and `Vary`. */
 export interface KeyOptions {
   /**
-   * Names left out of the key wherever they appear: query parameters, JSON and form body members, and
-   * matched request headers. Compared case-insensitively. Default: none.
+   * Names left out of the key wherever they appear: query parameters, JSON and form body members, matched
+   * request headers and credential headers. Compared case-insensitively. Default: none.
    */
   ignoredParameters?: readonly string[]
   /**
    * Names whose values take part in the key only as a digest, wherever they appear: query parameters, JSON
    * and form body members, and request headers, which are part of the key when present (credentials).
-   * Compared case-insensitively. Default: `DEFAULT_REDACTED_PARAMETERS`.
+   * Compared case-insensitively. Default: `DEFAULT_REDACTED_PARAMETERS`; a list given replaces it, but
+   * `Authorization`, `Proxy-Authorization` and `Cookie` are credentials whatever it says.
    */
   redactedParameters?: readonly string[]
   /** `true`: every request header is part of the key; a list: those request headers are. */
