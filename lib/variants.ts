@@ -7,7 +7,7 @@
  */
 import { isCurrent, readGeneration, stampGeneration } from './credential-generations.js'
 import type { GuardedStore } from './guarded-store.js'
-import type { RequestHeaders } from './headers.js'
+import { withoutFields, type RequestHeaders } from './headers.js'
 import { createVariantKey, type KeyedRequest } from './key.js'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import { pickHeaders } from './policy.js'
@@ -49,9 +49,7 @@ export function lookup(store: GuardedStore, request: KeyedRequest): MaybePromise
  */
 function withoutCookieSetting(found: Lookup): Lookup {
   if (found.found !== 'response' || !COOKIE_SETTING_FIELDS.some((name) => found.entry.headers[name] !== undefined)) return found
-  const headers = { ...found.entry.headers }
-  for (const name of COOKIE_SETTING_FIELDS) delete headers[name]
-  return { ...found, entry: { ...found.entry, headers } }
+  return { ...found, entry: { ...found.entry, headers: withoutFields(found.entry.headers, COOKIE_SETTING_FIELDS) } }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { joinChunks } from '../body.js'
 import { resolveMemoryStoreOptions, type MemoryStoreOptions } from './store-options.js'
 import { entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from '../store.js'
 
@@ -109,7 +110,5 @@ function keepOwnBytes(entry: ResponseEntry): void {
 
 function ownBytes(bytes: Uint8Array): Uint8Array {
   if (bytes.buffer.byteLength - bytes.byteLength <= SHARED_BUFFER_ALLOWANCE_BYTES) return bytes
-  const copy = Buffer.allocUnsafeSlow(bytes.byteLength)
-  copy.set(bytes)
-  return copy
+  return joinChunks([bytes], bytes.byteLength)
 }
