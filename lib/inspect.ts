@@ -69,15 +69,25 @@ export class CacheInspector {
   }
 
   /**
-   * Every stored response (each `Vary` variant on its own). In shared mode, not one holding `Set-Cookie`
+   * Every stored response that a request could be served (each `Vary` variant on its own): not one an
+   * unsafe request invalidated for other users (RFC 9111 §4.4). In shared mode, not one holding `Set-Cookie`
    * (stored by a private cache on the same store): the shared cache counts it as not stored, and the next
    * response replaces it (issue #16). Shown without the field, it would be a response this cache never
    * serves; shown with it, one user's cookie to whoever inspects. `delete()` and `clear()` still remove it.
    */
   async *entries(): AsyncGenerator<StoredResponse> {
+    // A response to a request with credentials is served only while its URL's generation record holds its
+    // token (credential-generations.ts): one an unsafe request invalidated is not listed either. Tokens are
+    // random, so the records found anywhere in the store tell which are current.
+    const currentGenerations = new Set<string>()
+    const stamped: Array<[string, ResponseEntry]> = []
     for await (const [key, entry] of this.#storedEntries()) {
-      if (entry.kind === 'response' && mayServeStored(entry.headers, this.#options)) yield toStoredResponse(key, entry)
+      if (entry.kind === 'generation') currentGenerations.add(entry.generation)
+      if (entry.kind !== 'response' || !mayServeStored(entry.headers, this.#options)) continue
+      if (entry.generation === undefined) yield toStoredResponse(key, entry)
+      else stamped.push([key, entry])
     }
+    for (const [key, entry] of stamped) if (currentGenerations.has(entry.generation!)) yield toStoredResponse(key, entry)
   }
 
   /**

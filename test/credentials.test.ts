@@ -343,6 +343,21 @@ describe.each(['request', 'fetch'] as const)('an unsafe request invalidates ever
     expect(await bobReads()).toBe('miss team settings v3')
   })
 
+  it('and entries() lists what it invalidated no longer, as no request is served it', async () => {
+    const origin = await startTeamOrigin()
+    const agent = createTestAgent()
+    const url = `${origin.url}team/settings`
+    const listed = async () => {
+      const bodies = []
+      for await (const entry of agent.cache.entries()) bodies.push(Buffer.from(entry.body).toString())
+      return bodies
+    }
+    await send(via, url, agent, { headers: bearer(BOB) })
+    expect(await listed()).toEqual(['team settings v1'])
+    await send(via, url, agent, { method: 'PUT', headers: bearer(ALICE) })
+    expect(await listed()).toEqual([])
+  })
+
   it('in another process sharing the store (two SqliteStores on one file)', async () => {
     const origin = await startTeamOrigin()
     const path = temporaryDatabase()
