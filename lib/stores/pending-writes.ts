@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { debuglog } from 'node:util'
 import type { CacheEntry } from '../store.js'
 
 /** A write a store has accepted for a key: an entry (encoded already, with its size), or the key's deletion. */
@@ -11,24 +12,19 @@ interface Queued {
   write: Write
   /** `performance.now()` when accepted: a test's fake `Date` must not age a write. */
   queuedAt: number
-  settle: Settle
   /** A set that replaced a deletion in wait: if the set is dropped, the deletion stands again. */
   replacedDeletion: boolean
 }
 
-interface Settle {
-  promise: Promise<void>
-  resolve(): void
-  reject(error: Error): void
-}
+/** Why accepted writes were dropped: the lock stayed taken, the store closed first, or the write failed. */
+type DropKind = 'busy' | 'closed' | 'failed'
+
+const log = debuglog('undici-http-cache')
 
 /** The first retry of a busy write comes after this; each next one waits twice as long, up to the next. */
 const FIRST_RETRY_MS = 1
 const LONGEST_RETRY_MS = 32
-/**
- * A set still not made this long after it was accepted is dropped: "not stored", which the cache counts. A
- * deletion or clear is not dropped, but its promise rejects then, so that the cache counts it late once.
- */
+/** A set still not made this long after it was accepted is dropped, and counted (`dropped`). Never a deletion or clear. */
 const GIVE_UP_AFTER_MS = 500
 /**
  * Keys that may wait: past it, a deletion of one more key waits as a clear of the file instead. Deletions
@@ -42,12 +38,14 @@ const BYTES_PER_TRANSACTION = 512 * 1024
  * Writes to a database file that other processes write too, made without ever waiting for its lock on
  * the event loop (issue #16): each is tried at once, and while another connection holds the lock it waits
  * here and is retried on a timer, never on a request's path, with whatever else waits (oldest first, in
- * transactions of up to `BYTES_PER_TRANSACTION`); after `GIVE_UP_AFTER_MS` a set is dropped and its promise
- * rejects, so that the cache counts it "not stored". A deletion (an invalidation, RFC 9111 §4.4) or a clear
- * is retried until it is made, however long that takes (review 2, finding 6): dropped, the deleted row
- * would be served again. Meanwhile this process reads its own writes from here, so that a write in wait is
- * never hidden behind the older row, nor a deletion undone while it waits. Bounded in bytes: past
- * `maxBytes` in wait, a new set is refused at once; and in keys (`MAX_WAITING_KEYS`).
+ * transactions of up to `BYTES_PER_TRANSACTION`). Meanwhile this process reads its own writes from here,
+ * so that a write in wait is never hidden behind the older row, nor a deletion undone while it waits; so
+ * a write is done for its caller once accepted (issue #16 part 8: a caller that awaited the commit held
+ * coalesced requests up to `GIVE_UP_AFTER_MS`). After `GIVE_UP_AFTER_MS` a set is dropped, like an
+ * eviction, and counted in `dropped`. A deletion (an invalidation, RFC 9111 §4.4) or a clear is retried
+ * until it is made, however long that takes (review 2, finding 6): dropped, the deleted row would be
+ * served again. Bounded in bytes: past `maxBytes` in wait, a new set is refused at once (it throws, so the
+ * cache counts it "not stored"); and in keys (`MAX_WAITING_KEYS`).
  */
 export class PendingWrites {
   readonly #queued = new Map<string, Queued>()
@@ -61,57 +59,58 @@ export class PendingWrites {
   /** `performance.now()` when the last write (or clear) was queued, and the cut-off of the last give-up. */
   #lastQueuedAt = -Infinity
   #gaveUpTo = -Infinity
+  #dropped = 0
+  readonly #loggedDrops = new Set<DropKind>()
 
   constructor(attempt: Attempt, maxBytes: number) {
     this.#attempt = attempt
     this.#maxBytes = maxBytes
   }
 
+  /** Accepted writes never made: sets the lock held up too long, what `close()` could not make, and failed transactions. */
+  get dropped(): number {
+    return this.#dropped
+  }
+
   /**
-   * Makes the write now if the lock is free and nothing waits before it (then returns nothing), or queues
-   * it and returns a promise that settles when it is made or given up on (a deletion given up on is still
-   * retried). A write replaces one in wait for the same key, whose promise resolves (it was superseded).
+   * Makes the write now if the lock is free and nothing waits before it, or accepts it to be made later
+   * (it replaces one in wait for the same key). Throws, and accepts nothing, when the set would take
+   * waiting writes past `maxBytes`.
    */
-  write(key: string, write: Write): Promise<void> | undefined {
-    if (this.#queued.size === 0 && this.#clear === undefined && this.#attempt(new Map([[key, write]]), false) === 'done') return undefined
+  write(key: string, write: Write): void {
+    if (this.#queued.size === 0 && this.#clear === undefined && this.#attempt(new Map([[key, write]]), false) === 'done') return
     const size = write.entry === undefined ? 0 : write.size
     const replaced = this.#queued.get(key)
     if (replaced === undefined && this.#bytes + size > this.#maxBytes && this.#queued.size > 0) {
-      const refused = deferred()
-      refused.reject(new Error(`database busy, and ${this.#bytes} bytes of writes already wait: not stored`))
-      return refused.promise
+      throw new Error(`database busy, and ${this.#bytes} bytes of writes already wait: not stored`)
     }
     if (replaced === undefined && write.entry === undefined && this.#queued.size >= MAX_WAITING_KEYS) return this.#clearInstead()
-    if (replaced !== undefined) this.#remove(key, replaced).settle.resolve()
+    if (replaced !== undefined) this.#remove(key, replaced)
     const replacedDeletion = write.entry !== undefined && replaced !== undefined && (replaced.write.entry === undefined || replaced.replacedDeletion)
-    const queued: Queued = { write, queuedAt: this.#queuedNow(), settle: deferred(), replacedDeletion }
-    this.#queued.set(key, queued)
+    this.#queued.set(key, { write, queuedAt: this.#queuedNow(), replacedDeletion })
     this.#bytes += size
     this.#flushSoon()
-    return queued.settle.promise
   }
 
-  /** Drops every write in wait (superseded: their promises resolve) and queues the clearing of the file. */
-  clear(): Promise<void> | undefined {
-    for (const [key, queued] of this.#queued) this.#remove(key, queued).settle.resolve()
-    if (this.#clear === undefined && this.#attempt(new Map(), true) === 'done') return undefined
-    return this.#queueClear()
+  /** Drops every write in wait (superseded, not counted as dropped) and clears the file, now or later. */
+  clear(): void {
+    for (const [key, queued] of this.#queued) this.#remove(key, queued)
+    if (this.#clear === undefined && this.#attempt(new Map(), true) === 'done') return
+    this.#queueClear()
   }
 
   /**
-   * Replaces the deletions in wait with a clear of the file, which they are part of (their promises resolve),
-   * once `MAX_WAITING_KEYS` wait: bounded, and no deleted row is ever served again. The sets in wait stay,
-   * to be made after the clear.
+   * Replaces the deletions in wait with a clear of the file, which they are part of, once `MAX_WAITING_KEYS`
+   * wait: bounded, and no deleted row is ever served again. The sets in wait stay, to be made after the clear.
    */
-  #clearInstead(): Promise<void> {
-    for (const [key, queued] of this.#queued) if (queued.write.entry === undefined) this.#remove(key, queued).settle.resolve()
-    return this.#queueClear()
+  #clearInstead(): void {
+    for (const [key, queued] of this.#queued) if (queued.write.entry === undefined) this.#remove(key, queued)
+    this.#queueClear()
   }
 
-  #queueClear(): Promise<void> {
-    this.#clear ??= { write: { entry: undefined }, queuedAt: this.#queuedNow(), settle: deferred(), replacedDeletion: false }
+  #queueClear(): void {
+    this.#clear ??= { write: { entry: undefined }, queuedAt: this.#queuedNow(), replacedDeletion: false }
     this.#flushSoon()
-    return this.#clear.settle.promise
   }
 
   /** What this process wrote for `key` and has not made yet: `{ entry }` (undefined for a deletion), or nothing. */
@@ -139,10 +138,11 @@ export class PendingWrites {
     clearTimeout(this.#timer)
     this.#timer = undefined
     while (this.#waits() && this.#flushBatch() === 'done');
-    const error = new Error('store closed while another connection held the database lock: not stored')
-    for (const [key, queued] of this.#queued) this.#remove(key, queued).settle.reject(error)
-    this.#clear?.settle.reject(error)
+    const left = this.#queued.size + (this.#clear === undefined ? 0 : 1)
+    this.#queued.clear()
+    this.#bytes = 0
     this.#clear = undefined
+    if (left > 0) this.#drop('closed', left, 'store closed while another connection held the database lock')
   }
 
   #waits(): boolean {
@@ -155,9 +155,10 @@ export class PendingWrites {
   }
 
   /**
-   * The retry timer keeps the process alive only while a write's promise may still be awaited, at most
-   * `GIVE_UP_AFTER_MS` after the last write: so `await agent.close()` settles, and then a process whose
-   * deletions still wait for a busy file exits rather than wait for the lock (review 2, finding 10).
+   * The retry timer keeps the process alive only while a set may still be made, at most `GIVE_UP_AFTER_MS`
+   * after the last write, so that a program that exits without `close()` loses no write to a short lock;
+   * then a process whose deletions still wait for a busy file exits rather than wait for the lock (review
+   * 2, finding 10).
    */
   #flushSoon(): void {
     this.#timer ??= setTimeout(() => {
@@ -179,17 +180,17 @@ export class PendingWrites {
     if (this.#waits()) this.#flushSoon()
   }
 
-  /** Tries the next batch: `'done'` when it was made, or failed (its promises reject), `'busy'` when it must wait. */
+  /** Tries the next batch: `'done'` when it was made, or failed (then dropped), `'busy'` when it must wait. */
   #flushBatch(): 'done' | 'busy' {
     const batch = this.#nextBatch()
     let outcome: 'done' | 'busy'
     try {
       outcome = this.#attempt(new Map([...batch].map(([key, { write }]) => [key, write])), this.#clear !== undefined)
     } catch (error) {
-      this.#settle(batch, (settle) => settle.reject(error as Error))
+      this.#drop('failed', this.#finish(batch), String(error))
       return 'done'
     }
-    if (outcome === 'done') this.#settle(batch, (settle) => settle.resolve())
+    if (outcome === 'done') this.#finish(batch)
     return outcome
   }
 
@@ -204,46 +205,40 @@ export class PendingWrites {
     return batch
   }
 
-  /** Settles the writes of `batch`, and the clear, which went first. */
-  #settle(batch: Map<string, Queued>, settle: (settle: Settle) => void): void {
-    const settled = [...batch].map(([key, queued]) => this.#remove(key, queued))
-    const clear = this.#clear
+  /** Takes the writes of `batch`, and the clear, which went first, out of wait; returns how many they were. */
+  #finish(batch: Map<string, Queued>): number {
+    for (const [key, queued] of batch) this.#remove(key, queued)
+    const finished = batch.size + (this.#clear === undefined ? 0 : 1)
     this.#clear = undefined
-    for (const { settle: pending } of clear === undefined ? settled : [...settled, clear]) settle(pending)
+    return finished
   }
 
   /**
    * Drops the sets accepted at or before `acceptedBy` (a `performance.now()` time), leaving the deletion a
-   * set replaced; rejects the promises of the deletions and clear accepted by then, which stay and are
-   * retried. A promise settles once, so a write is counted once however many give-ups it sees.
+   * set replaced. Deletions and the clear stay, and are retried.
    */
   #giveUp(acceptedBy: number): void {
-    const dropped = new Error('database busy (another connection holds its write lock): not stored')
-    const late = new Error('database busy (another connection holds its write lock): deletion not made yet, retried until it is')
+    let dropped = 0
     for (const [key, queued] of this.#queued) {
-      if (queued.queuedAt > acceptedBy) continue
-      if (queued.write.entry === undefined) queued.settle.reject(late)
-      else {
-        this.#remove(key, queued).settle.reject(dropped)
-        if (queued.replacedDeletion) this.#queued.set(key, { ...queued, write: { entry: undefined }, replacedDeletion: false })
-      }
+      if (queued.queuedAt > acceptedBy || queued.write.entry === undefined) continue
+      this.#remove(key, queued)
+      dropped++
+      if (queued.replacedDeletion) this.#queued.set(key, { ...queued, write: { entry: undefined }, replacedDeletion: false })
     }
-    if (this.#clear !== undefined && this.#clear.queuedAt <= acceptedBy) this.#clear.settle.reject(late)
     this.#gaveUpTo = acceptedBy
+    if (dropped > 0) this.#drop('busy', dropped, `another connection held the database lock for ${GIVE_UP_AFTER_MS} ms`)
   }
 
-  #remove(key: string, queued: Queued): Queued {
+  /** Counts accepted writes that will never be made, and logs the first drop of each kind. */
+  #drop(kind: DropKind, count: number, reason: string): void {
+    this.#dropped += count
+    if (this.#loggedDrops.has(kind)) return
+    this.#loggedDrops.add(kind)
+    log('SqliteStore dropped %d accepted write(s): %s (counted in droppedWrites; further drops of this kind are not logged)', count, reason)
+  }
+
+  #remove(key: string, queued: Queued): void {
     this.#queued.delete(key)
     this.#bytes -= queued.write.entry === undefined ? 0 : queued.write.size
-    return queued
   }
-}
-
-/** A promise settled from outside; a caller that does not wait for its write sees no unhandled rejection. */
-function deferred(): Settle {
-  let resolve!: () => void
-  let reject!: (error: Error) => void
-  const promise = new Promise<void>((resolveWith, rejectWith) => ((resolve = resolveWith), (reject = rejectWith)))
-  promise.catch(() => undefined)
-  return { promise, resolve, reject }
 }

@@ -42,7 +42,7 @@ const SQLITE_BUSY = 5
  * their stale windows, and without a validator to revalidate with, see `usefulUntil`) are purged when read
  * and as writes go by. Calls are synchronous, so a hit never waits for the event loop, and none waits for a
  * lock (issue #16): a read never needs one (WAL), and a write another process holds up waits in
- * `PendingWrites`, off the event loop, or is not stored.
+ * `PendingWrites`, off the event loop, and is done for its caller once accepted.
  */
 export class SqliteStore implements CacheStore {
   readonly maxSize: number
@@ -120,6 +120,17 @@ export class SqliteStore implements CacheStore {
     return this.#evictions
   }
 
+  /**
+   * Writes this store object accepted (so its process read them, and the cache counted them in
+   * `stats.stored`) that never reached the file: a set still held up by another process's write lock
+   * 0.5 s after it was accepted, writes still waiting when `close()` found the lock taken, and writes whose
+   * transaction failed (not for the lock: a full disk, say). Like an
+   * eviction, a dropped entry is a later miss. Logged through `NODE_DEBUG=undici-http-cache`, once per kind.
+   */
+  get droppedWrites(): number {
+    return this.#pending.dropped
+  }
+
   /** Bytes held in the file's entries now, as counted against `maxSize`. */
   get size(): number {
     return Number((this.#statements.total.get() as { size: number }).size)
@@ -147,28 +158,34 @@ export class SqliteStore implements CacheStore {
     return entry
   }
 
-  set(key: string, entry: CacheEntry): Promise<void> | undefined {
+  /**
+   * Writes the entry, or, while another process holds the file's write lock, accepts it to be written on a
+   * retry: done either way, as this process reads it from then on (see `droppedWrites` for one that never
+   * reaches the file). Throws when too many bytes of writes wait already: not stored.
+   */
+  set(key: string, entry: CacheEntry): void {
     this.#decoded.forget(key)
     const encoded = encodeEntry(entry)
     // The larger of what the entry counts in memory and what its row takes: JSON escapes quotes and writes
     // non-ASCII header text in two bytes, so a row can be larger than the entry counts.
     const size = Math.max(entrySize(entry), encoded.byteLength)
     if (size > this.maxEntrySize) return this.delete(key) // a newer, too large response leaves no older one
-    return this.#pending.write(key, { entry, encoded, size })
+    this.#pending.write(key, { entry, encoded, size })
   }
 
-  delete(key: string): Promise<void> | undefined {
+  /** Deletes the entry, now or, while another process holds the lock, on a retry until it is made. */
+  delete(key: string): void {
     this.#decoded.forget(key)
-    return this.#pending.write(key, { entry: undefined })
+    this.#pending.write(key, { entry: undefined })
   }
 
   keys(): string[] {
     return this.#pending.keys(() => (this.#statements.keys.all() as Array<{ key: string }>).map((row) => row.key))
   }
 
-  clear(): Promise<void> | undefined {
+  clear(): void {
     this.#decoded.clear()
-    return this.#pending.clear()
+    this.#pending.clear()
   }
 
   close(): void {
