@@ -118,6 +118,7 @@ async function runClient(contender, originUrl, path) {
       walBytes,
       hits: stats?.hits ?? 0,
       errors: stats?.errors ?? 0,
+      dropped: store?.droppedWrites ?? 0, // after close(): what it could not make counts too
     }),
   )
 }
@@ -149,8 +150,8 @@ async function runParent() {
     origin.kill()
   }
   const table = [
-    '| contender | req/s (all processes) | request p99 | event-loop delay p99 (worst process) | event-loop delay max | store call mean / p99 / max | longest store call, CPU | WAL file | hits | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| contender | req/s (all processes) | request p99 | event-loop delay p99 (worst process) | event-loop delay max | store call mean / p99 / max | longest store call, CPU | WAL file | hits | errors | writes dropped |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((row) => `| ${row.join(' | ')} |`),
   ].join('\n')
   const setting =
@@ -190,5 +191,6 @@ function summarise(name, runs) {
     worst('walBytes') === 0 ? '–' : `${(worst('walBytes') / 1024 / 1024).toFixed(1)} MiB`,
     total('hits').toLocaleString('en-US'),
     `${total('errors')}${total('failures') > 0 ? ` (${total('failures')} requests failed)` : ''}`,
+    total('dropped').toLocaleString('en-US'),
   ]
 }
