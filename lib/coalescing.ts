@@ -18,7 +18,7 @@ import type { Dispatch } from './exchange.js'
 import { comparableLimitsTag, isSharedFailure, WaitTimer, waitLimitsOf, type WaitLimits, type WaitPhase } from './wait-limits.js'
 
 /** A request waiting on a leader; started already, so that its abort takes it out of the wait at once. */
-export interface Waiter {
+interface Waiter {
   controller: CallerController
   limits: WaitLimits
   timer: WaitTimer
@@ -87,11 +87,6 @@ export class Flights {
   /** The tag first, up to a space it never holds: no identity can end up spelling another. */
   #fullIdOf(id: string, options: Dispatcher.DispatchOptions): string {
     return `${comparableLimitsTag(options, this.#defaults)} ${id}`
-  }
-
-  /** Flights in the air now. */
-  get size(): number {
-    return this.#flights.size
   }
 }
 

@@ -58,7 +58,7 @@ export interface ParameterRules {
 }
 
 /** Lower-case names, for case-insensitive comparison. */
-export function lowerCaseNames(names: readonly string[] | undefined): ReadonlySet<string> {
+function lowerCaseNames(names: readonly string[] | undefined): ReadonlySet<string> {
   return new Set((names ?? []).map((name) => name.toLowerCase()))
 }
 
