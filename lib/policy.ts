@@ -85,6 +85,9 @@ export function evaluateResponse(
   const varyNames = parseVary(response.headers.vary)
   // RFC 9111 §4.1: "Vary: *" never matches a later request, so storing it would only waste space.
   if (varyNames.includes('*')) return undefined
+  // §5.2.1.5: never stored with `no-store` in the request, its name in any case (§5.2), which
+  // http-cache-semantics reads case-sensitively.
+  if (parseRequestDirectives(request.headers).has('no-store')) return undefined
   const { policyHeaders, omittedFields } = readResponseFields(response.status, response.headers, options)
   const directives = parseCacheControl(policyHeaders['cache-control'])
   const explicit = hasExplicitFreshness(directives, policyHeaders, options.shared)

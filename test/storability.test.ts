@@ -17,6 +17,13 @@ describe('storing responses', () => {
     expect(originRequests).toBe(2)
   })
 
+  it('reads no-store in a request whatever its case, and only as a directive name', async () => {
+    const noStore = (value: string) => requestTwice({ 'cache-control': 'max-age=60' }, { requestHeaders: { 'cache-control': value } })
+    expect((await noStore('No-Store')).originRequests).toBe(2) // RFC 9111 §5.2: directive names are case-insensitive
+    expect((await noStore('max-age=0, no-store')).originRequests).toBe(2)
+    expect((await noStore('x-no-store')).originRequests).toBe(1)
+  })
+
   it('stores a private response in a private cache but not in a shared one', async () => {
     expect((await requestTwice({ 'cache-control': 'private, max-age=60' })).originRequests).toBe(1)
     expect((await requestTwice({ 'cache-control': 'private, max-age=60' }, { shared: true })).originRequests).toBe(2)
