@@ -85,10 +85,12 @@ export function evaluateResponse(
   const varyNames = parseVary(response.headers.vary)
   // RFC 9111 §4.1: "Vary: *" never matches a later request, so storing it would only waste space.
   if (varyNames.includes('*')) return undefined
-  // §5.2.1.5: never stored with `no-store` in the request, its name in any case (§5.2), which
-  // http-cache-semantics reads case-sensitively.
-  if (parseRequestDirectives(request.headers).has('no-store')) return undefined
-  const { policyHeaders, omittedFields } = readResponseFields(response.status, response.headers, options)
+  const effective = effectiveCacheControl(response.status, response.headers, options.shared)
+  // §3: never stored with `no-store` in the request (§5.2.1.5; names in any case, §5.2, which http-cache-
+  // semantics reads case-sensitively) or in the response's directives as the cache obeys them. Said before
+  // the fields are copied and a CachePolicy is built, which every no-store miss paid for (issue #17).
+  if (effective.members?.includes('no-store') || parseRequestDirectives(request.headers).has('no-store')) return undefined
+  const { policyHeaders, omittedFields } = readResponseFields(response.status, response.headers, options, effective)
   const directives = parseCacheControl(policyHeaders['cache-control'])
   const explicit = hasExplicitFreshness(directives, policyHeaders, options.shared)
   // A status the user listed in allowedStatuses, given freshness by a configured ttl, is judged as a 200.

@@ -46,10 +46,16 @@ const INVALID_EXPIRES = '0'
  */
 export const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501])
 
-export function readResponseFields(status: number, headers: HeaderRecord, options: { shared: boolean; now: number }): ResponseFields {
+/** `effective` is `effectiveCacheControl`'s answer for the same response, when the caller has it already. */
+export function readResponseFields(
+  status: number,
+  headers: HeaderRecord,
+  options: { shared: boolean; now: number },
+  effective = effectiveCacheControl(status, headers, options.shared),
+): ResponseFields {
   const policyHeaders: Record<string, string> = {}
   for (const name in headers) policyHeaders[name] = joinHeader(headers[name])!
-  const { members, omittedFields } = effectiveCacheControl(status, headers, options.shared)
+  const { members, omittedFields } = effective
   // http-cache-semantics gives a shared response with proxy-revalidate no freshness at all; RFC 9111
   // §5.2.2.8 only forbids serving it stale, which policy.ts reads from the effective directives.
   if (members !== undefined) {

@@ -71,6 +71,9 @@ describe('reading response fields as RFC 9111 does', () => {
     expect(await isReused({ 'cache-control': 'max-age=3600, no-store, must-understand' }, { status: 200 })).toBe(true)
     expect(await isReused({ 'cache-control': 'max-age=3600, no-store, must-understand' }, { status: 599 })).toBe(false)
     expect(await isReused({ 'cache-control': 'max-age=3600, must-understand' }, { status: 599 })).toBe(false)
+    // A status it understands stays storable by the other rules only: must-understand lifts no-store, not private.
+    expect(await isReused({ 'cache-control': 'max-age=3600, NO-STORE, Must-Understand, private' }, { status: 404, shared: true })).toBe(false)
+    expect(await isReused({ 'cache-control': 'max-age=3600, NO-STORE, Must-Understand' }, { status: 404, shared: true })).toBe(true)
   })
 })
 
@@ -85,6 +88,7 @@ describe('shared mode', () => {
     expect(await isReused({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age="3600"' }, { shared: true })).toBe(false)
     // A private cache is no CDN: it follows Cache-Control.
     expect(await isReused({ 'cache-control': 'max-age=3600', 'cdn-cache-control': 'no-store' })).toBe(true)
+    expect(await isReused({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=3600' })).toBe(false)
   })
 
   it('stores a response with a qualified private, leaving out the fields it names', async () => {

@@ -205,6 +205,29 @@ describe('revalidation of a stale entry', () => {
     expect(next.headers['cache-status']).toMatch(/fwd=uri-miss/) // nothing was left stored
   })
 
+  it('deletes the entry when a 304 says no-store, and when a no-cache request gets a no-store answer', async () => {
+    const clock = useFakeDate()
+    const origin = await startValidatingOrigin({ body: 'old', etag: '"old"', headers: { 'cache-control': 'max-age=60' } })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    origin.representation = { ...origin.representation, notModifiedHeaders: { 'cache-control': 'no-store' } }
+    clock.advance(61_000)
+    const notModified = await get(origin.url, agent)
+    expect(notModified.body).toBe('old')
+    expect(notModified.headers['cache-status']).not.toMatch(/stored/)
+    origin.representation = { body: 'stored', headers: { 'cache-control': 'max-age=60' } }
+    expect((await get(origin.url, agent)).headers['cache-status']).toMatch(/fwd=uri-miss; stored/) // nothing was left stored
+
+    origin.representation = { body: 'private', headers: { 'cache-control': 'no-store' } }
+    const refetched = await get(origin.url, agent, { headers: { 'cache-control': 'no-cache' } })
+    expect(refetched.body).toBe('private')
+    expect(refetched.headers['cache-status']).toMatch(/fwd=request/)
+    expect(refetched.headers['cache-status']).not.toMatch(/stored/)
+    origin.representation = { body: 'later', headers: { 'cache-control': 'max-age=60' } }
+    expect((await get(origin.url, agent)).headers['cache-status']).toMatch(/fwd=uri-miss/)
+    expect(origin.statuses).toEqual([200, 304, 200, 200, 200])
+  })
+
   it('passes a 5xx during revalidation to the caller when stale-if-error does not apply, and keeps the entry', async () => {
     const clock = useFakeDate()
     let failing = false

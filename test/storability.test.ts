@@ -24,6 +24,14 @@ describe('storing responses', () => {
     expect((await noStore('x-no-store')).originRequests).toBe(1)
   })
 
+  // Issue #17: not storable is decided before a CachePolicy is built; these verdicts must not move.
+  it('stores a response whose no-store is only the argument of a qualified private or no-cache', async () => {
+    const qualified = { 'cache-control': 'max-age=60, private="no-store", no-cache="no-store"' }
+    expect((await requestTwice(qualified, { shared: true })).originRequests).toBe(1)
+    // A private cache obeys private="…" as plain private, which it may store.
+    expect((await requestTwice(qualified)).originRequests).toBe(1)
+  })
+
   it('stores a private response in a private cache but not in a shared one', async () => {
     expect((await requestTwice({ 'cache-control': 'private, max-age=60' })).originRequests).toBe(1)
     expect((await requestTwice({ 'cache-control': 'private, max-age=60' }, { shared: true })).originRequests).toBe(2)
