@@ -1,7 +1,7 @@
 // What the benches share: their arguments, a loopback origin, throughput loops, interleaved rounds and
 // the Markdown they write. See bench/README.md.
 import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
+import { fork } from 'node:child_process'
 import { cpus } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { fetch, request } from 'undici'
@@ -30,32 +30,48 @@ export const CLIENTS = {
   },
 }
 
-/** An origin whose every response may be stored for an hour, its body size taken from `?size=`. */
+/**
+ * The origin (bench/origin.mjs) in a child process of its own, as a real origin would be; its body sizes
+ * taken from `?size=`. `requestCount()` asks it how many requests it has answered.
+ */
 export async function startBenchOrigin(sizes) {
-  const bodies = new Map(sizes.map((size) => [size, Buffer.alloc(size, 'x')]))
-  const origin = {
-    requests: 0,
-    server: createServer((req, res) => {
-      origin.requests++
-      const size = Number(new URL(req.url, 'http://origin').searchParams.get('size'))
-      res.writeHead(200, { 'cache-control': 'max-age=3600', 'content-type': 'application/octet-stream' })
-      res.end(bodies.get(size))
-    }),
+  const child = fork(new URL('./origin.mjs', import.meta.url), [sizes.join(',')], { stdio: 'inherit' })
+  const { port } = await nextMessage(child)
+  return {
+    base: `http://127.0.0.1:${port}`,
+    requestCount: async () => {
+      child.send('count')
+      return (await nextMessage(child)).requests
+    },
+    close: () => child.disconnect(),
   }
-  await new Promise((resolve) => origin.server.listen(0, '127.0.0.1', resolve))
-  origin.base = `http://127.0.0.1:${origin.server.address().port}`
-  return origin
 }
 
-/** The workloads: one URL stored before the clock starts (hits), or a new URL every request (misses, each stored). */
-export function workloads(base) {
+function nextMessage(child) {
+  return new Promise((resolve, reject) => {
+    const onExit = (code) => reject(new Error(`the origin exited with code ${code}`))
+    child.once('exit', onExit)
+    child.once('message', (message) => {
+      child.off('exit', onExit)
+      resolve(message)
+    })
+  })
+}
+
+/**
+ * The workloads: one URL stored before the clock starts (hits); a new URL every request whose response is
+ * stored (misses) or may not be (`no-store` misses). `delayMs` makes the origin wait that long before answering.
+ */
+export function workloads(base, { delayMs = 0 } = {}) {
   let uniqueId = 0
+  const delay = delayMs > 0 ? `&delayMs=${delayMs}` : ''
   return {
     hit: (size) => {
-      const url = `${base}/hit?size=${size}`
+      const url = `${base}/hit?size=${size}${delay}`
       return { warmUrl: url, nextUrl: () => url }
     },
-    miss: (size) => ({ nextUrl: () => `${base}/miss/${uniqueId++}?size=${size}` }),
+    miss: (size) => ({ nextUrl: () => `${base}/miss/${uniqueId++}?size=${size}${delay}` }),
+    'no-store': (size) => ({ nextUrl: () => `${base}/no-store/${uniqueId++}?size=${size}&store=no${delay}` }),
   }
 }
 
@@ -90,20 +106,19 @@ const WARM_UP_SECONDS = 0.5
  * One round for one contender: a fresh dispatcher, warmed, measured; for hits, proof that nothing reached
  * the origin (unless the contender is no cache at all).
  */
-export async function measure({ makeDispatcher, origin, workload, size, client, inFlight, seconds, isCache = true }) {
+export async function measure({ makeDispatcher, origin, workload, size, delayMs, client, inFlight, seconds, isCache = true }) {
   const dispatcher = makeDispatcher()
-  const { warmUrl, nextUrl } = workloads(origin.base)[workload](size)
+  const { warmUrl, nextUrl } = workloads(origin.base, { delayMs })[workload](size)
   const send = CLIENTS[client]
   if (warmUrl) await send(warmUrl, dispatcher)
   // An unmeasured run first, as long as the measured one (at most 0.5 s): connections open, the JIT has seen
   // the path, and the collector has sized the heap for this contender's traffic rather than the last one's.
   // After 0.1 s undici's cache served 1 MiB hits with 64 in flight at ~1,000/s; after 0.5 s, at 2,000-5,000/s.
   await throughput({ send, dispatcher, nextUrl, inFlight, seconds: Math.min(WARM_UP_SECONDS, seconds) })
-  const before = origin.requests
+  const before = await origin.requestCount()
   const perSecond = await throughput({ send, dispatcher, nextUrl, inFlight, seconds })
-  if (workload === 'hit' && isCache && origin.requests !== before) {
-    throw new Error(`a cache sent ${origin.requests - before} hit requests to the origin`)
-  }
+  const sent = (await origin.requestCount()) - before
+  if (workload === 'hit' && isCache && sent !== 0) throw new Error(`a cache sent ${sent} hit requests to the origin`)
   await dispatcher.close()
   return perSecond
 }

@@ -70,7 +70,7 @@ for (const workload of ['hit', 'miss']) {
     }
   }
 }
-origin.server.close()
+origin.close()
 
 /** Seconds per request as signed microseconds ("−12.3 µs": CachingAgent takes that much less). */
 function formatMicroseconds(seconds) {

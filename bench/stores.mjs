@@ -44,7 +44,7 @@ for (const workload of ['hit', 'miss']) {
     console.error(rows.at(-1).join(' '))
   }
 }
-origin.server.close()
+origin.close()
 rmSync(directory, { recursive: true, force: true })
 
 const table = markdownTable(
