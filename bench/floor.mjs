@@ -11,9 +11,15 @@ const CHUNK_BYTES = 64 * 1024
 export class FloorDispatcher extends Dispatcher {
   #response
 
-  /** `body`: the bytes every request gets, with `headers` (a plain record). */
-  constructor({ body, headers }) {
+  #answer
+
+  /**
+   * `body`: the bytes every request gets, with `headers` (a plain record). `answer`: `'on a microtask'` (as
+   * a client would, never inside dispatch()), or `'at once'`, inside dispatch(), for the dispatch-level bench.
+   */
+  constructor({ body, headers, answer = 'on a microtask' }) {
     super()
+    this.#answer = answer
     const allHeaders = { ...headers, 'content-length': String(body.byteLength) }
     const rawHeaders = Object.entries(allHeaders).flatMap(([name, value]) => [Buffer.from(name), Buffer.from(value)])
     this.#response = { body, headers: allHeaders, rawHeaders }
@@ -51,11 +57,13 @@ export class FloorDispatcher extends Dispatcher {
         handler.onResponseEnd?.(controller, {})
       }
     }
-    queueMicrotask(() => {
+    const start = () => {
       handler.onRequestStart?.(controller, {})
       handler.onResponseStart?.(controller, 200, headers, 'OK')
       write()
-    })
+    }
+    if (this.#answer === 'at once') start()
+    else queueMicrotask(start)
     return true
   }
 

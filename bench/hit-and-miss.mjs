@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs'
 import { Agent, interceptors } from 'undici'
 import { CachingAgent } from 'undici-http-cache'
 import { ratioChart } from './chart.mjs'
+import { measureDispatchCost } from './dispatch-cost.mjs'
 import { FloorDispatcher } from './floor.mjs'
 import { benchArguments, CLIENTS, formatRate, formatRatio, interleavedMedians, markdownTable, measure, report, startBenchOrigin } from './harness.mjs'
 
@@ -31,10 +32,20 @@ const CONTENDERS = {
 // The floor answers without an origin: it is the bound for hits only.
 const contendersFor = (workload) => Object.keys(CONTENDERS).filter((name) => workload === 'hit' || name !== 'floor')
 
+/** The rows: each workload with its bodies, and the origin's latency (0: it answers at once). */
+const ROW_GROUPS = [
+  { workload: 'hit', sizes: SIZES, delayMs: 0 },
+  { workload: 'miss', sizes: SIZES, delayMs: 0 },
+  { workload: 'no-store', sizes: [1024, 64 * 1024], delayMs: 0 },
+  { workload: 'miss', sizes: [1024], delayMs: 1 },
+  { workload: 'no-store', sizes: [1024], delayMs: 1 },
+]
+const WORKLOAD_NAMES = { hit: 'hit', miss: 'miss (stored)', 'no-store': 'miss (no-store)' }
+
 const rows = []
 const chartRows = []
-for (const workload of ['hit', 'miss']) {
-  for (const size of SIZES) {
+for (const { workload, sizes, delayMs } of ROW_GROUPS) {
+  for (const size of sizes) {
     for (const inFlight of IN_FLIGHT) {
       for (const client of Object.keys(CLIENTS)) {
         const rates = await interleavedMedians(contendersFor(workload), settings.rounds, (name) =>
@@ -44,14 +55,17 @@ for (const workload of ['hit', 'miss']) {
             origin,
             workload,
             size,
+            delayMs,
             client,
             inFlight,
             seconds: settings.roundSeconds,
           }),
         )
-        const label = `${workload} ${formatSize(size)} x${inFlight} ${client}`
+        const originLatency = delayMs === 0 ? 'at once' : `${delayMs} ms`
+        const label = `${WORKLOAD_NAMES[workload]}${delayMs === 0 ? '' : ` (${originLatency})`} ${formatSize(size)} x${inFlight} ${client}`
         rows.push([
-          workload,
+          WORKLOAD_NAMES[workload],
+          originLatency,
           formatSize(size),
           inFlight,
           client,
@@ -71,6 +85,7 @@ for (const workload of ['hit', 'miss']) {
   }
 }
 origin.close()
+const dispatchCosts = await measureDispatchCost(settings)
 
 /** Seconds per request as signed microseconds ("−12.3 µs": CachingAgent takes that much less). */
 function formatMicroseconds(seconds) {
@@ -85,6 +100,7 @@ function formatSize(size) {
 const table = markdownTable(
   [
     'workload',
+    'origin answers',
     'body',
     'in flight',
     'client',
@@ -97,9 +113,21 @@ const table = markdownTable(
     'hit cost vs floor',
     'time per request beyond undici cache (hit) or no cache (miss)',
   ],
-  ['---', '---', '---:', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
+  ['---', '---', '---', '---:', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
   rows,
 )
+const dispatchTable = markdownTable(
+  ['workload (1 KiB, dispatch() directly)', 'floor alone (µs per request)', 'CachingAgent over the floor (µs per request)', "the cache's own work (µs per request)"],
+  ['---', '---:', '---:', '---:'],
+  dispatchCosts.map(({ workload, floor, CachingAgent, cost }) => [WORKLOAD_NAMES[workload], floor.toFixed(2), CachingAgent.toFixed(2), cost.toFixed(2)]),
+)
+const dispatchSection =
+  '## Dispatch level\n\n' +
+  "dispatch() called directly with a handler that only waits for the end, one request at a time, through CachingAgent " +
+  'over a floor that answers inside dispatch(), beside that floor alone: no socket, no client API. The last column is ' +
+  "the difference, the cache's own work per request (a hit never reaches the floor, so there it is the replay's cost " +
+  "over the floor's).\n\n" +
+  dispatchTable
 report({
   file: new URL('./results/hit-and-miss.md', import.meta.url),
   title: "Hits and misses: CachingAgent beside undici's cache, no cache and the floor",
@@ -109,7 +137,7 @@ report({
     'The last column gives the same comparison as time: what a request through CachingAgent takes beyond one through undici cache (hits) or no cache (misses), with one request in flight the latency added, with 64 the CPU time per request. ' +
     'Targets (issue #7): a hit at least 1.5x undici cache and within 1.25x of the floor; a miss within 1.10x of no cache ' +
     '(a ratio to no cache of at least 0.91x). The chart: [hit-and-miss.svg](hit-and-miss.svg).',
-  table,
+  table: `${table}\n\n${dispatchSection}`,
   settings,
 })
 if (settings.writeResults) {
