@@ -1,7 +1,7 @@
 // A horizontal bar chart of ratios, as a standalone SVG (no dependency): one bar per measurement, a line at
 // 1x, and a tick where each bar's target lies, so that a reader sees at a glance which ones meet theirs.
 const ROW_HEIGHT = 18
-const LABEL_WIDTH = 230
+const LABEL_WIDTH = 340
 const BAR_WIDTH = 420
 const TOP = 40
 
