@@ -4,20 +4,26 @@
 import { performance } from 'node:perf_hooks'
 import { CachingAgent } from 'undici-http-cache'
 import { FloorDispatcher } from './floor.mjs'
-import { interleavedMedians } from './harness.mjs'
+import { interleavedRounds, median } from './harness.mjs'
 
 const BODY = Buffer.alloc(1024, 'x')
 const CACHE_CONTROL = { hit: 'max-age=3600', miss: 'max-age=3600', 'no-store': 'no-store' }
 /** Requests the loop sends before it lets the event loop turn, as the throughput loops do. */
 const REQUESTS_PER_TURN = 16
 
-/** µs per request for each workload: the floor alone, CachingAgent over it, and the difference. */
+/**
+ * µs per request for each workload: the floor alone, CachingAgent over it, and the difference (the median, and
+ * the lowest and highest difference of two rounds measured next to each other).
+ */
 export async function measureDispatchCost({ rounds, roundSeconds }) {
   const results = []
   for (const workload of Object.keys(CACHE_CONTROL)) {
-    const microseconds = await interleavedMedians(['floor', 'CachingAgent'], rounds, (name) => microsecondsPerRequest({ name, workload, seconds: roundSeconds }))
-    results.push({ workload, ...microseconds, cost: microseconds.CachingAgent - microseconds.floor })
-    console.error(`dispatch ${workload}: floor ${microseconds.floor.toFixed(2)} µs, CachingAgent ${microseconds.CachingAgent.toFixed(2)} µs`)
+    const samples = await interleavedRounds(['floor', 'CachingAgent'], rounds, (name) => microsecondsPerRequest({ name, workload, seconds: roundSeconds }))
+    const costs = samples.CachingAgent.map((microseconds, round) => microseconds - samples.floor[round])
+    const floor = median(samples.floor)
+    const cachingAgent = median(samples.CachingAgent)
+    results.push({ workload, floor, CachingAgent: cachingAgent, cost: cachingAgent - floor, minCost: Math.min(...costs), maxCost: Math.max(...costs) })
+    console.error(`dispatch ${workload}: floor ${floor.toFixed(2)} µs, CachingAgent ${cachingAgent.toFixed(2)} µs`)
   }
   return results
 }

@@ -7,14 +7,29 @@ import { performance } from 'node:perf_hooks'
 import { fetch, request } from 'undici'
 import undiciPackage from 'undici/package.json' with { type: 'json' }
 
-/** `--seconds=0.2 --rounds=1` for a quick look; without them, the full run that writes its results file. */
+/**
+ * `--seconds=0.2 --rounds=1` for a quick look; without them, the full run that writes its results file.
+ * `--run=2` writes a second full run beside the first (`hit-and-miss.run-2.md`), as issue #17 asks for two.
+ * `--only=<text>` measures only the rows whose label contains it (a quick look: nothing is written).
+ */
 export function benchArguments() {
   const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, '').split('=')))
   return {
     roundSeconds: Number(args.seconds ?? 0.5),
     rounds: Number(args.rounds ?? 5),
-    writeResults: args.seconds === undefined && args.rounds === undefined,
+    run: Number(args.run ?? 1),
+    only: args.only,
+    writeResults: args.seconds === undefined && args.rounds === undefined && args.only === undefined,
   }
+}
+
+/** Whether a row is measured in this run (`--only`). */
+export const isSelected = (settings, label) => settings.only === undefined || label.includes(settings.only)
+
+/** The results file `name` (e.g. `hit-and-miss.md`) of this run: the second run's gets `.run-2` before its extension. */
+export function resultsFile(settings, name) {
+  const file = settings.run === 1 ? name : name.replace(/\.(\w+)$/, `.run-${settings.run}.$1`)
+  return new URL(`./results/${file}`, import.meta.url)
 }
 
 export const CLIENTS = {
@@ -124,21 +139,40 @@ export async function measure({ makeDispatcher, origin, workload, size, delayMs,
 }
 
 /**
- * The median of each contender's rounds. The rounds alternate between contenders, and each round starts one
+ * Every round's figure for each contender. The rounds alternate between contenders, and each round starts one
  * contender further on (A, B, C; B, C, A; C, A, B; …): what a contender leaves behind (a heap the collector
  * sized for its traffic, garbage still to collect) would otherwise always help or hurt the same successor
  * (bench/README.md, "Fourth look").
  */
-export async function interleavedMedians(contenderNames, rounds, measureOne) {
+export async function interleavedRounds(contenderNames, rounds, measureOne) {
   const samples = Object.fromEntries(contenderNames.map((name) => [name, []]))
   for (let round = 0; round < rounds; round++) {
     const start = round % contenderNames.length
     for (const name of [...contenderNames.slice(start), ...contenderNames.slice(0, start)]) samples[name].push(await measureOne(name))
   }
+  return samples
+}
+
+/** The median of each contender's interleaved rounds. */
+export async function interleavedMedians(contenderNames, rounds, measureOne) {
+  const samples = await interleavedRounds(contenderNames, rounds, measureOne)
   return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]))
 }
 
-const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]
+/**
+ * The ratio of two contenders' medians, and the lowest and highest ratio of their figures round by round
+ * (round i of one over round i of the other, measured next to each other): how far a single round strays.
+ */
+export function ratioOfRounds(numerators, denominators) {
+  const perRound = numerators.map((value, round) => value / denominators[round])
+  return { ratio: median(numerators) / median(denominators), min: Math.min(...perRound), max: Math.max(...perRound) }
+}
+
+export const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]
+/** "12,345 (11,900–12,700)": the median and the rounds' range. */
+export const formatRateRange = (values) => `${formatRate(median(values))} (${formatRate(Math.min(...values))}–${formatRate(Math.max(...values))})`
+/** "1.12x (1.05–1.20)": a ratio of medians and the range of the per-round ratios. */
+export const formatRatioRange = ({ ratio, min, max }) => `${formatRatio(ratio)} (${min.toFixed(2)}–${max.toFixed(2)})`
 export const formatRate = (perSecond) => Math.round(perSecond).toLocaleString('en-US')
 export const formatRatio = (ratio) => `${ratio.toFixed(2)}x`
 

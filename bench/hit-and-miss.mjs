@@ -10,7 +10,22 @@ import { CachingAgent } from 'undici-http-cache'
 import { ratioChart } from './chart.mjs'
 import { measureDispatchCost } from './dispatch-cost.mjs'
 import { FloorDispatcher } from './floor.mjs'
-import { benchArguments, CLIENTS, formatRate, formatRatio, interleavedMedians, markdownTable, measure, report, startBenchOrigin } from './harness.mjs'
+import {
+  benchArguments,
+  CLIENTS,
+  formatRateRange,
+  formatRatio,
+  formatRatioRange,
+  interleavedRounds,
+  isSelected,
+  markdownTable,
+  measure,
+  median,
+  ratioOfRounds,
+  report,
+  resultsFile,
+  startBenchOrigin,
+} from './harness.mjs'
 
 const settings = benchArguments()
 const SIZES = [1024, 64 * 1024, 1024 * 1024]
@@ -54,7 +69,7 @@ function targetsFor({ workload, delayMs }) {
   return delayMs > 0 ? [{ against: 'undici cache', minimum: 1 }, noCache] : [{ against: 'undici cache', minimum: 1 }]
 }
 
-/** "met: ≥ 1.00x undici cache" or "MISSED: ≥ 0.95x no cache (0.81x)", one per target. */
+/** "met: ≥ 1.00x undici cache" or "MISSED: ≥ 0.95x no cache (0.81x)", one per target, from the medians. */
 function describeTargets(rates, targets) {
   return targets
     .map(({ against, minimum }) => {
@@ -70,7 +85,10 @@ for (const { workload, sizes, delayMs } of ROW_GROUPS) {
   for (const size of sizes) {
     for (const inFlight of IN_FLIGHT) {
       for (const client of Object.keys(CLIENTS)) {
-        const rates = await interleavedMedians(contendersFor(workload), settings.rounds, (name) =>
+        const originLatency = delayMs === 0 ? 'at once' : `${delayMs} ms`
+        const label = `${WORKLOAD_NAMES[workload]}${delayMs === 0 ? '' : ` (${originLatency})`} ${formatSize(size)} x${inFlight} ${client}`
+        if (!isSelected(settings, label)) continue
+        const samples = await interleavedRounds(contendersFor(workload), settings.rounds, (name) =>
           measure({
             makeDispatcher: () => CONTENDERS[name](size),
             isCache: name !== 'no cache' && name !== 'floor',
@@ -83,34 +101,34 @@ for (const { workload, sizes, delayMs } of ROW_GROUPS) {
             seconds: settings.roundSeconds,
           }),
         )
-        const originLatency = delayMs === 0 ? 'at once' : `${delayMs} ms`
-        const label = `${WORKLOAD_NAMES[workload]}${delayMs === 0 ? '' : ` (${originLatency})`} ${formatSize(size)} x${inFlight} ${client}`
+        const rates = Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]))
+        const against = (name) => (samples[name] === undefined ? '–' : formatRatioRange(ratioOfRounds(samples.CachingAgent, samples[name])))
         rows.push([
           WORKLOAD_NAMES[workload],
           originLatency,
           formatSize(size),
           inFlight,
           client,
-          formatRate(rates['no cache']),
-          formatRate(rates['undici cache']),
-          rates.floor === undefined ? '–' : formatRate(rates.floor),
-          formatRate(rates.CachingAgent),
-          formatRatio(rates.CachingAgent / rates['undici cache']),
-          formatRatio(rates.CachingAgent / rates['no cache']),
-          rates.floor === undefined ? '–' : formatRatio(rates.CachingAgent / rates.floor),
+          formatRateRange(samples['no cache']),
+          formatRateRange(samples['undici cache']),
+          samples.floor === undefined ? '–' : formatRateRange(samples.floor),
+          formatRateRange(samples.CachingAgent),
+          against('undici cache'),
+          against('no cache'),
+          against('floor'),
           formatMicroseconds(1 / rates.CachingAgent - 1 / (workload === 'hit' ? rates['undici cache'] : rates['no cache'])),
           describeTargets(rates, targetsFor({ workload, delayMs })),
         ])
         for (const { against, minimum } of targetsFor({ workload, delayMs })) {
           chartRows.push({ label: `${label} vs ${against}`, ratio: rates.CachingAgent / rates[against], target: minimum })
         }
-        console.error(rows.at(-1).join(' '))
+        console.error(`${label}: ${rows.at(-1).slice(5).join(' | ')}`)
       }
     }
   }
 }
 origin.close()
-const dispatchCosts = await measureDispatchCost(settings)
+const dispatchCosts = isSelected(settings, 'dispatch') ? await measureDispatchCost(settings) : []
 
 /** Seconds per request as signed microseconds ("−12.3 µs": CachingAgent takes that much less). */
 function formatMicroseconds(seconds) {
@@ -145,7 +163,12 @@ const table = markdownTable(
 const dispatchTable = markdownTable(
   ['workload (1 KiB, dispatch() directly)', 'floor alone (µs per request)', 'CachingAgent over the floor (µs per request)', "the cache's own work (µs per request)"],
   ['---', '---:', '---:', '---:'],
-  dispatchCosts.map(({ workload, floor, CachingAgent, cost }) => [WORKLOAD_NAMES[workload], floor.toFixed(2), CachingAgent.toFixed(2), cost.toFixed(2)]),
+  dispatchCosts.map(({ workload, floor, CachingAgent, cost, minCost, maxCost }) => [
+    WORKLOAD_NAMES[workload],
+    floor.toFixed(2),
+    CachingAgent.toFixed(2),
+    `${cost.toFixed(2)} (${minCost.toFixed(2)} to ${maxCost.toFixed(2)})`,
+  ]),
 )
 const dispatchSection =
   '## Dispatch level\n\n' +
@@ -155,21 +178,22 @@ const dispatchSection =
   "over the floor's).\n\n" +
   dispatchTable
 report({
-  file: new URL('./results/hit-and-miss.md', import.meta.url),
+  file: resultsFile(settings, 'hit-and-miss.md'),
   title: "Hits and misses: CachingAgent beside undici's cache, no cache and the floor",
   note:
+    'Each figure is the median of the rounds, with the lowest and highest round in brackets; each ratio is the ratio of the medians, with the lowest and highest ratio of two rounds measured next to each other in brackets. ' +
     'Throughput ratios above 1 mean CachingAgent is faster. "CachingAgent vs floor" is CachingAgent\'s hit throughput over ' +
     "the floor's, a replay with no cache logic at all (1.00x would be a hit that costs nothing beyond it). " +
     'The time column gives a comparison as time: what a request through CachingAgent takes beyond one through undici cache (hits) or no cache (misses), with one request in flight the latency added, with 64 the CPU time per request. ' +
     'Targets (issue #17), a throughput ratio each: a hit at least 1.00x undici cache and 0.80x the floor; a stored miss at least ' +
     '1.00x undici cache; a no-store miss at least 0.95x no cache; every miss against the 1 ms origin at least 0.97x no cache. ' +
     'The chart, a bar per target, green where met: [hit-and-miss.svg](hit-and-miss.svg).',
-  table: `${table}\n\n${dispatchSection}`,
+  table: dispatchCosts.length === 0 ? table : `${table}\n\n${dispatchSection}`,
   settings,
 })
 if (settings.writeResults) {
   writeFileSync(
-    new URL('./results/hit-and-miss.svg', import.meta.url),
+    resultsFile(settings, 'hit-and-miss.svg'),
     ratioChart(chartRows, { title: 'CachingAgent against each target of issue #17 (throughput ratio; tick: target)' }),
   )
 }
