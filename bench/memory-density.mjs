@@ -3,7 +3,11 @@
 // stored by a miss and then served once as a hit (serving keeps its raw fields with it, which is charged).
 // Real parts: CachingAgent, undici's request(), and the bench's origin in a child process.
 //
-//   node --expose-gc bench/memory-density.mjs [--entries=5000] [--rounds=3]
+//   node --expose-gc bench/memory-density.mjs [--entries=5000] [--rounds=3] [--fields=0] [--unique] [--store-only]
+//
+// `--fields=N` adds N fields to each response (an ETag of its own and fields whose values repeat, or with
+// `--unique` are its own too);
+// `--store-only` leaves the entries unserved, to tell what storing holds from what serving adds.
 //
 // Heap per entry: retained bytes (heapUsed + arrayBuffers after two full collections, once the event loop
 // has turned) after N entries stored and served, less before, over N; the median and min-max of the rounds.
@@ -18,7 +22,10 @@ const option = (name, fallback) => Number(process.argv.find((argument) => argume
 
 if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc')
 const origin = await startBenchOrigin([BODY_BYTES])
-const url = (prefix, index) => `${origin.base}/${prefix}/${index}?size=${BODY_BYTES}`
+const fields = option('fields', 0)
+const unique = process.argv.includes('--unique') ? 'yes' : 'no'
+const served = !process.argv.includes('--store-only')
+const url = (prefix, index) => `${origin.base}/${prefix}/${index}?size=${BODY_BYTES}&fields=${fields}&unique=${unique}`
 
 /** Sends GETs of `url(index)` for every index below `count`, `IN_FLIGHT` at a time, reading every body. */
 async function sendAll(count, urlOf, dispatcher) {
@@ -57,13 +64,15 @@ async function entriesHeld() {
 async function heapPerEntry(count, round) {
   const store = new MemoryStore({ maxSize: 1024 * MIB })
   const agent = new CachingAgent({ store, dispatcher: new Agent({ connections: IN_FLIGHT }) })
-  await sendAll(500, (index) => url(`warm${round}`, index), agent) // connections, compiled code
-  await sendAll(500, (index) => url(`warm${round}`, index), agent)
+  // Connections, compiled code, and what the cache remembers of the last 1,000 URLs (key.ts): in place
+  // before the baseline, so that only what each entry holds is counted.
+  await sendAll(2000, (index) => url(`warm${round}`, index), agent)
+  await sendAll(2000, (index) => url(`warm${round}`, index), agent)
   await agent.cache.clear()
   const before = await retainedBytes()
   const urlOf = (index) => url(`entry${round}`, index)
   await sendAll(count, urlOf, agent) // stored
-  if (!process.env.NO_SERVE) await sendAll(count, urlOf, agent) // served once each
+  if (served) await sendAll(count, urlOf, agent) // served once each
   const after = await retainedBytes()
   const held = [...store.keys()].length
   if (held !== count) throw new Error(`expected ${count} entries, the store holds ${held}`)
@@ -81,7 +90,9 @@ const measured = []
 for (let round = 0; round < rounds; round++) measured.push(await heapPerEntry(count, round))
 const heap = measured.map((result) => result.heap)
 const charged = measured.map((result) => result.charged)
-console.log(`${count} entries of ${BODY_BYTES} B, stored then served once, ${rounds} rounds (Node ${process.versions.node}):`)
+const how = served ? 'stored then served once' : 'stored, never served'
+const extra = `${fields} more fields${unique === 'yes' ? ' of their own' : ''}`
+console.log(`${count} entries of ${BODY_BYTES} B with ${extra}, ${how}, ${rounds} rounds (Node ${process.versions.node}):`)
 console.log(`  heap held per entry: median ${Math.round(median(heap))} B (${range(heap)})`)
 console.log(`  charged per entry:   median ${Math.round(median(charged))} B (${range(charged)})`)
 const held = await entriesHeld()
