@@ -97,6 +97,13 @@ describe('MemoryStore', () => {
     expect((32 * 1024 * KIB) / store.size).toBeGreaterThan(2 * 6_120)
   })
 
+  it('stores an entry whose headers the user froze, as it is', () => {
+    const store = new MemoryStore()
+    const headers = Object.freeze({ 'content-type': 'text/plain' })
+    store.set('a', { ...entryOf(10), headers })
+    expect((store.get('a') as ResponseEntry).headers).toBe(headers)
+  })
+
   it('keeps a small body that shares its buffer with a response head as bytes of its own', () => {
     // A body of 512 bytes kept as a view of its socket read kept the head's 200 bytes alive with it.
     const socketRead = Buffer.alloc(725)

@@ -9,9 +9,10 @@ import { bodySize, entrySize, FIELD_OVERHEAD_BYTES, headersSize, type CacheEntry
  * stored then served once): the entry object and its header objects, its key, lru-cache's bookkeeping, the
  * body's Buffer, and what serving it keeps with it for as long as it lives (serve.ts: the raw form of its
  * fields, its last hit's fresh fields and their raw form, Cache-Status with the entry's key among them).
- * 2,380-2,530 bytes held per entry on Node 22 and 24 with three fields, of which 1,379 counted by size
- * below; the policy most entries share (policy.ts) and header values that repeat are shared
- * (kept-raw-headers.ts, `sharedString`). Before issue #17 it was 2.5 KiB, and 1.5 KiB more for serving.
+ * With three fields, medians of 2,360 and 2,417 bytes held per entry on Node 22 and 24 (2,084-2,488 over
+ * 5 rounds each), where the sizes below count 1,434 and this 1,280 more: 2,714. The policy most entries
+ * share (policy.ts) and header values that repeat are shared (kept-raw-headers.ts, `shareStrings`).
+ * Before issue #17 this was 2.5 KiB, and 1.5 KiB more for serving (5,501 bytes charged, 3,770 held).
  * Counted for every entry from the start: counted on its first get instead, listing the cache
  * (`entries()`, which gets every entry) would grow every entry and evict a part of them.
  */
@@ -78,7 +79,10 @@ export class MemoryStore implements CacheStore {
     // A newer response must not leave an older one behind, so the key is cleared first, stored or not.
     this.#entries.delete(key)
     if (entrySize(entry) > this.maxEntrySize) return
-    if (entry.kind === 'response') keepOwnBytes(entry)
+    if (entry.kind === 'response') {
+      keepOwnBytes(entry)
+      shareStrings(entry)
+    }
     this.#entries.set(key, entry)
   }
 
@@ -120,14 +124,26 @@ function varySize(varyHeaders: Record<string, string | null> | undefined): numbe
  * Makes the entry's bytes its own where they are a view of a larger buffer, as it is kept for as long as it
  * is stored: a small request body (Buffer.from of a string, Buffer.concat of a stream, a JSON body written
  * again) or a body a user stored comes from Node's shared Buffer pool, and would keep a whole pool slab
- * alive (8 KiB on Node 22, 64 KiB on Node 24; issue #16). A body kept as chunks came from the cache, which
- * keeps chunks only when they share no more than a response head (tee.ts).
+ * alive (8 KiB on Node 22, 64 KiB on Node 24; issue #16); a small body as undici delivered it shares its
+ * socket read with the response head (725 bytes held for 512). A body kept as chunks came from the cache,
+ * which keeps chunks only when they share no more than a response head (tee.ts).
  */
 function keepOwnBytes(entry: ResponseEntry): void {
   if (!Array.isArray(entry.body)) entry.body = ownBytes(entry.body as Uint8Array)
   if (entry.requestBody !== undefined) entry.requestBody = ownBytes(entry.requestBody)
+}
+
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  const beyond = bytes.buffer.byteLength - bytes.byteLength
+  if (beyond === 0 || (beyond <= SHARED_BUFFER_ALLOWANCE_BYTES && bytes.byteLength > SMALL_BODY_BYTES)) return bytes
+  return joinChunks([bytes], bytes.byteLength)
+}
+
+/** Puts in the entry the strings other entries share for its status text and short header values (below). */
+function shareStrings(entry: ResponseEntry): void {
   entry.statusText = sharedString(entry.statusText)
   const headers = entry.headers
+  if (Object.isFrozen(headers)) return // a user's own entry: left as it is
   for (const name in headers) {
     const value = headers[name]!
     if (typeof value === 'string') headers[name] = sharedString(value)
@@ -150,10 +166,4 @@ function sharedString(text: string): string {
   if (strings.size >= MAX_SHARED_STRINGS) strings.clear()
   strings.set(text, text)
   return text
-}
-
-function ownBytes(bytes: Uint8Array): Uint8Array {
-  const beyond = bytes.buffer.byteLength - bytes.byteLength
-  if (beyond === 0 || (beyond <= SHARED_BUFFER_ALLOWANCE_BYTES && bytes.byteLength > SMALL_BODY_BYTES)) return bytes
-  return joinChunks([bytes], bytes.byteLength)
 }
