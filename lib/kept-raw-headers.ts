@@ -8,55 +8,79 @@
  */
 import type { HeaderRecord } from './headers.js'
 
-/** Names longer than this get a Buffer of their own rather than a shared one. */
-const MAX_SHARED_NAME_LENGTH = 64
-/** Shared names at most; all are forgotten at once when there are more (the ones in use soon come back). */
-const MAX_SHARED_NAMES = 1000
+/** Names and values longer than this get bytes of their own rather than shared ones. */
+const MAX_SHARED_LENGTH = 64
+/** Names, and values seen, remembered at most; all are forgotten at once when there are more (the ones in use soon come back). */
+const MAX_SHARED = 1000
 
 /**
- * Names repeat from one response to the next, and a Buffer costs about 130 bytes besides its own (measured),
- * so every kept raw form shares one Buffer per name.
+ * A Buffer costs about 100 bytes of heap besides its own bytes, and an ArrayBuffer as much again (measured),
+ * which was most of what an entry served once kept (issue #17). Names repeat from one response to the next,
+ * so every kept raw form shares one Buffer per name. So do values, which repeat too (`Cache-Control`,
+ * `Content-Type`, a `Date` for every response of the same second, a hit's `Age` and `Cache-Status`), once
+ * seen twice: a value seen once (an `ETag`, say) is likely its entry's own, and is written with the other
+ * unshared ones in one buffer for the entry, as before.
  */
 const sharedNames = new Map<string, Buffer>()
+const sharedValues = new Map<string, Buffer | 'seen once'>()
 
 /**
- * The raw form of `headers`: each value a view of one buffer allocated for this call, of exactly their
- * bytes; each name a shared Buffer. Built on an entry's first hit and when its fresh fields change (at most
- * once a second), never on every hit: it costs what `toRawHeaders` does on Node 24, and 0.2-0.8 µs more on
- * Node 22 (5 to 25 fields, measured).
+ * The raw form of `headers`: each name and each value seen before a shared Buffer, and every other value a
+ * view of one buffer allocated for this call, of exactly their bytes. Built on an entry's first hit and when
+ * its fresh fields change (at most once a second), never on every hit.
  */
 export function keptRawHeaders(headers: HeaderRecord): Buffer[] {
-  let byteLength = 0
+  const raw: (Buffer | string)[] = []
+  let ownLength = 0
+  const push = (name: string, value: string): void => {
+    const shared = sharedValue(value)
+    if (shared === undefined) ownLength += value.length // latin1: a byte per character
+    raw.push(sharedName(name), shared ?? value)
+  }
   for (const name in headers) {
     const value = headers[name]!
-    if (Array.isArray(value)) for (const item of value) byteLength += item.length // latin1: a byte per character
-    else byteLength += value.length
+    if (Array.isArray(value)) for (const item of value) push(name, item)
+    else push(name, value)
   }
-  const bytes = Buffer.allocUnsafeSlow(byteLength)
+  if (ownLength === 0) return raw as Buffer[]
+  const bytes = Buffer.allocUnsafeSlow(ownLength)
   let offset = 0
-  const view = (text: string): Buffer => {
+  for (let index = 1; index < raw.length; index += 2) {
+    const value = raw[index]!
+    if (typeof value !== 'string') continue
     const start = offset
-    offset += bytes.write(text, start, 'latin1')
-    return bytes.subarray(start, offset)
+    offset += bytes.write(value, start, 'latin1')
+    raw[index] = bytes.subarray(start, offset)
   }
-  const raw: Buffer[] = []
-  for (const name in headers) {
-    const value = headers[name]!
-    const nameBytes = rawName(name)
-    if (Array.isArray(value)) for (const item of value) raw.push(nameBytes, view(item))
-    else raw.push(nameBytes, view(value))
-  }
-  return raw
+  return raw as Buffer[]
 }
 
-function rawName(name: string): Buffer {
+function sharedName(name: string): Buffer {
   let bytes = sharedNames.get(name)
   if (bytes !== undefined) return bytes
-  bytes = Buffer.allocUnsafeSlow(name.length)
-  bytes.write(name, 0, 'latin1')
-  if (name.length <= MAX_SHARED_NAME_LENGTH) {
-    if (sharedNames.size >= MAX_SHARED_NAMES) sharedNames.clear()
-    sharedNames.set(name, bytes)
-  }
+  bytes = ownBuffer(name)
+  if (name.length <= MAX_SHARED_LENGTH) remember(sharedNames, name, bytes)
   return bytes
+}
+
+/** The shared Buffer of a value seen before; `undefined` the first time (or for a long value). */
+function sharedValue(value: string): Buffer | undefined {
+  if (value.length > MAX_SHARED_LENGTH) return undefined
+  const known = sharedValues.get(value)
+  if (known === undefined) remember(sharedValues, value, 'seen once')
+  if (known !== 'seen once') return known
+  const bytes = ownBuffer(value)
+  sharedValues.set(value, bytes)
+  return bytes
+}
+
+function ownBuffer(text: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(text.length)
+  bytes.write(text, 0, 'latin1')
+  return bytes
+}
+
+function remember<Value>(map: Map<string, Value>, text: string, value: Value): void {
+  if (map.size >= MAX_SHARED) map.clear()
+  map.set(text, value)
 }

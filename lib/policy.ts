@@ -103,19 +103,13 @@ export function evaluateResponse(
     { shared: options.shared },
   )
   if (!policy.storable()) return undefined
-  // The stored entry keeps the response headers itself, and request headers are given again when the policy
-  // is read (revalidationHeaders). Emptied, not deleted (`delete` would make the object a dictionary) nor
-  // copied without them (a generic copy per miss): a serialiser leaves undefined members out.
-  const serialized = policy.toObject() as unknown as Record<string, unknown>
-  serialized.resh = undefined
-  serialized.reqh = undefined
   return {
     // A configured ttl stands in for the heuristic only: explicit freshness is the origin's word.
     lifetimeSeconds: explicit || configuredTtl === undefined ? policy.maxAge() : lifetimeOf(configuredTtl),
     initialAgeSeconds: initialAgeSeconds(policyHeaders, options.now, options.requestTime ?? options.now),
     varyNames,
     omittedFields,
-    policy: serialized,
+    policy: storedPolicy({ shared: options.shared, status, responseStatus: response.status, requestHeaders: request.headers }),
   }
 }
 
@@ -255,8 +249,8 @@ export function revalidationHeaders(entry: ResponseEntry, request: { method: str
   // The request matched this entry's variant when it was looked up (values normalised, absent fields
   // included: variants.ts). http-cache-semantics would compare the raw values again and, where only their
   // spelling differs or a field is absent, leave the validators out; so it is shown the request's own.
-  const stored = { ...entry.policy, resh: joinHeaders(entry.headers), reqh: policyRequest.headers }
-  const policy = CachePolicy.fromObject(stored as unknown as CachePolicy.CachePolicyObject)
+  const stored = { ...storedPolicyObject(entry), resh: joinHeaders(entry.headers), reqh: policyRequest.headers }
+  const policy = CachePolicy.fromObject(stored)
   const headers = policy.revalidationHeaders(policyRequest) as RequestHeaders
   // RFC 9110 §13.1.2: a method other than GET and HEAD whose If-None-Match matches is not performed (a 412
   // answers it), so an entry of a method cached with its body (`methods: ['POST']`) is asked for in full.
@@ -265,6 +259,54 @@ export function revalidationHeaders(entry: ResponseEntry, request: { method: str
     delete headers['if-modified-since']
   }
   return headers
+}
+
+/**
+ * What an entry keeps of its http-cache-semantics policy: only what the entry itself does not say (issue
+ * #17). Its `toObject()` form repeated the URL, the method, the status and the parsed Cache-Control, and
+ * cost about 300 bytes of heap per entry in objects and strings; most entries now share one of two frozen
+ * objects. Revalidation, which alone reads a stored policy, builds the policy again from the entry.
+ */
+interface CompactPolicy {
+  v: typeof COMPACT_POLICY_VERSION
+  shared: boolean
+  /** The status the policy judged the response as, where not its own (see statusForPolicy). */
+  status?: number
+  /** The request's `Host` field, which the policy compares with a later request's. */
+  host?: string
+}
+
+/** Tells a compact policy from an http-cache-semantics `toObject()` form (its `v` is 1), stored before it. */
+const COMPACT_POLICY_VERSION = 2
+const SHARED_POLICY: CompactPolicy = Object.freeze({ v: COMPACT_POLICY_VERSION, shared: true })
+const PRIVATE_POLICY: CompactPolicy = Object.freeze({ v: COMPACT_POLICY_VERSION, shared: false })
+
+/** The compact policy of a response `evaluateResponse` judged storable: a shared one where the entry says the rest. */
+function storedPolicy(judged: { shared: boolean; status: number; responseStatus: number; requestHeaders: RequestHeaders }): Record<string, unknown> {
+  const { shared, status, responseStatus, requestHeaders } = judged
+  const host = requestHeaders.host
+  if (status === responseStatus && host === undefined) return (shared ? SHARED_POLICY : PRIVATE_POLICY) as unknown as Record<string, unknown>
+  const policy: CompactPolicy = { v: COMPACT_POLICY_VERSION, shared }
+  if (status !== responseStatus) policy.status = status
+  if (host !== undefined) policy.host = host
+  return policy as unknown as Record<string, unknown>
+}
+
+/**
+ * The http-cache-semantics form of the entry's policy, without its request and response headers (the caller
+ * gives them): from a compact policy, the policy built again as `evaluateResponse` built it, from the
+ * stored response, judged by the fields as they were then (response-fields.ts). A form written before
+ * issue #17 is read as it is; anything else throws, as http-cache-semantics does.
+ */
+function storedPolicyObject(entry: ResponseEntry): CachePolicy.CachePolicyObject {
+  const stored = entry.policy as Partial<CompactPolicy>
+  if (stored.v !== COMPACT_POLICY_VERSION) return entry.policy as unknown as CachePolicy.CachePolicyObject
+  const shared = stored.shared === true
+  const { policyHeaders } = readResponseFields(entry.status, entry.headers, { shared, now: entry.createdAt })
+  // A request's `Authorization` only ever made the response not storable, and this one was stored.
+  const requestHeaders: RequestHeaders = stored.host === undefined ? {} : { host: stored.host }
+  const request = { method: entry.method === 'HEAD' ? 'HEAD' : 'GET', url: entry.url, headers: requestHeaders }
+  return new CachePolicy(request, { status: stored.status ?? entry.status, headers: policyHeaders }, { shared }).toObject()
 }
 
 /** The entry's current age (RFC 9111 §4.2.3), in seconds. */

@@ -130,7 +130,7 @@ export interface CacheStore {
  */
 const FIXED_OVERHEAD_BYTES = 2560
 /** What one header field costs as a property of an object, besides its characters. */
-const FIELD_OVERHEAD_BYTES = 64
+export const FIELD_OVERHEAD_BYTES = 64
 
 /**
  * The size an entry counts for against a store's bounds: its body, header and URL bytes, and what holding
@@ -151,13 +151,13 @@ export function bodySize(body: ResponseBody): number {
   return bodyLength(body) + (Array.isArray(body) ? body.length * CHUNK_OVERHEAD_BYTES : 0)
 }
 
-/** Bytes of header names and values, and what each field costs as an object property. */
-export function headersSize(headers: HeaderRecord | RequestHeaders): number {
+/** Bytes of header names and values, and what each field costs besides (as an object property, by default). */
+export function headersSize(headers: HeaderRecord | RequestHeaders, fieldOverheadBytes = FIELD_OVERHEAD_BYTES): number {
   let size = 0
   for (const name in headers) {
     const value = headers[name]!
-    if (Array.isArray(value)) for (const item of value) size += FIELD_OVERHEAD_BYTES + name.length + item.length
-    else size += FIELD_OVERHEAD_BYTES + name.length + value.length
+    if (Array.isArray(value)) for (const item of value) size += fieldOverheadBytes + name.length + item.length
+    else size += fieldOverheadBytes + name.length + value.length
   }
   return size
 }

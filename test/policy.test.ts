@@ -1,6 +1,7 @@
+import CachePolicy from 'http-cache-semantics'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decide, evaluateResponse, parseCacheControl, parseVary, staleIfErrorAllows } from '../lib/policy.js'
+import { decide, evaluateResponse, parseCacheControl, parseVary, revalidationHeaders, staleIfErrorAllows } from '../lib/policy.js'
 import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
 
 const NOW = Date.UTC(2026, 0, 1, 12)
@@ -144,6 +145,47 @@ describe('evaluateResponse', () => {
     expect(evaluated?.policy.reqh).toBeUndefined() // emptied, so nothing of the request is held
     expect(JSON.stringify(evaluated?.policy)).not.toContain('secret')
     expect(evaluated?.varyNames).toEqual(['accept-language'])
+  })
+})
+
+describe('the stored policy', () => {
+  const VALIDATORS = { etag: '"v1"', 'last-modified': 'Thu, 01 Jan 2026 00:00:00 GMT' }
+  const CONDITIONS = { 'if-none-match': '"v1"', 'if-modified-since': 'Thu, 01 Jan 2026 00:00:00 GMT' }
+
+  /** The entry `evaluateResponse` makes of a response to a GET with `requestHeaders`, as tee.ts stores it. */
+  function storedEntry(status: number, headers: Record<string, string>, requestHeaders: Record<string, string> = {}, shared = false): ResponseEntry {
+    const evaluated = evaluateResponse(request(requestHeaders), { status, headers }, { shared, now: NOW })
+    expect(evaluated).toBeDefined()
+    return entryWith(headers, { status, lifetimeSeconds: evaluated!.lifetimeSeconds, policy: evaluated!.policy })
+  }
+
+  it('is one object shared by the entries the entry itself says everything about (issue #17)', () => {
+    const first = storedEntry(200, { 'cache-control': 'max-age=60', ...VALIDATORS })
+    const second = storedEntry(404, { 'cache-control': 'max-age=5, must-revalidate', 'content-type': 'text/plain' })
+    expect(first.policy).toBe(second.policy)
+    expect(revalidationHeaders(first, request())).toEqual(CONDITIONS)
+  })
+
+  it('revalidates with validators a response of a status judged as a 200, and one to a request with Host', () => {
+    const judgedAs200 = storedEntry(299, { 'cache-control': 'max-age=60', ...VALIDATORS })
+    expect(revalidationHeaders(judgedAs200, request())).toEqual(CONDITIONS)
+    const withHost = storedEntry(200, { 'cache-control': 'max-age=60', ...VALIDATORS }, { host: 'example.com' })
+    expect(revalidationHeaders(withHost, request({ host: 'example.com' }))).toEqual({ host: 'example.com', ...CONDITIONS })
+    expect(revalidationHeaders(withHost, request({ host: 'example.org' }))).toEqual({ host: 'example.org' })
+  })
+
+  it('judges by the directives a shared cache obeys: those of CDN-Cache-Control, and private', () => {
+    const headers = { 'cache-control': 'private', 'cdn-cache-control': 'max-age=60', ...VALIDATORS }
+    expect(revalidationHeaders(storedEntry(302, headers, {}, true), request())).toEqual(CONDITIONS)
+    expect(revalidationHeaders(storedEntry(200, { 'cache-control': 'private, max-age=60', ...VALIDATORS }), request())).toEqual(CONDITIONS)
+  })
+
+  it('reads a policy stored in http-cache-semantics\' own form, as entries were before issue #17', () => {
+    const headers = { 'cache-control': 'max-age=60', ...VALIDATORS }
+    const policy = new CachePolicy(request(), { status: 200, headers }).toObject() as unknown as Record<string, unknown>
+    policy.resh = undefined
+    policy.reqh = undefined
+    expect(revalidationHeaders(entryWith(headers, { policy }), request())).toEqual(CONDITIONS)
   })
 })
 

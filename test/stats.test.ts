@@ -77,7 +77,7 @@ describe('cache.stats', () => {
       response.setHeader('cache-control', 'max-age=60')
       response.end('x'.repeat(4 * 1024))
     })
-    const agent = createTestAgent({ store: new MemoryStore({ maxSize: 20 * 1024, maxEntrySize: 8 * 1024 }) }) // two entries of ~9 KiB held
+    const agent = createTestAgent({ store: new MemoryStore({ maxSize: 14 * 1024, maxEntrySize: 8 * 1024 }) }) // two entries of about 6 KiB held
     for (const path of ['a', 'b', 'c', 'd']) await get(`${origin.url}${path}`, agent)
     expect(agent.cache.stats).toMatchObject({ misses: 4, stored: 4, evicted: 2 })
     expect(await agent.cache.urls()).toEqual([`${origin.url}c`, `${origin.url}d`])
