@@ -4,6 +4,7 @@
 //
 //   npm run bench                                          # writes bench/results/hit-and-miss.{md,svg}
 //   node bench/hit-and-miss.mjs --seconds=0.2 --rounds=1   # a quick look (nothing is written)
+//   node bench/hit-and-miss.mjs --only='hit 1 MiB x64'     # only the rows whose label holds that text (nothing is written)
 import { writeFileSync } from 'node:fs'
 import { Agent, interceptors } from 'undici'
 import { CachingAgent } from 'undici-http-cache'
@@ -13,6 +14,9 @@ import { FloorDispatcher } from './floor.mjs'
 import { benchArguments, CLIENTS, formatRate, formatRatio, interleavedMedians, markdownTable, measure, report, startBenchOrigin } from './harness.mjs'
 
 const settings = benchArguments()
+/** `--only=text`: the rows whose label (as printed, e.g. "hit 64 KiB x64 fetch") holds `text`. */
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length)
+if (only !== undefined) settings.writeResults = false
 const SIZES = [1024, 64 * 1024, 1024 * 1024]
 const IN_FLIGHT = [1, 64]
 const origin = await startBenchOrigin(SIZES)
@@ -70,6 +74,9 @@ for (const { workload, sizes, delayMs } of ROW_GROUPS) {
   for (const size of sizes) {
     for (const inFlight of IN_FLIGHT) {
       for (const client of Object.keys(CLIENTS)) {
+        const originLatency = delayMs === 0 ? 'at once' : `${delayMs} ms`
+        const label = `${WORKLOAD_NAMES[workload]}${delayMs === 0 ? '' : ` (${originLatency})`} ${formatSize(size)} x${inFlight} ${client}`
+        if (only !== undefined && !label.includes(only)) continue
         const rates = await interleavedMedians(contendersFor(workload), settings.rounds, (name) =>
           measure({
             makeDispatcher: () => CONTENDERS[name](size),
@@ -83,8 +90,6 @@ for (const { workload, sizes, delayMs } of ROW_GROUPS) {
             seconds: settings.roundSeconds,
           }),
         )
-        const originLatency = delayMs === 0 ? 'at once' : `${delayMs} ms`
-        const label = `${WORKLOAD_NAMES[workload]}${delayMs === 0 ? '' : ` (${originLatency})`} ${formatSize(size)} x${inFlight} ${client}`
         rows.push([
           WORKLOAD_NAMES[workload],
           originLatency,
@@ -110,7 +115,7 @@ for (const { workload, sizes, delayMs } of ROW_GROUPS) {
   }
 }
 origin.close()
-const dispatchCosts = await measureDispatchCost(settings)
+const dispatchCosts = only === undefined ? await measureDispatchCost(settings) : []
 
 /** Seconds per request as signed microseconds ("−12.3 µs": CachingAgent takes that much less). */
 function formatMicroseconds(seconds) {
