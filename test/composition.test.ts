@@ -1,4 +1,5 @@
-import { Agent, interceptors, request, RetryAgent, type Dispatcher } from 'undici'
+import { gzipSync } from 'node:zlib'
+import { Agent, fetch, interceptors, request, RetryAgent, type Dispatcher } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { cacheInfo } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
@@ -59,6 +60,32 @@ describe('working with other undici parts', () => {
     expect(await second.body.text()).toBe('at /new')
     expect(cacheInfo(second.headers).status).toBe('hit')
     expect(origin.received.map((received) => received.url)).toEqual(['/old', '/new'])
+  })
+
+  // interceptors.decompress rewrites the controller's rawHeaders in place (splice): hits that shared one raw
+  // array (issue #17's H1) would lose Content-Encoding for every later caller, or throw were it frozen.
+  it('serves gzip hits under interceptors.decompress above the cache without changing what other callers get', async () => {
+    const origin = await startOrigin((_request, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      response.setHeader('content-encoding', 'gzip')
+      response.end(gzipSync('inflated every time'))
+    })
+    const agent = createTestAgent()
+    const decompressing = agent.compose(interceptors.decompress())
+    const answers = []
+    for (let index = 0; index < 3; index++) {
+      const response = await request(origin.url, { dispatcher: decompressing })
+      answers.push([await response.body.text(), response.headers['content-encoding'], cacheInfo(response.headers).status])
+    }
+    const plain = await fetch(origin.url, { dispatcher: agent })
+    answers.push([await plain.text(), plain.headers.get('content-encoding'), cacheInfo(Object.fromEntries(plain.headers)).status])
+    expect(answers).toEqual([
+      ['inflated every time', undefined, 'miss'],
+      ['inflated every time', undefined, 'hit'],
+      ['inflated every time', undefined, 'hit'],
+      ['inflated every time', 'gzip', 'hit'],
+    ])
+    expect(origin.requests).toBe(1)
   })
 
   it('stores only the final answer of a RetryAgent below the cache, after it retried a 503', async () => {
