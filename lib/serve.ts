@@ -233,7 +233,7 @@ class Replay implements ResponseSource {
           this.#handler.onResponseEnd?.(this.#controller, {})
           return
         }
-        const chunk = asBuffer(stored).subarray(this.#offset, this.#offset + REPLAY_CHUNK_BYTES)
+        const chunk = replayedPart(stored, this.#offset)
         this.#offset += chunk.byteLength
         if (this.#offset >= stored.byteLength) {
           this.#chunkIndex++
@@ -251,6 +251,16 @@ class Replay implements ResponseSource {
     this.#finished = true
     this.#handler.onResponseError?.(this.#controller, error instanceof Error ? error : new Error(String(error)))
   }
+}
+
+/**
+ * The part of a stored chunk a replay hands on from `offset`: at most `REPLAY_CHUNK_BYTES`. A chunk that
+ * fits whole goes as it is, with no view made of it on every hit (as most do: bodies up to 64 KiB, and
+ * larger ones kept in the chunks they arrived in). A view shares the stored bytes either way.
+ */
+function replayedPart(stored: Uint8Array, offset: number): Buffer {
+  const bytes = asBuffer(stored)
+  return offset === 0 && bytes.byteLength <= REPLAY_CHUNK_BYTES ? bytes : bytes.subarray(offset, offset + REPLAY_CHUNK_BYTES)
 }
 
 /** undici hands handlers Buffers; a store may return plain Uint8Arrays. A view either way, not a copy. */
