@@ -88,6 +88,39 @@ describe('working with other undici parts', () => {
     expect(origin.requests).toBe(1)
   })
 
+  it("gives each hit headers of its own: a handler above that changes them changes no later caller's", async () => {
+    const origin = await startOrigin((_request, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      response.setHeader('x-kept', 'as stored')
+      response.end('body')
+    })
+    const agent = createTestAgent()
+    const rewriting = agent.compose((dispatch) => (options, handler) =>
+      dispatch(options, {
+        ...handler,
+        onRequestStart: (controller, context) => handler.onRequestStart?.(controller, context),
+        onResponseStart(controller, statusCode, headers, statusMessage) {
+          delete (headers as Record<string, string>)['x-kept']
+          ;(headers as Record<string, string>)['x-added'] = 'by a handler'
+          const raw = controller.rawHeaders as Buffer[]
+          raw.splice(0, raw.length, Buffer.from('x-added'), Buffer.from('by a handler'))
+          handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
+        },
+        onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+        onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+        onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
+      }),
+    )
+    await (await request(origin.url, { dispatcher: agent })).body.text()
+    for (let index = 0; index < 2; index++) await (await request(origin.url, { dispatcher: rewriting })).body.text()
+    const viaRequest = await request(origin.url, { dispatcher: agent })
+    await viaRequest.body.text()
+    const viaFetch = await fetch(origin.url, { dispatcher: agent })
+    await viaFetch.text()
+    expect([viaRequest.headers['x-kept'], viaRequest.headers['x-added'], cacheInfo(viaRequest.headers).status]).toEqual(['as stored', undefined, 'hit'])
+    expect([viaFetch.headers.get('x-kept'), viaFetch.headers.get('x-added')]).toEqual(['as stored', null])
+  })
+
   it('stores only the final answer of a RetryAgent below the cache, after it retried a 503', async () => {
     let attempts = 0
     const origin = await startOrigin((_request, response) => {
