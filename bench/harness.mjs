@@ -92,22 +92,34 @@ export function workloads(base, { delayMs = 0 } = {}) {
 
 /** Requests each loop sends before it lets the event loop turn. */
 const REQUESTS_PER_TURN = 16
+/**
+ * Longest the loops go without a turn of the event loop. With 64 loops of 1 MiB hits, 16 requests each is a
+ * GiB of bodies: a contender answering on microtasks alone (the floor) then ran a whole 0.5 s round in one
+ * turn, undici's deferred teardown of every body piled up (2-3 GiB resident) and the kernel's page faults
+ * took most of the time (floor 446 req/s against CachingAgent's 3,003, issue #17).
+ */
+const MAX_MS_WITHOUT_TURN = 10
 
 /**
  * Requests completed per second by `inFlight` loops sending `nextUrl()` for `seconds`. Each loop lets the
- * event loop turn every `REQUESTS_PER_TURN` requests, as a program that does anything else would: a
+ * event loop turn every `REQUESTS_PER_TURN` requests, and none goes on once `MAX_MS_WITHOUT_TURN` passed
+ * without a turn, as a program that does anything else would: a
  * contender that answers on microtasks alone would otherwise push what it defers to the next turn (undici's
  * teardown of each response's body stream) past the measured time, and pile it up in memory meanwhile.
  */
 export async function throughput({ send, dispatcher, nextUrl, inFlight, seconds }) {
   const deadline = performance.now() + seconds * 1000
   let completed = 0
+  let turnedAt = performance.now()
   const loop = async () => {
     for (let sent = 1; performance.now() < deadline; sent++) {
       const status = await send(nextUrl(), dispatcher)
       if (status !== 200) throw new Error(`status ${status}`)
       completed++
-      if (sent % REQUESTS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve))
+      if (sent % REQUESTS_PER_TURN === 0 || performance.now() - turnedAt > MAX_MS_WITHOUT_TURN) {
+        await new Promise((resolve) => setImmediate(resolve))
+        turnedAt = performance.now()
+      }
     }
   }
   const started = performance.now()

@@ -4,6 +4,8 @@
 //
 //   npm run bench                                          # writes bench/results/hit-and-miss.{md,svg}
 //   node bench/hit-and-miss.mjs --seconds=0.2 --rounds=1   # a quick look (nothing is written)
+//   node bench/hit-and-miss.mjs --only='hit 1 MiB x64'     # only the rows whose label holds that text (nothing is written)
+//   npm run build && node bench/hit-and-miss.mjs --run=2  # a second full run, written beside the first (hit-and-miss.run-2.md)
 import { writeFileSync } from 'node:fs'
 import { Agent, interceptors } from 'undici'
 import { CachingAgent } from 'undici-http-cache'

@@ -51,6 +51,36 @@ export function joinChunks(chunks: readonly Uint8Array[], size: number): Buffer 
   return joined
 }
 
+/**
+ * The same bytes in chunks of exactly `REPLAY_CHUNK_BYTES` (the last one shorter), each a buffer of its own
+ * (as joinChunks, outside Node's pool), or `chunks` itself when they already are so.
+ */
+export function inReplayChunks(chunks: readonly Uint8Array[]): readonly Uint8Array[] {
+  const last = chunks.length - 1
+  const isReplayChunk = (chunk: Uint8Array, index: number): boolean =>
+    index === last ? chunk.byteLength <= REPLAY_CHUNK_BYTES : chunk.byteLength === REPLAY_CHUNK_BYTES
+  if (chunks.every(isReplayChunk)) return chunks
+  let left = bodyLength(chunks)
+  const replayed: Buffer[] = []
+  let target = Buffer.alloc(0)
+  let filled = 0
+  for (const chunk of chunks) {
+    for (let read = 0; read < chunk.byteLength; ) {
+      if (filled === target.byteLength) {
+        target = Buffer.allocUnsafeSlow(Math.min(REPLAY_CHUNK_BYTES, left))
+        replayed.push(target)
+        filled = 0
+      }
+      const copied = Math.min(chunk.byteLength - read, target.byteLength - filled)
+      target.set(chunk.subarray(read, read + copied), filled)
+      read += copied
+      filled += copied
+      left -= copied
+    }
+  }
+  return replayed
+}
+
 /** Whether `value` is a body as a store may return it. */
 export function isResponseBody(value: unknown): value is ResponseBody {
   return value instanceof Uint8Array || (Array.isArray(value) && value.every((chunk) => chunk instanceof Uint8Array))

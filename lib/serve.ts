@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { bodyChunks, bodyLength, joinBody, REPLAY_CHUNK_BYTES } from './body.js'
+import { bodyChunks, bodyLength, inReplayChunks, joinBody, REPLAY_CHUNK_BYTES } from './body.js'
 import { appendCacheStatus, formatCacheStatus, ttlParameter, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
 import type { HeaderRecord } from './headers.js'
@@ -29,20 +29,32 @@ interface FreshFields {
   raw: Buffer[]
 }
 
+/** A replay's headers, and the same in undici's raw form. */
+interface ReplayHeaders {
+  headers: HeaderRecord
+  raw: Buffer[]
+}
+
 /**
  * What serving an entry needs besides the entry, kept per entry object, as a store that keeps entries as
- * objects (MemoryStore) hands back the same object on every hit: the raw form of its stored headers other
- * than `REPLAY_FIELDS` (undici's request() and fetch() read `controller.rawHeaders` on every response), and
- * the fresh fields of its last hit. Those change only when the whole seconds of its Age or its ttl do, so
- * most hits in a row reuse them: building them (a Cache-Status string, three Buffers) was ~10% of a 1 KiB
- * hit through request() (A/B, 12 alternating rounds: 11.2 -> 10.0 us, the floor 9.3). Both raw forms are
- * kept as long as the entry, so they are built outside Node's Buffer pool (kept-raw-headers.ts).
+ * objects (MemoryStore) hands back the same object on every hit: the raw form of its headers (undici's
+ * request() and fetch() read `controller.rawHeaders` on every response), and the headers of its last hit.
+ * Those change only when the whole seconds of its Age or its ttl do, so most hits in a row reuse them:
+ * building their fresh fields (a Cache-Status string, three Buffers) was ~10% of a 1 KiB hit through
+ * request() (A/B, 12 alternating rounds: 11.2 -> 10.0 us, the floor 9.3). The raw form is kept as long as
+ * the entry, so it is built outside Node's Buffer pool (kept-raw-headers.ts).
  */
 interface ServedForm {
-  storedRaw: Buffer[]
+  /**
+   * The stored fields other than `REPLAY_FIELDS` in raw form (its first `storedCount` items), followed,
+   * once the entry has had a hit, by that hit's fresh fields: the raw headers of its last hit, whole.
+   */
+  raw: Buffer[]
+  storedCount: number
   /** The body's chunks as a hit replays them, once worked out (see replayChunks). */
   chunks: readonly Uint8Array[] | undefined
-  lastHit: (FreshFields & { age: number; ttl: number; key: string; cacheName: string | false }) | undefined
+  /** The last hit's headers, whole, and what they were built for. */
+  lastHit: (ReplayHeaders & { age: number; ttl: number; key: string; cacheName: string | false }) | undefined
 }
 
 const servedForms = new WeakMap<ResponseEntry, ServedForm>()
@@ -52,7 +64,8 @@ function servedFormOf(entry: ResponseEntry): ServedForm {
   if (form === undefined) {
     const kept: HeaderRecord = {}
     for (const name in entry.headers) if (!REPLAY_FIELDS.has(name)) kept[name] = entry.headers[name]!
-    form = { storedRaw: keptRawHeaders(kept), chunks: undefined, lastHit: undefined }
+    const raw = keptRawHeaders(kept)
+    form = { raw, storedCount: raw.length, chunks: undefined, lastHit: undefined }
     servedForms.set(entry, form)
   }
   return form
@@ -77,32 +90,34 @@ export interface ServeContext {
 export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHandler, context: ServeContext): void {
   const hasBody = context.method !== 'HEAD' && entry.method !== 'HEAD'
   const form = servedFormOf(entry)
-  const fresh = freshFieldsFor(entry, form, context)
+  const { headers, raw } = replayHeadersFor(entry, form, context)
   const body = hasBody ? (form.chunks ??= replayChunks(entry)) : NO_BODY
-  replay(
-    handler,
-    {
-      status: entry.status,
-      statusText: entry.statusText,
-      headers: { ...entry.headers, ...fresh.fields },
-      rawHeaders: form.storedRaw.concat(fresh.raw),
-      body,
-    },
-    context.controller,
-  )
+  // Copies for each replay: a handler may change what it is given (undici's decompress interceptor splices
+  // rawHeaders), and the next hit must not see it. One spread and one slice of whole forms cost ~30 ns
+  // where merging the stored and fresh fields cost ~140 ns (a spread of each, a concat).
+  replay(handler, { status: entry.status, statusText: entry.statusText, headers: { ...headers }, rawHeaders: raw.slice(), body }, context.controller)
 }
 
-/** The fields a replay of `entry` writes afresh: the last hit's, while its Age and ttl still hold. */
-function freshFieldsFor(entry: ResponseEntry, form: ServedForm, context: ServeContext): FreshFields {
+/** The headers a replay of `entry` gives, whole: the last hit's, while its Age and ttl still hold. */
+function replayHeadersFor(entry: ResponseEntry, form: ServedForm, context: ServeContext): ReplayHeaders {
   const { member, cacheName } = context
   // Answers after a revalidation (a 304, stale-if-error) are built each time: they are not hits.
-  if (!('hit' in member)) return replayFields(entry, context)
+  if (!('hit' in member)) return withStoredFields(entry, form, replayFields(entry, context))
   const age = wholeAgeSeconds(entry, context.now)
   const ttl = ttlParameter(member.ttlSeconds)
   const last = form.lastHit
   if (last !== undefined && last.age === age && last.ttl === ttl && last.key === member.key && last.cacheName === cacheName) return last
-  form.lastHit = { ...replayFields(entry, context), age, ttl, key: member.key, cacheName }
+  const { headers, raw } = withStoredFields(entry, form, replayFields(entry, context))
+  form.raw = raw
+  form.lastHit = { headers, raw, age, ttl, key: member.key, cacheName }
   return form.lastHit
+}
+
+/** A replay's headers, whole: the entry's stored fields, then `fresh`. */
+function withStoredFields(entry: ResponseEntry, form: ServedForm, fresh: FreshFields): ReplayHeaders {
+  const raw = form.raw.slice(0, form.storedCount)
+  for (const item of fresh.raw) raw.push(item)
+  return { headers: { ...entry.headers, ...fresh.fields }, raw }
 }
 
 /** A replay's fresh fields, built anew; Content-Length is the stored body's length when the origin gave none. */
@@ -120,14 +135,18 @@ function wholeAgeSeconds(entry: ResponseEntry, now: number): number {
 }
 
 /**
- * The chunks hits replay. A body stored as several chunks that one replay chunk would hold is joined on
- * its first hit, and the entry keeps the joined buffer in their place: every later hit then hands out one
- * chunk (a second one cost each fetch() hit ~8% at 64 KiB, measured), and a response that is never asked
- * for again is never copied. Only a store that accepts chunks (`acceptsBodyChunks`) holds such bodies.
+ * The chunks hits replay. A body stored as the chunks it arrived in (only a store that accepts chunks,
+ * `acceptsBodyChunks`, holds such bodies) is copied on its first hit, and the entry keeps the copy in their
+ * place: a body one replay chunk holds, into one buffer (a second chunk cost each fetch() hit ~8% at
+ * 64 KiB, measured); a larger one, into chunks of `REPLAY_CHUNK_BYTES` each, handed on as they are (a
+ * 1 MiB body from a socket came in ~21 chunks of uneven size, each a call into the consumer and, through
+ * fetch(), a pause and a resume; 16 made fetch() hits with 64 in flight ~10% cheaper in CPU, measured).
+ * A response that is never asked for again is never copied, and the copy holds the bytes it replaces.
  */
 function replayChunks(entry: ResponseEntry): readonly Uint8Array[] {
   const body = entry.body
   if (Array.isArray(body) && body.length > 1 && bodyLength(body) <= REPLAY_CHUNK_BYTES) entry.body = joinBody(body)
+  else if (Array.isArray(body)) entry.body = inReplayChunks(body)
   return bodyChunks(entry.body)
 }
 
@@ -233,7 +252,7 @@ class Replay implements ResponseSource {
           this.#handler.onResponseEnd?.(this.#controller, {})
           return
         }
-        const chunk = asBuffer(stored).subarray(this.#offset, this.#offset + REPLAY_CHUNK_BYTES)
+        const chunk = replayedPart(stored, this.#offset)
         this.#offset += chunk.byteLength
         if (this.#offset >= stored.byteLength) {
           this.#chunkIndex++
@@ -251,6 +270,16 @@ class Replay implements ResponseSource {
     this.#finished = true
     this.#handler.onResponseError?.(this.#controller, error instanceof Error ? error : new Error(String(error)))
   }
+}
+
+/**
+ * The part of a stored chunk a replay hands on from `offset`: at most `REPLAY_CHUNK_BYTES`. A chunk that
+ * fits whole goes as it is, with no view made of it on every hit (as most do: bodies up to 64 KiB, and
+ * larger ones kept in the chunks they arrived in). A view shares the stored bytes either way.
+ */
+function replayedPart(stored: Uint8Array, offset: number): Buffer {
+  const bytes = asBuffer(stored)
+  return offset === 0 && bytes.byteLength <= REPLAY_CHUNK_BYTES ? bytes : bytes.subarray(offset, offset + REPLAY_CHUNK_BYTES)
 }
 
 /** undici hands handlers Buffers; a store may return plain Uint8Arrays. A view either way, not a copy. */

@@ -1,4 +1,5 @@
-import { Agent, interceptors, request, RetryAgent, type Dispatcher } from 'undici'
+import { gzipSync } from 'node:zlib'
+import { Agent, fetch, interceptors, request, RetryAgent, type Dispatcher } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { cacheInfo } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
@@ -59,6 +60,65 @@ describe('working with other undici parts', () => {
     expect(await second.body.text()).toBe('at /new')
     expect(cacheInfo(second.headers).status).toBe('hit')
     expect(origin.received.map((received) => received.url)).toEqual(['/old', '/new'])
+  })
+
+  // interceptors.decompress rewrites the controller's rawHeaders in place (splice): hits that shared one raw
+  // array (issue #17's H1) would lose Content-Encoding for every later caller, or throw were it frozen.
+  it('serves gzip hits under interceptors.decompress above the cache without changing what other callers get', async () => {
+    const origin = await startOrigin((_request, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      response.setHeader('content-encoding', 'gzip')
+      response.end(gzipSync('inflated every time'))
+    })
+    const agent = createTestAgent()
+    const decompressing = agent.compose(interceptors.decompress())
+    const answers = []
+    for (let index = 0; index < 3; index++) {
+      const response = await request(origin.url, { dispatcher: decompressing })
+      answers.push([await response.body.text(), response.headers['content-encoding'], cacheInfo(response.headers).status])
+    }
+    const plain = await fetch(origin.url, { dispatcher: agent })
+    answers.push([await plain.text(), plain.headers.get('content-encoding'), cacheInfo(Object.fromEntries(plain.headers)).status])
+    expect(answers).toEqual([
+      ['inflated every time', undefined, 'miss'],
+      ['inflated every time', undefined, 'hit'],
+      ['inflated every time', undefined, 'hit'],
+      ['inflated every time', 'gzip', 'hit'],
+    ])
+    expect(origin.requests).toBe(1)
+  })
+
+  it("gives each hit headers of its own: a handler above that changes them changes no later caller's", async () => {
+    const origin = await startOrigin((_request, response) => {
+      response.setHeader('cache-control', 'max-age=60')
+      response.setHeader('x-kept', 'as stored')
+      response.end('body')
+    })
+    const agent = createTestAgent()
+    const rewriting = agent.compose((dispatch) => (options, handler) =>
+      dispatch(options, {
+        ...handler,
+        onRequestStart: (controller, context) => handler.onRequestStart?.(controller, context),
+        onResponseStart(controller, statusCode, headers, statusMessage) {
+          delete (headers as Record<string, string>)['x-kept']
+          ;(headers as Record<string, string>)['x-added'] = 'by a handler'
+          const raw = controller.rawHeaders as Buffer[]
+          raw.splice(0, raw.length, Buffer.from('x-added'), Buffer.from('by a handler'))
+          handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
+        },
+        onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+        onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+        onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
+      }),
+    )
+    await (await request(origin.url, { dispatcher: agent })).body.text()
+    for (let index = 0; index < 2; index++) await (await request(origin.url, { dispatcher: rewriting })).body.text()
+    const viaRequest = await request(origin.url, { dispatcher: agent })
+    await viaRequest.body.text()
+    const viaFetch = await fetch(origin.url, { dispatcher: agent })
+    await viaFetch.text()
+    expect([viaRequest.headers['x-kept'], viaRequest.headers['x-added'], cacheInfo(viaRequest.headers).status]).toEqual(['as stored', undefined, 'hit'])
+    expect([viaFetch.headers.get('x-kept'), viaFetch.headers.get('x-added')]).toEqual(['as stored', null])
   })
 
   it('stores only the final answer of a RetryAgent below the cache, after it retried a 503', async () => {

@@ -251,6 +251,42 @@ describe('stored body memory', () => {
     expect((store.get(key!) as ResponseEntry).body).toBe(joined) // joined once, not per hit
   })
 
+  it('keeps a larger body as its chunks on a miss, and copies it into chunks of 64 KiB on its first hit', async () => {
+    const chunks = [Buffer.alloc(60 * KIB, 'a'), Buffer.alloc(8 * KIB, 'b'), Buffer.alloc(64 * KIB, 'c'), Buffer.alloc(20 * KIB, 'd')]
+    const whole = Buffer.concat(chunks).toString()
+    const store = new MemoryStore()
+    const agent = createTestAgent({ store, dispatcher: new SlicingDispatcher(...chunks) })
+    // dispatch() itself, as a request()'s body stream may hand on several chunks as one
+    const read = () =>
+      new Promise<{ status: string | undefined; sizes: number[]; body: string }>((resolve, reject) => {
+        const received: Buffer[] = []
+        let status: string | undefined
+        agent.dispatch(
+          { origin: 'http://127.0.0.1:1', path: '/large', method: 'GET', headers: {} },
+          {
+            onRequestStart: () => {},
+            onResponseStart: (_controller, _statusCode, headers) => void (status = statusOf(headers as Record<string, string>)),
+            onResponseData: (_controller, chunk) => void received.push(chunk),
+            onResponseEnd: () => resolve({ status, sizes: received.map((chunk) => chunk.byteLength), body: Buffer.concat(received).toString() }),
+            onResponseError: (_controller, error) => reject(error),
+          },
+        )
+      })
+    expect(await read()).toEqual({ status: 'miss', sizes: [60 * KIB, 8 * KIB, 64 * KIB, 20 * KIB], body: whole })
+    const [key] = store.keys()
+    expect((store.get(key!) as ResponseEntry).body).toEqual(chunks) // as they came: the response may never be asked for again
+
+    expect(await read()).toEqual({ status: 'hit', sizes: [64 * KIB, 64 * KIB, 24 * KIB], body: whole })
+    const copied = (store.get(key!) as ResponseEntry).body as Uint8Array[]
+    expect(copied.map((chunk) => [chunk.byteLength, chunk.buffer.byteLength])).toEqual([
+      [64 * KIB, 64 * KIB],
+      [64 * KIB, 64 * KIB],
+      [24 * KIB, 24 * KIB],
+    ]) // buffers of their own, each
+    expect(await read()).toEqual({ status: 'hit', sizes: [64 * KIB, 64 * KIB, 24 * KIB], body: whole })
+    expect((store.get(key!) as ResponseEntry).body).toBe(copied) // copied once, not per hit
+  })
+
   it('stores a body as one buffer when its chunks would take the entry past maxEntrySize', async () => {
     const chunks = [Buffer.alloc(40 * KIB, 'c'), Buffer.alloc(40 * KIB, 'c')] // each a buffer of its own
     const roomy = new MemoryStore()
