@@ -69,44 +69,51 @@ export class Flights {
   }
 
   /**
-   * The flight a request with identity `id` (method, key, variant), sent with `options`, may wait on, if one
-   * is in the air: only one whose leader's limits it can compare with its own (comparableLimitsTag).
+   * The identity of a request's flight: `id` (method, key, variant) and which limits it can compare with
+   * its own (comparableLimitsTag), the tag first, up to a space it never holds, so that no identity can end
+   * up spelling another. Worked out once per request, for `get` and then `start`.
    */
-  get(id: string, options: Dispatcher.DispatchOptions): Flight | undefined {
-    return this.#flights.get(this.#fullIdOf(id, options))
+  identityOf(id: string, options: Dispatcher.DispatchOptions): string {
+    return `${comparableLimitsTag(options, this.#defaults)} ${id}`
+  }
+
+  /** The flight a request with this identity may wait on, if one is in the air. */
+  get(identity: string): Flight | undefined {
+    return this.#flights.get(identity)
   }
 
   /** Starts a flight for a leader sent with `options`; it is forgotten when it settles. */
-  start(id: string, options: Dispatcher.DispatchOptions): Flight {
-    const fullId = this.#fullIdOf(id, options)
-    const flight = new Flight({ leaderLimits: waitLimitsOf(options, this.#defaults), defaults: this.#defaults }, () => this.#flights.delete(fullId))
-    this.#flights.set(fullId, flight)
+  start(identity: string, options: Dispatcher.DispatchOptions): Flight {
+    const flight = new Flight({ identity, flights: this.#flights, leaderOptions: options, defaults: this.#defaults })
+    this.#flights.set(identity, flight)
     return flight
   }
+}
 
-  /** The tag first, up to a space it never holds: no identity can end up spelling another. */
-  #fullIdOf(id: string, options: Dispatcher.DispatchOptions): string {
-    return `${comparableLimitsTag(options, this.#defaults)} ${id}`
-  }
+/** Where a flight is listed, and what its leader's limits are read from (when a waiter needs them). */
+interface FlightPlace {
+  identity: string
+  flights: Map<string, Flight>
+  leaderOptions: Dispatcher.DispatchOptions
+  /** The dispatcher's timeouts, which a request's own options may override. */
+  defaults: WaitLimits
 }
 
 export class Flight {
   /** Made when the first request waits: most flights have no waiters, and a Set per miss costs. */
   #waiters: Set<Waiter> | undefined
-  readonly #onSettled: () => void
+  readonly #place: FlightPlace
   #settled = false
   #watcher: FlightWatcher | undefined
-  /** The leader's timeouts, and the dispatcher's, which a waiter's own options may override. */
-  readonly #limits: { leaderLimits: WaitLimits; defaults: WaitLimits }
   /** How far the leader's response has come: what the waiters' clocks measure. */
   #phase: WaitPhase = 'headers'
   /** When the leader's response last received body bytes (`performance.now()`). */
   #progressAt = 0
-  readonly #progressAtOf = (): number => this.#progressAt
+  /** Made for the first waiter, as the Set is: a closure per miss costs too. */
+  #progressAtOf: (() => number) | undefined
 
-  constructor(limits: { leaderLimits: WaitLimits; defaults: WaitLimits }, onSettled: () => void) {
-    this.#limits = limits
-    this.#onSettled = onSettled
+  constructor(place: FlightPlace) {
+    this.#place = place
   }
 
   /** Whether anyone still waits on this flight (and it has not settled). */
@@ -130,7 +137,7 @@ export class Flight {
     retry: (controller: CallerController, failure: Error | undefined) => void,
   ): void {
     const controller = new CallerController()
-    const limits = waitLimitsOf(options, this.#limits.defaults)
+    const limits = waitLimitsOf(options, this.#place.defaults)
     // Past its own timeout the waiter goes on as if its own request had timed out (a stale entry may stand in).
     const timer = new WaitTimer(limits, (error) => {
       if (this.#leave(waiter)) waiter.retry(error)
@@ -146,6 +153,7 @@ export class Flight {
     this.#waiters ??= new Set()
     this.#waiters.add(waiter)
     handler.onRequestStart?.(controller, {})
+    this.#progressAtOf ??= () => this.#progressAt
     timer.arm(this.#phase, this.#progressAtOf)
     this.#watcher?.onWaiterJoined()
   }
@@ -162,7 +170,7 @@ export class Flight {
   headersArrived(): void {
     this.#phase = 'body'
     this.#progressAt = performance.now()
-    for (const waiter of this.#waiters ?? []) waiter.timer.arm('body', this.#progressAtOf)
+    for (const waiter of this.#waiters ?? []) waiter.timer.arm('body', this.#progressAtOf!)
   }
 
   /** Body bytes came: the waiters' `bodyTimeout` counts from here (noted only while anyone waits). */
@@ -184,12 +192,14 @@ export class Flight {
   settle(failure?: Error): void {
     if (this.#settled) return
     this.#settled = true
-    this.#onSettled()
+    const { flights, identity, leaderOptions, defaults } = this.#place
+    flights.delete(identity)
     const waiters = this.#waiters
     this.#waiters = undefined
+    const leader = waiters !== undefined && failure !== undefined ? waitLimitsOf(leaderOptions, defaults) : undefined
     for (const waiter of waiters ?? []) {
       waiter.timer.stop()
-      const shared = failure !== undefined && isSharedFailure(failure, { waiter: waiter.limits, leader: this.#limits.leaderLimits })
+      const shared = leader !== undefined && isSharedFailure(failure!, { waiter: waiter.limits, leader })
       waiter.retry(shared ? failure : undefined)
     }
     this.#watcher?.onWaitersGone()

@@ -185,7 +185,8 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
   if (!isCoalescible(exchange, verdict)) return exchange
   const { request, key, variant } = verdict
   const id = variant === undefined ? `${request.method} ${key}` : `${request.method} ${key} ${JSON.stringify(variant)}`
-  const inFlight = exchange.flights.get(id, exchange.dispatchOptions)
+  const identity = exchange.flights.identityOf(id, exchange.dispatchOptions)
+  const inFlight = exchange.flights.get(identity)
   if (inFlight !== undefined) {
     inFlight.wait(exchange.handler, exchange.dispatchOptions, (controller, failure) => {
       // Handed the leader's failure, the waiter goes on as if its own request had met it (issue #16).
@@ -194,7 +195,7 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
     })
     return undefined
   }
-  const flight = exchange.flights.start(id, exchange.dispatchOptions)
+  const flight = exchange.flights.start(identity, exchange.dispatchOptions)
   return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: (failure) => flight.settle(failure) }
 }
 
