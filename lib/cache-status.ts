@@ -42,6 +42,33 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
   return member
 }
 
+/** A member in both forms: the field's text, and its bytes for a raw header list. */
+export interface FormattedMember {
+  text: string
+  raw: Buffer
+}
+
+/** The members of responses sent on and not stored, by cache name and `fwd`: a handful, made once each. */
+const notStoredMembers = new Map<string, FormattedMember>()
+/** More would be a program making caches under ever new names: the memo starts afresh then. */
+const MAX_NOT_STORED_MEMBERS = 256
+
+/**
+ * The member of a response sent on to the origin and not stored (`fwd` alone), which depends on nothing
+ * else: every miss the cache does not store, and every bypass, would otherwise format and encode it anew.
+ */
+export function notStoredMember(cacheName: string, fwd: ForwardReason): FormattedMember {
+  const memoKey = `${fwd} ${cacheName}`
+  let member = notStoredMembers.get(memoKey)
+  if (member === undefined) {
+    const text = formatCacheStatus(cacheName, { fwd })
+    member = { text, raw: Buffer.from(text, 'latin1') }
+    if (notStoredMembers.size >= MAX_NOT_STORED_MEMBERS) notStoredMembers.clear()
+    notStoredMembers.set(memoKey, member)
+  }
+  return member
+}
+
 /** The largest magnitude of an RFC 9651 Integer (15 digits). */
 const MAX_STRUCTURED_INTEGER = 999_999_999_999_999
 
