@@ -176,13 +176,19 @@ export function keyRequest(
   const { parameters: rules, matchHeaders, customKey } = options
   const known = options.knownUrls.identity(request.url)
   const storedUrl = known.storedUrl
-  const storedBody = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], rules)
   const storedHeaders = redactHeaders(request.headers, rules)
+  // Most requests: a GET of a URL without credentials, its key remembered; one object made, not three.
+  if (request.body === undefined && customKey === undefined && !hasCredentialHeader(request.headers, rules)) {
+    const { method, url, headers } = request
+    const isPlainGet = matchHeaders === false && (method === 'GET' || method === 'HEAD')
+    const key = isPlainGet ? known.getKey : keyOf({ method, url: storedUrl, body: undefined, headers: storedHeaders }, { rules, matchHeaders })
+    return { method, url, headers, storedUrl, storedHeaders, checksUrl: true, key }
+  }
+  const storedBody = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], rules)
   const keyed = { ...request, storedUrl, storedHeaders, ...(storedBody === undefined ? {} : { storedBody }), checksUrl: customKey === undefined }
   if (customKey !== undefined) return { ...keyed, key: checkKey(customKey(request)) }
   const normalized = { method: request.method, url: storedUrl, body: storedBody, headers: storedHeaders }
   const keyOptions = { rules, matchHeaders }
-  // Most requests: a GET of a URL without credentials, its key remembered.
   const isPlainGet = storedBody === undefined && matchHeaders === false && (request.method === 'GET' || request.method === 'HEAD')
   if (!hasCredentialHeader(request.headers, rules)) return { ...keyed, key: isPlainGet ? known.getKey : keyOf(normalized, keyOptions) }
   const fallbackKey = isPlainGet ? known.getKey : keyOf({ ...normalized, headers: withoutCredentials(storedHeaders, rules) }, keyOptions)
