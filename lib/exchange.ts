@@ -4,7 +4,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { BackgroundRevalidations } from './background-revalidation.js'
-import { dispatchFailure, type Flights } from './coalescing.js'
+import { dispatchFailure, type Flight, type Flights } from './coalescing.js'
 import type { CallerController } from './controller.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -187,15 +187,24 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
   const id = variant === undefined ? `${request.method} ${key}` : `${request.method} ${key} ${JSON.stringify(variant)}`
   const identity = exchange.flights.identityOf(id, exchange.dispatchOptions)
   const inFlight = exchange.flights.get(identity)
-  if (inFlight !== undefined) {
-    inFlight.wait(exchange.handler, exchange.dispatchOptions, (controller, failure) => {
-      // Handed the leader's failure, the waiter goes on as if its own request had met it (issue #16).
-      const dispatch = failure === undefined ? exchange.dispatch : dispatchFailure(failure)
-      retry({ ...exchange, dispatch, controller, mayCoalesce: false }, request)
-    })
-    return undefined
-  }
-  const flight = exchange.flights.start(identity, exchange.dispatchOptions)
+  if (inFlight !== undefined) return void waitOn(inFlight, exchange, request, retry)
+  return leading(exchange, exchange.flights.start(identity, exchange.dispatchOptions))
+}
+
+/** Makes the request wait on `flight`; once the flight settles it runs again from the lookup, never to wait again. */
+function waitOn(flight: Flight, exchange: Exchange, request: KeyedRequest, retry: Retry): void {
+  flight.wait(exchange.handler, exchange.dispatchOptions, (controller, failure) => {
+    // Handed the leader's failure, the waiter goes on as if its own request had met it (issue #16).
+    const dispatch = failure === undefined ? exchange.dispatch : dispatchFailure(failure)
+    retry({ ...exchange, dispatch, controller, mayCoalesce: false }, request)
+  })
+}
+
+/**
+ * The exchange of a request that leads `flight`. (Apart from `coalesce`, so that a miss that leads makes
+ * no closure context for a waiter's callback.)
+ */
+function leading(exchange: Exchange, flight: Flight): Exchange {
   return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: (failure) => flight.settle(failure) }
 }
 
