@@ -101,7 +101,8 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
   const cacheControl = (shared ? cdnCacheControl(joinHeader(headers['cdn-cache-control'])) : undefined) ?? joinHeader(headers['cache-control'])
   if (cacheControl === undefined) return { members: undefined, omittedFields }
   const members = []
-  const seen = new Set<string>()
+  // Names seen so far: an array, as a response has few directives, and a Set per response costs.
+  const seen: string[] = []
   for (const member of splitOutsideQuotes(cacheControl)) {
     const trimmed = member.trim()
     const equals = trimmed.indexOf('=')
@@ -111,8 +112,8 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
     if (/\s$/.test(rawName) || (argument !== undefined && /^\s/.test(argument))) continue
     const name = rawName.toLowerCase()
     // §4.2.1: of a directive given more than once, the first counts.
-    if (name === '' || seen.has(name)) continue
-    seen.add(name)
+    if (name === '' || seen.includes(name)) continue
+    seen.push(name)
     const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && shared))
     if (qualifies) {
       omittedFields.push(...fieldNames(argument))
