@@ -39,7 +39,7 @@ export interface StorableResponse {
   /** Lower-case names of the request headers its `Vary` names; empty without `Vary`. */
   varyNames: string[]
   /** Fields the response may not be reused with (qualified `no-cache`; when shared, `private` and `Set-Cookie`): never stored. */
-  omittedFields: string[]
+  omittedFields: readonly string[]
   policy: Record<string, unknown>
 }
 

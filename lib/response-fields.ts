@@ -18,7 +18,7 @@ export interface ResponseFields {
    * response may be stored and reused without revalidation as long as these fields are left out
    * (RFC 9111 §5.2.2.4, §5.2.2.7). In shared mode `COOKIE_SETTING_FIELDS` too.
    */
-  omittedFields: string[]
+  omittedFields: readonly string[]
 }
 
 /**
@@ -94,15 +94,46 @@ export function readResponseFields(
  * repeated directives left out, a qualified `no-cache="…"` (and, shared, `private="…"`) turned into fields
  * to omit, and `must-understand` applied. `members` is undefined when the response has no such field.
  */
-export function effectiveCacheControl(status: number, headers: HeaderRecord, shared: boolean): { members: string[] | undefined; omittedFields: string[] } {
-  const omittedFields: string[] = []
+export function effectiveCacheControl(status: number, headers: HeaderRecord, shared: boolean): EffectiveCacheControl {
   // RFC 9213: a shared cache stands where a CDN or reverse proxy does, and follows `CDN-Cache-Control`,
   // when present and valid, instead of `Cache-Control`.
   const cacheControl = (shared ? cdnCacheControl(joinHeader(headers['cdn-cache-control'])) : undefined) ?? joinHeader(headers['cache-control'])
-  if (cacheControl === undefined) return { members: undefined, omittedFields }
+  if (cacheControl === undefined) return NO_CACHE_CONTROL
+  const understood = UNDERSTOOD_STATUSES.has(status)
+  const memo = effectiveMemos[(shared ? 2 : 0) + (understood ? 1 : 0)]!
+  let effective = memo.get(cacheControl)
+  if (effective === undefined) {
+    effective = readCacheControl(cacheControl, { shared, understood })
+    if (cacheControl.length <= MAX_MEMO_VALUE_LENGTH) {
+      if (memo.size >= MAX_MEMO_VALUES) memo.clear()
+      memo.set(cacheControl, effective)
+    }
+  }
+  return effective
+}
+
+/** `effectiveCacheControl`'s answer: read, never written to (frozen), as one answers many responses. */
+export interface EffectiveCacheControl {
+  members: readonly string[] | undefined
+  omittedFields: readonly string[]
+}
+
+const NO_CACHE_CONTROL: EffectiveCacheControl = Object.freeze({ members: undefined, omittedFields: Object.freeze([]) })
+
+/**
+ * The answers for the field values seen lately, for shared and private caches, statuses understood or not
+ * (the four cases whose answers differ): most origins send a few values over and over (`no-store`,
+ * `max-age=3600`), and reading one afresh cost every response a handful of strings and arrays. Bounded as
+ * KnownUrls is: cleared when full, values longer than a usual field not kept.
+ */
+const effectiveMemos = [0, 1, 2, 3].map(() => new Map<string, EffectiveCacheControl>())
+const MAX_MEMO_VALUES = 256
+const MAX_MEMO_VALUE_LENGTH = 256
+
+function readCacheControl(cacheControl: string, context: { shared: boolean; understood: boolean }): EffectiveCacheControl {
+  const omittedFields: string[] = []
   const members = []
-  // Names seen so far: an array, as a response has few directives, and a Set per response costs.
-  const seen: string[] = []
+  const seen = new Set<string>()
   for (const member of splitOutsideQuotes(cacheControl)) {
     const trimmed = member.trim()
     const equals = trimmed.indexOf('=')
@@ -112,9 +143,9 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
     if (/\s$/.test(rawName) || (argument !== undefined && /^\s/.test(argument))) continue
     const name = rawName.toLowerCase()
     // §4.2.1: of a directive given more than once, the first counts.
-    if (name === '' || seen.includes(name)) continue
-    seen.push(name)
-    const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && shared))
+    if (name === '' || seen.has(name)) continue
+    seen.add(name)
+    const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && context.shared))
     if (qualifies) {
       omittedFields.push(...fieldNames(argument))
       continue
@@ -123,9 +154,9 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
   }
   // §5.2.2.3: with must-understand, a cache that understands the status ignores no-store; one that does
   // not must not store the response at all.
-  if (!members.includes('must-understand')) return { members, omittedFields }
-  const others = members.filter((member) => member !== 'no-store')
-  return { members: UNDERSTOOD_STATUSES.has(status) ? others : [...others, 'no-store'], omittedFields }
+  const others = members.includes('must-understand') ? members.filter((member) => member !== 'no-store') : members
+  const effective = members.includes('must-understand') && !context.understood ? [...others, 'no-store'] : others
+  return Object.freeze({ members: Object.freeze(effective), omittedFields: Object.freeze(omittedFields) })
 }
 
 /**
