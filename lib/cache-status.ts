@@ -48,23 +48,27 @@ export interface FormattedMember {
   raw: Buffer
 }
 
-/** The members of responses sent on and not stored, by cache name and `fwd`: a handful, made once each. */
-const notStoredMembers = new Map<string, FormattedMember>()
+/** The members of responses sent on and not stored, by cache name, then `fwd`: a handful, made once each. */
+const notStoredMembers = new Map<string, Map<ForwardReason, FormattedMember>>()
 /** More would be a program making caches under ever new names: the memo starts afresh then. */
-const MAX_NOT_STORED_MEMBERS = 256
+const MAX_CACHE_NAMES = 64
 
 /**
  * The member of a response sent on to the origin and not stored (`fwd` alone), which depends on nothing
  * else: every miss the cache does not store, and every bypass, would otherwise format and encode it anew.
  */
 export function notStoredMember(cacheName: string, fwd: ForwardReason): FormattedMember {
-  const memoKey = `${fwd} ${cacheName}`
-  let member = notStoredMembers.get(memoKey)
+  let byReason = notStoredMembers.get(cacheName)
+  if (byReason === undefined) {
+    if (notStoredMembers.size >= MAX_CACHE_NAMES) notStoredMembers.clear()
+    byReason = new Map()
+    notStoredMembers.set(cacheName, byReason)
+  }
+  let member = byReason.get(fwd)
   if (member === undefined) {
     const text = formatCacheStatus(cacheName, { fwd })
     member = { text, raw: Buffer.from(text, 'latin1') }
-    if (notStoredMembers.size >= MAX_NOT_STORED_MEMBERS) notStoredMembers.clear()
-    notStoredMembers.set(memoKey, member)
+    byReason.set(fwd, member)
   }
   return member
 }
