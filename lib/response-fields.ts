@@ -55,13 +55,8 @@ export function readResponseFields(
 ): ResponseFields {
   const policyHeaders: Record<string, string> = {}
   for (const name in headers) policyHeaders[name] = joinHeader(headers[name])!
-  const { members, omittedFields } = effective
-  // http-cache-semantics gives a shared response with proxy-revalidate no freshness at all; RFC 9111
-  // §5.2.2.8 only forbids serving it stale, which policy.ts reads from the effective directives.
-  if (members !== undefined) {
-    const forPolicy = members.includes('proxy-revalidate') ? members.filter((member) => member !== 'proxy-revalidate') : members
-    policyHeaders['cache-control'] = forPolicy.join(', ')
-  }
+  const { omittedFields } = effective
+  if (effective.policyField !== undefined) policyHeaders['cache-control'] = effective.policyField
 
   // §5.1: a list-valued Age counts by its first member; an invalid one is ignored.
   const age = policyHeaders.age?.split(',')[0]?.trim()
@@ -116,9 +111,15 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
 export interface EffectiveCacheControl {
   members: readonly string[] | undefined
   omittedFields: readonly string[]
+  /**
+   * The members as the `Cache-Control` field http-cache-semantics is shown, undefined with `members`: it
+   * gives a shared response with proxy-revalidate no freshness at all, while RFC 9111 §5.2.2.8 only forbids
+   * serving it stale, which policy.ts reads from the members, so that directive is left out.
+   */
+  policyField: string | undefined
 }
 
-const NO_CACHE_CONTROL: EffectiveCacheControl = Object.freeze({ members: undefined, omittedFields: Object.freeze([]) })
+const NO_CACHE_CONTROL: EffectiveCacheControl = Object.freeze({ members: undefined, omittedFields: Object.freeze([]), policyField: undefined })
 
 /**
  * The answers for the field values seen lately, for shared and private caches, statuses understood or not
@@ -156,7 +157,8 @@ function readCacheControl(cacheControl: string, context: { shared: boolean; unde
   // not must not store the response at all.
   const others = members.includes('must-understand') ? members.filter((member) => member !== 'no-store') : members
   const effective = members.includes('must-understand') && !context.understood ? [...others, 'no-store'] : others
-  return Object.freeze({ members: Object.freeze(effective), omittedFields: Object.freeze(omittedFields) })
+  const policyField = effective.filter((member) => member !== 'proxy-revalidate').join(', ')
+  return Object.freeze({ members: Object.freeze(effective), omittedFields: Object.freeze(omittedFields), policyField })
 }
 
 /**
