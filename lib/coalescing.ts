@@ -10,6 +10,9 @@
  * Nor does a waiter wait longer than it would have without the cache (issue #16): its own timeouts bound its
  * wait (WaitTimer), and a timeout that fails the leader's request fails the waiters at once, rather than
  * sending each to wait for it again on its own (wait-limits.ts says which failures are shared).
+ *
+ * A miss whose identity's last response could not be stored starts no flight (Varnish's hit-for-pass): a
+ * request waiting on it could not be served from it, only sent on after it (`Flights.passes`).
  */
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
@@ -61,6 +64,8 @@ export interface FlightWatcher {
  */
 export class Flights {
   readonly #flights = new Map<string, Flight>()
+  /** Identities whose last response was not storable (see `passes`). */
+  readonly #passing = new Set<string>()
   /** The timeouts of the dispatcher that reaches the origin, where known (`CachingAgent`'s own `Agent`). */
   readonly #defaults: WaitLimits
 
@@ -82,6 +87,23 @@ export class Flights {
     return this.#flights.get(identity)
   }
 
+  /**
+   * Whether the last response to a miss with this identity could not be stored (Varnish's hit-for-pass):
+   * then the next miss goes to the origin without a flight, for nobody could be served from its answer and
+   * a request waiting on it would only be sent after it, one round trip late (issue #17: at 64 in flight on
+   * one no-store URL nearly every request waited so).
+   */
+  passes(identity: string): boolean {
+    return this.#passing.has(identity)
+  }
+
+  /** What a miss's response head said: a storable one lets the identity's misses wait on each other again. */
+  noteStorable(identity: string, storable: boolean): void {
+    if (storable) return void this.#passing.delete(identity)
+    if (this.#passing.size >= MAX_PASSING) this.#passing.clear() // a working set of such URLs is soon noted again
+    this.#passing.add(identity)
+  }
+
   /** Starts a flight for a leader sent with `options`; it is forgotten when it settles. */
   start(identity: string, options: Dispatcher.DispatchOptions): Flight {
     const flight = new Flight({ identity, flights: this.#flights, leaderOptions: options, defaults: this.#defaults })
@@ -89,6 +111,9 @@ export class Flights {
     return flight
   }
 }
+
+/** How many identities `Flights` notes as not storable at most, as KnownUrls bounds what it remembers. */
+const MAX_PASSING = 1000
 
 /** Where a flight is listed, and what its leader's limits are read from (when a waiter needs them). */
 interface FlightPlace {

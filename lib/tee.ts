@@ -42,6 +42,8 @@ export interface TeeContext {
      * waiting on this one look the store up again then; `failure` is why the request failed, if it did.
      */
     onSettled?: (failure?: Error) => void
+    /** Called at the final response's head with whether it is being copied for the store. */
+    onStorable?: (storable: boolean) => void
   }
   /**
    * The controller the caller is to be given, when the caller of this exchange already made one; it is
@@ -108,6 +110,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return this.#handler.onResponseStart?.(wrapped, statusCode, headers, statusText)
     this.#context.onFinalResponse?.(statusCode, headers)
     this.#pending = this.#startEntry(statusCode, headers, statusText ?? '')
+    this.#context.storage?.onStorable?.(this.#pending !== undefined)
     if (this.#pending === undefined) {
       if (statusCode < 500) this.#deleteReplaced()
       this.#settle()
