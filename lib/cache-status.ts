@@ -42,6 +42,37 @@ export function formatCacheStatus(cacheName: string, parameters: CacheStatusPara
   return member
 }
 
+/** A member in both forms: the field's text, and its bytes for a raw header list. */
+export interface FormattedMember {
+  text: string
+  raw: Buffer
+}
+
+/** The members of responses sent on and not stored, by cache name, then `fwd`: a handful, made once each. */
+const notStoredMembers = new Map<string, Map<ForwardReason, FormattedMember>>()
+/** More would be a program making caches under ever new names: the memo starts afresh then. */
+const MAX_CACHE_NAMES = 64
+
+/**
+ * The member of a response sent on to the origin and not stored (`fwd` alone), which depends on nothing
+ * else: every miss the cache does not store, and every bypass, would otherwise format and encode it anew.
+ */
+export function notStoredMember(cacheName: string, fwd: ForwardReason): FormattedMember {
+  let byReason = notStoredMembers.get(cacheName)
+  if (byReason === undefined) {
+    if (notStoredMembers.size >= MAX_CACHE_NAMES) notStoredMembers.clear()
+    byReason = new Map()
+    notStoredMembers.set(cacheName, byReason)
+  }
+  let member = byReason.get(fwd)
+  if (member === undefined) {
+    const text = formatCacheStatus(cacheName, { fwd })
+    member = { text, raw: Buffer.from(text, 'latin1') }
+    byReason.set(fwd, member)
+  }
+  return member
+}
+
 /** The largest magnitude of an RFC 9651 Integer (15 digits). */
 const MAX_STRUCTURED_INTEGER = 999_999_999_999_999
 

@@ -10,6 +10,9 @@
  * Nor does a waiter wait longer than it would have without the cache (issue #16): its own timeouts bound its
  * wait (WaitTimer), and a timeout that fails the leader's request fails the waiters at once, rather than
  * sending each to wait for it again on its own (wait-limits.ts says which failures are shared).
+ *
+ * A miss whose identity's last response could not be stored starts no flight (Varnish's hit-for-pass): a
+ * request waiting on it could not be served from it, only sent on after it (`Flights.passes`).
  */
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
@@ -61,6 +64,8 @@ export interface FlightWatcher {
  */
 export class Flights {
   readonly #flights = new Map<string, Flight>()
+  /** Identities whose last response was not storable (see `passes`). */
+  readonly #passing = new Set<string>()
   /** The timeouts of the dispatcher that reaches the origin, where known (`CachingAgent`'s own `Agent`). */
   readonly #defaults: WaitLimits
 
@@ -69,44 +74,71 @@ export class Flights {
   }
 
   /**
-   * The flight a request with identity `id` (method, key, variant), sent with `options`, may wait on, if one
-   * is in the air: only one whose leader's limits it can compare with its own (comparableLimitsTag).
+   * The identity of a request's flight: `id` (method, key, variant) and which limits it can compare with
+   * its own (comparableLimitsTag), the tag first, up to a space it never holds, so that no identity can end
+   * up spelling another. Worked out once per request, for `get` and then `start`.
    */
-  get(id: string, options: Dispatcher.DispatchOptions): Flight | undefined {
-    return this.#flights.get(this.#fullIdOf(id, options))
+  identityOf(id: string, options: Dispatcher.DispatchOptions): string {
+    return `${comparableLimitsTag(options, this.#defaults)} ${id}`
+  }
+
+  /** The flight a request with this identity may wait on, if one is in the air. */
+  get(identity: string): Flight | undefined {
+    return this.#flights.get(identity)
+  }
+
+  /**
+   * Whether the last response to a miss with this identity could not be stored (Varnish's hit-for-pass):
+   * then the next miss goes to the origin without a flight, for nobody could be served from its answer and
+   * a request waiting on it would only be sent after it, one round trip late (issue #17: at 64 in flight on
+   * one no-store URL nearly every request waited so).
+   */
+  passes(identity: string): boolean {
+    return this.#passing.has(identity)
+  }
+
+  /** What a miss's response head said: a storable one lets the identity's misses wait on each other again. */
+  noteStorable(identity: string, storable: boolean): void {
+    if (storable) return void this.#passing.delete(identity)
+    if (this.#passing.size >= MAX_PASSING) this.#passing.clear() // a working set of such URLs is soon noted again
+    this.#passing.add(identity)
   }
 
   /** Starts a flight for a leader sent with `options`; it is forgotten when it settles. */
-  start(id: string, options: Dispatcher.DispatchOptions): Flight {
-    const fullId = this.#fullIdOf(id, options)
-    const flight = new Flight({ leaderLimits: waitLimitsOf(options, this.#defaults), defaults: this.#defaults }, () => this.#flights.delete(fullId))
-    this.#flights.set(fullId, flight)
+  start(identity: string, options: Dispatcher.DispatchOptions): Flight {
+    const flight = new Flight({ identity, flights: this.#flights, leaderOptions: options, defaults: this.#defaults })
+    this.#flights.set(identity, flight)
     return flight
   }
+}
 
-  /** The tag first, up to a space it never holds: no identity can end up spelling another. */
-  #fullIdOf(id: string, options: Dispatcher.DispatchOptions): string {
-    return `${comparableLimitsTag(options, this.#defaults)} ${id}`
-  }
+/** How many identities `Flights` notes as not storable at most, as KnownUrls bounds what it remembers. */
+const MAX_PASSING = 1000
+
+/** Where a flight is listed, and what its leader's limits are read from (when a waiter needs them). */
+interface FlightPlace {
+  identity: string
+  flights: Map<string, Flight>
+  leaderOptions: Dispatcher.DispatchOptions
+  /** The dispatcher's timeouts, which a request's own options may override. */
+  defaults: WaitLimits
 }
 
 export class Flight {
   /** Made when the first request waits: most flights have no waiters, and a Set per miss costs. */
   #waiters: Set<Waiter> | undefined
-  readonly #onSettled: () => void
+  readonly #place: FlightPlace
   #settled = false
   #watcher: FlightWatcher | undefined
-  /** The leader's timeouts, and the dispatcher's, which a waiter's own options may override. */
-  readonly #limits: { leaderLimits: WaitLimits; defaults: WaitLimits }
   /** How far the leader's response has come: what the waiters' clocks measure. */
   #phase: WaitPhase = 'headers'
   /** When the leader's response last received body bytes (`performance.now()`). */
   #progressAt = 0
-  readonly #progressAtOf = (): number => this.#progressAt
+  /** Made for the first waiter, as the Set is: a closure per miss costs too. */
+  #progressAtOf: (() => number) | undefined
 
-  constructor(limits: { leaderLimits: WaitLimits; defaults: WaitLimits }, onSettled: () => void) {
-    this.#limits = limits
-    this.#onSettled = onSettled
+  constructor(place: FlightPlace) {
+    this.#place = place
   }
 
   /** Whether anyone still waits on this flight (and it has not settled). */
@@ -130,7 +162,7 @@ export class Flight {
     retry: (controller: CallerController, failure: Error | undefined) => void,
   ): void {
     const controller = new CallerController()
-    const limits = waitLimitsOf(options, this.#limits.defaults)
+    const limits = waitLimitsOf(options, this.#place.defaults)
     // Past its own timeout the waiter goes on as if its own request had timed out (a stale entry may stand in).
     const timer = new WaitTimer(limits, (error) => {
       if (this.#leave(waiter)) waiter.retry(error)
@@ -146,6 +178,7 @@ export class Flight {
     this.#waiters ??= new Set()
     this.#waiters.add(waiter)
     handler.onRequestStart?.(controller, {})
+    this.#progressAtOf ??= () => this.#progressAt
     timer.arm(this.#phase, this.#progressAtOf)
     this.#watcher?.onWaiterJoined()
   }
@@ -162,7 +195,7 @@ export class Flight {
   headersArrived(): void {
     this.#phase = 'body'
     this.#progressAt = performance.now()
-    for (const waiter of this.#waiters ?? []) waiter.timer.arm('body', this.#progressAtOf)
+    for (const waiter of this.#waiters ?? []) waiter.timer.arm('body', this.#progressAtOf!)
   }
 
   /** Body bytes came: the waiters' `bodyTimeout` counts from here (noted only while anyone waits). */
@@ -184,12 +217,14 @@ export class Flight {
   settle(failure?: Error): void {
     if (this.#settled) return
     this.#settled = true
-    this.#onSettled()
+    const { flights, identity, leaderOptions, defaults } = this.#place
+    flights.delete(identity)
     const waiters = this.#waiters
     this.#waiters = undefined
+    const leader = waiters !== undefined && failure !== undefined ? waitLimitsOf(leaderOptions, defaults) : undefined
     for (const waiter of waiters ?? []) {
       waiter.timer.stop()
-      const shared = failure !== undefined && isSharedFailure(failure, { waiter: waiter.limits, leader: this.#limits.leaderLimits })
+      const shared = leader !== undefined && isSharedFailure(failure!, { waiter: waiter.limits, leader })
       waiter.retry(shared ? failure : undefined)
     }
     this.#watcher?.onWaitersGone()

@@ -12,6 +12,9 @@ export interface ResponseSource {
 /** Before a response has a source (or between two): pausing and resuming wait for one; an abort is remembered. */
 export const NO_SOURCE: ResponseSource = { pause() {}, resume() {}, abort() {} }
 
+/** The headers of a controller that has been shown none: one record for all, never written to. */
+const NO_HEADERS: HeaderRecord = Object.freeze({}) as HeaderRecord
+
 /**
  * The controller a caller's handler is given. Its source can change during one response (a revalidation
  * that the origin answers 304 starts as a request to the origin and ends as a replay from the store), so
@@ -25,7 +28,7 @@ export class CallerController implements Dispatcher.DispatchController {
   #aborted = false
   #paused = false
   #reason: Error | null = null
-  #headers: HeaderRecord = {}
+  #headers: HeaderRecord = NO_HEADERS
   #rawHeaders: Buffer[] | undefined
 
   constructor(source: ResponseSource = NO_SOURCE) {

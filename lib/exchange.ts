@@ -4,7 +4,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { BackgroundRevalidations } from './background-revalidation.js'
-import { dispatchFailure, type Flights } from './coalescing.js'
+import { dispatchFailure, type Flight, type Flights } from './coalescing.js'
 import type { CallerController } from './controller.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -40,6 +40,8 @@ export interface Exchange {
   controller?: CallerController
   /** Set when this request leads a coalesced flight: called once its outcome is in the store (see `TeeContext`). */
   onSettled?: (failure?: Error) => void
+  /** Set for a miss others could wait on: told at its response's head whether it may be stored (Flights.passes). */
+  onStorable?: (storable: boolean) => void
 }
 
 /** The decision for one request, with what acting on it needs. */
@@ -155,7 +157,7 @@ export function forwardAndStore(
   reason: ForwardReason,
   onFinalResponse?: TeeContext['onFinalResponse'],
 ): void {
-  const { options, store, onSettled, controller } = exchange
+  const { options, store, onSettled, onStorable, controller } = exchange
   const tee = new TeeHandler(exchange.handler, {
     reason,
     cacheName: options.cacheStatus,
@@ -172,6 +174,7 @@ export function forwardAndStore(
       rules: storageRulesOf(options, request),
       filter: options.filter,
       onSettled,
+      onStorable,
     },
   })
   send(exchange, exchange.dispatchOptions, tee)
@@ -185,17 +188,32 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
   if (!isCoalescible(exchange, verdict)) return exchange
   const { request, key, variant } = verdict
   const id = variant === undefined ? `${request.method} ${key}` : `${request.method} ${key} ${JSON.stringify(variant)}`
-  const inFlight = exchange.flights.get(id, exchange.dispatchOptions)
-  if (inFlight !== undefined) {
-    inFlight.wait(exchange.handler, exchange.dispatchOptions, (controller, failure) => {
-      // Handed the leader's failure, the waiter goes on as if its own request had met it (issue #16).
-      const dispatch = failure === undefined ? exchange.dispatch : dispatchFailure(failure)
-      retry({ ...exchange, dispatch, controller, mayCoalesce: false }, request)
-    })
-    return undefined
-  }
-  const flight = exchange.flights.start(id, exchange.dispatchOptions)
-  return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: (failure) => flight.settle(failure) }
+  const { flights } = exchange
+  const identity = flights.identityOf(id, exchange.dispatchOptions)
+  const inFlight = flights.get(identity)
+  if (inFlight !== undefined) return void waitOn(inFlight, exchange, request, retry)
+  // Only misses are told apart by what their last response was: a stale entry's revalidations always coalesce.
+  if (verdict.decision.action !== 'forward') return leading(exchange, flights.start(identity, exchange.dispatchOptions))
+  const onStorable = (storable: boolean) => flights.noteStorable(identity, storable)
+  if (flights.passes(identity)) return { ...exchange, onStorable }
+  return leading(exchange, flights.start(identity, exchange.dispatchOptions), onStorable)
+}
+
+/** Makes the request wait on `flight`; once the flight settles it runs again from the lookup, never to wait again. */
+function waitOn(flight: Flight, exchange: Exchange, request: KeyedRequest, retry: Retry): void {
+  flight.wait(exchange.handler, exchange.dispatchOptions, (controller, failure) => {
+    // Handed the leader's failure, the waiter goes on as if its own request had met it (issue #16).
+    const dispatch = failure === undefined ? exchange.dispatch : dispatchFailure(failure)
+    retry({ ...exchange, dispatch, controller, mayCoalesce: false }, request)
+  })
+}
+
+/**
+ * The exchange of a request that leads `flight`. (Apart from `coalesce`, so that a miss that leads makes
+ * no closure context for a waiter's callback.)
+ */
+function leading(exchange: Exchange, flight: Flight, onStorable?: Exchange['onStorable']): Exchange {
+  return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: (failure) => flight.settle(failure), onStorable }
 }
 
 /**

@@ -191,6 +191,7 @@ function actOnLookup(exchange: Exchange, request: CacheRequest, keyed: KeyedRequ
   try {
     const { options, store } = exchange
     const stored = found.found === 'response' ? found.entry : undefined
+    if (stored !== undefined) options.knownUrls.keep(request.url) // its next requests are likely hits
     // The user's filter is asked again on read: a stored response it now refuses counts as not stored. So does,
     // in shared mode, one holding Set-Cookie (stored before issue #16, or by a private cache on the same store).
     const usable = stored !== undefined && mayServeStored(stored.headers, options)

@@ -176,13 +176,19 @@ export function keyRequest(
   const { parameters: rules, matchHeaders, customKey } = options
   const known = options.knownUrls.identity(request.url)
   const storedUrl = known.storedUrl
-  const storedBody = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], rules)
   const storedHeaders = redactHeaders(request.headers, rules)
+  // Most requests: a GET of a URL without credentials, its key remembered; one object made, not three.
+  if (request.body === undefined && customKey === undefined && !hasCredentialHeader(request.headers, rules)) {
+    const { method, url, headers } = request
+    const isPlainGet = matchHeaders === false && (method === 'GET' || method === 'HEAD')
+    const key = isPlainGet ? known.getKey : keyOf({ method, url: storedUrl, body: undefined, headers: storedHeaders }, { rules, matchHeaders })
+    return { method, url, headers, storedUrl, storedHeaders, checksUrl: true, key }
+  }
+  const storedBody = request.body === undefined ? undefined : normalizeBody(request.body, request.headers['content-type'], rules)
   const keyed = { ...request, storedUrl, storedHeaders, ...(storedBody === undefined ? {} : { storedBody }), checksUrl: customKey === undefined }
   if (customKey !== undefined) return { ...keyed, key: checkKey(customKey(request)) }
   const normalized = { method: request.method, url: storedUrl, body: storedBody, headers: storedHeaders }
   const keyOptions = { rules, matchHeaders }
-  // Most requests: a GET of a URL without credentials, its key remembered.
   const isPlainGet = storedBody === undefined && matchHeaders === false && (request.method === 'GET' || request.method === 'HEAD')
   if (!hasCredentialHeader(request.headers, rules)) return { ...keyed, key: isPlainGet ? known.getKey : keyOf(normalized, keyOptions) }
   const fallbackKey = isPlainGet ? known.getKey : keyOf({ ...normalized, headers: withoutCredentials(storedHeaders, rules) }, keyOptions)
@@ -209,8 +215,9 @@ function keyOf(request: NormalizedRequest, options: { rules: ParameterRules; mat
   if (request.body !== undefined) material += `\nbody ${digest(request.body)}`
   if (matchHeaders !== false) material += `\nheaders ${JSON.stringify(matchedHeaders(request.headers, matchHeaders, rules.ignored))}`
   // Issue #16: credentials (their digests) tell requests apart; a request without any keys as it always did.
-  const credentials = Object.keys(request.headers).filter((name) => rules.credentialHeaders.has(name))
-  if (credentials.length > 0) material += `\ncredentials ${JSON.stringify(pickHeaders(request.headers, credentials.sort()))}`
+  let credentials: string[] | undefined // most requests have none: no array made for them
+  for (const name in request.headers) if (rules.credentialHeaders.has(name)) (credentials ??= []).push(name)
+  if (credentials !== undefined) material += `\ncredentials ${JSON.stringify(pickHeaders(request.headers, credentials.sort()))}`
   return digest(material)
 }
 
@@ -281,11 +288,16 @@ export class KnownUrls {
   readonly #absolute = new Map<string, string>()
   /** Each origin seen, and what it serialises to when it is written so already ('' when it is not). */
   readonly #origins = new Map<string, string>()
-  readonly #identities = new Map<string, { storedUrl: string; getKey: string }>()
+  readonly #identities = new Map<string, UrlIdentity>()
+  readonly #keyOptions: { rules: ParameterRules; matchHeaders: false }
+  /** The identity `identity` last worked out, and its URL, until `keep` remembers it. */
+  #lastUrl: string | undefined
+  #lastIdentity: UrlIdentity | undefined
 
   constructor(rules: ParameterRules, limit = 1000) {
     this.#rules = rules
     this.#limit = limit
+    this.#keyOptions = { rules, matchHeaders: false }
   }
 
   /** The URL of request-target `path` on `origin` (see `absoluteUrl`); `undefined` when it is not keyed. */
@@ -318,18 +330,43 @@ export class KnownUrls {
     return serialised === '' ? undefined : serialised
   }
 
-  /** The URL as entries hold it (`storedUrl`) and the default key of a GET or HEAD of it. */
-  identity(url: string): { storedUrl: string; getKey: string } {
-    let identity = this.#identities.get(url)
-    if (identity === undefined) {
-      const storedUrl = normalizeRequestUrl(url, this.#rules)
-      const getKey = keyOf({ method: 'GET', url: storedUrl, body: undefined, headers: {} }, { rules: this.#rules, matchHeaders: false })
-      identity = { storedUrl, getKey }
-      remember(this.#identities, url, identity, this.#limit)
-    }
+  /**
+   * The URL as entries hold it (`storedUrl`) and the default key of a GET or HEAD of it. One worked out
+   * afresh is not remembered yet (see `keep`).
+   */
+  identity(url: string): UrlIdentity {
+    const known = this.#identities.get(url)
+    if (known !== undefined) return known
+    const storedUrl = normalizeRequestUrl(url, this.#rules)
+    const identity = { storedUrl, getKey: keyOf({ method: 'GET', url: storedUrl, body: undefined, headers: NO_HEADERS }, this.#keyOptions) }
+    this.#lastUrl = url
+    this.#lastIdentity = identity
     return identity
   }
+
+  /**
+   * Remembers the identity of `url` if it was the last worked out: called when a request for it found a
+   * response stored, so that its next requests, likely hits, find it. A URL is not remembered before:
+   * most URLs that nothing is stored for are misses never asked for again (a new id per request, a
+   * `no-store` answer), and remembering each would cost every such miss more than working it out does
+   * (what the memo holds outlives young objects, and the collector copies it on; measured in issue #17).
+   */
+  keep(url: string): void {
+    if (this.#lastUrl !== url || this.#lastIdentity === undefined) return
+    remember(this.#identities, url, this.#lastIdentity, this.#limit)
+    this.#lastUrl = undefined
+    this.#lastIdentity = undefined
+  }
 }
+
+/** A URL as entries hold it, and the default key of a GET or HEAD of it. */
+interface UrlIdentity {
+  storedUrl: string
+  getKey: string
+}
+
+/** The headers of a GET keyed without any: one record for all, never written to. */
+const NO_HEADERS: RequestHeaders = Object.freeze({})
 
 const MAX_REMEMBERED_LENGTH = 1000
 

@@ -95,6 +95,8 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#flight.bodyArrived()
+    // Most chunks go straight on to a leader that reads them, as #deliver would hand them: no queue item made.
+    if (!this.#detached && this.#queue.length === 0 && !this.#controller.paused) return void this.#leader.onResponseData?.(this.#controller, chunk)
     this.#deliver({ kind: 'data', chunk })
   }
 

@@ -8,7 +8,7 @@ import CachePolicy from 'http-cache-semantics'
 import { lifetimeOf, type ConfiguredTtl } from './expiry-rules.js'
 import { joinHeader, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { parseHttpDate } from './http-date.js'
-import { effectiveCacheControl, readResponseFields, splitOutsideQuotes, UNDERSTOOD_STATUSES } from './response-fields.js'
+import { effectiveCacheControl, readResponseFields, splitOutsideQuotes, UNDERSTOOD_STATUSES, type EffectiveCacheControl } from './response-fields.js'
 import type { ResponseEntry } from './store.js'
 
 export interface PolicyRequest {
@@ -39,7 +39,7 @@ export interface StorableResponse {
   /** Lower-case names of the request headers its `Vary` names; empty without `Vary`. */
   varyNames: string[]
   /** Fields the response may not be reused with (qualified `no-cache`; when shared, `private` and `Set-Cookie`): never stored. */
-  omittedFields: string[]
+  omittedFields: readonly string[]
   policy: Record<string, unknown>
 }
 
@@ -91,7 +91,7 @@ export function evaluateResponse(
   // the fields are copied and a CachePolicy is built, which every no-store miss paid for (issue #17).
   if (effective.members?.includes('no-store') || parseRequestDirectives(request.headers).has('no-store')) return undefined
   const { policyHeaders, omittedFields } = readResponseFields(response.status, response.headers, options, effective)
-  const directives = parseCacheControl(policyHeaders['cache-control'])
+  const directives = policyDirectives(effective)
   const explicit = hasExplicitFreshness(directives, policyHeaders, options.shared)
   // A status the user listed in allowedStatuses, given freshness by a configured ttl, is judged as a 200.
   const chosen = configuredTtl !== undefined && allowedStatuses?.has(response.status) === true
@@ -111,6 +111,20 @@ export function evaluateResponse(
     omittedFields,
     policy: storedPolicy({ shared: options.shared, status, responseStatus: response.status, requestHeaders: request.headers }),
   }
+}
+
+/** The directives of each `Cache-Control` answer, parsed once: most answers serve many responses (see effectiveCacheControl). */
+const directivesByAnswer = new WeakMap<EffectiveCacheControl, Directives>()
+
+/** The directives http-cache-semantics is shown for a response: its `policyField`, parsed. */
+function policyDirectives(effective: EffectiveCacheControl): Directives {
+  if (effective.policyField === undefined) return NO_DIRECTIVES
+  let directives = directivesByAnswer.get(effective)
+  if (directives === undefined) {
+    directives = parseCacheControl(effective.policyField)
+    directivesByAnswer.set(effective, directives)
+  }
+  return directives
 }
 
 /**

@@ -18,7 +18,7 @@ export interface ResponseFields {
    * response may be stored and reused without revalidation as long as these fields are left out
    * (RFC 9111 §5.2.2.4, §5.2.2.7). In shared mode `COOKIE_SETTING_FIELDS` too.
    */
-  omittedFields: string[]
+  omittedFields: readonly string[]
 }
 
 /**
@@ -55,13 +55,8 @@ export function readResponseFields(
 ): ResponseFields {
   const policyHeaders: Record<string, string> = {}
   for (const name in headers) policyHeaders[name] = joinHeader(headers[name])!
-  const { members, omittedFields } = effective
-  // http-cache-semantics gives a shared response with proxy-revalidate no freshness at all; RFC 9111
-  // §5.2.2.8 only forbids serving it stale, which policy.ts reads from the effective directives.
-  if (members !== undefined) {
-    const forPolicy = members.includes('proxy-revalidate') ? members.filter((member) => member !== 'proxy-revalidate') : members
-    policyHeaders['cache-control'] = forPolicy.join(', ')
-  }
+  const { omittedFields } = effective
+  if (effective.policyField !== undefined) policyHeaders['cache-control'] = effective.policyField
 
   // §5.1: a list-valued Age counts by its first member; an invalid one is ignored.
   const age = policyHeaders.age?.split(',')[0]?.trim()
@@ -94,12 +89,50 @@ export function readResponseFields(
  * repeated directives left out, a qualified `no-cache="…"` (and, shared, `private="…"`) turned into fields
  * to omit, and `must-understand` applied. `members` is undefined when the response has no such field.
  */
-export function effectiveCacheControl(status: number, headers: HeaderRecord, shared: boolean): { members: string[] | undefined; omittedFields: string[] } {
-  const omittedFields: string[] = []
+export function effectiveCacheControl(status: number, headers: HeaderRecord, shared: boolean): EffectiveCacheControl {
   // RFC 9213: a shared cache stands where a CDN or reverse proxy does, and follows `CDN-Cache-Control`,
   // when present and valid, instead of `Cache-Control`.
   const cacheControl = (shared ? cdnCacheControl(joinHeader(headers['cdn-cache-control'])) : undefined) ?? joinHeader(headers['cache-control'])
-  if (cacheControl === undefined) return { members: undefined, omittedFields }
+  if (cacheControl === undefined) return NO_CACHE_CONTROL
+  const understood = UNDERSTOOD_STATUSES.has(status)
+  const memo = effectiveMemos[(shared ? 2 : 0) + (understood ? 1 : 0)]!
+  let effective = memo.get(cacheControl)
+  if (effective === undefined) {
+    effective = readCacheControl(cacheControl, { shared, understood })
+    if (cacheControl.length <= MAX_MEMO_VALUE_LENGTH) {
+      if (memo.size >= MAX_MEMO_VALUES) memo.clear()
+      memo.set(cacheControl, effective)
+    }
+  }
+  return effective
+}
+
+/** `effectiveCacheControl`'s answer: read, never written to (frozen), as one answers many responses. */
+export interface EffectiveCacheControl {
+  members: readonly string[] | undefined
+  omittedFields: readonly string[]
+  /**
+   * The members as the `Cache-Control` field http-cache-semantics is shown, undefined with `members`: it
+   * gives a shared response with proxy-revalidate no freshness at all, while RFC 9111 §5.2.2.8 only forbids
+   * serving it stale, which policy.ts reads from the members, so that directive is left out.
+   */
+  policyField: string | undefined
+}
+
+const NO_CACHE_CONTROL: EffectiveCacheControl = Object.freeze({ members: undefined, omittedFields: Object.freeze([]), policyField: undefined })
+
+/**
+ * The answers for the field values seen lately, for shared and private caches, statuses understood or not
+ * (the four cases whose answers differ): most origins send a few values over and over (`no-store`,
+ * `max-age=3600`), and reading one afresh cost every response a handful of strings and arrays. Bounded as
+ * KnownUrls is: cleared when full, values longer than a usual field not kept.
+ */
+const effectiveMemos = [0, 1, 2, 3].map(() => new Map<string, EffectiveCacheControl>())
+const MAX_MEMO_VALUES = 256
+const MAX_MEMO_VALUE_LENGTH = 256
+
+function readCacheControl(cacheControl: string, context: { shared: boolean; understood: boolean }): EffectiveCacheControl {
+  const omittedFields: string[] = []
   const members = []
   const seen = new Set<string>()
   for (const member of splitOutsideQuotes(cacheControl)) {
@@ -113,7 +146,7 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
     // §4.2.1: of a directive given more than once, the first counts.
     if (name === '' || seen.has(name)) continue
     seen.add(name)
-    const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && shared))
+    const qualifies = argument !== undefined && (name === 'no-cache' || (name === 'private' && context.shared))
     if (qualifies) {
       omittedFields.push(...fieldNames(argument))
       continue
@@ -122,9 +155,10 @@ export function effectiveCacheControl(status: number, headers: HeaderRecord, sha
   }
   // §5.2.2.3: with must-understand, a cache that understands the status ignores no-store; one that does
   // not must not store the response at all.
-  if (!members.includes('must-understand')) return { members, omittedFields }
-  const others = members.filter((member) => member !== 'no-store')
-  return { members: UNDERSTOOD_STATUSES.has(status) ? others : [...others, 'no-store'], omittedFields }
+  const others = members.includes('must-understand') ? members.filter((member) => member !== 'no-store') : members
+  const effective = members.includes('must-understand') && !context.understood ? [...others, 'no-store'] : others
+  const policyField = effective.filter((member) => member !== 'proxy-revalidate').join(', ')
+  return Object.freeze({ members: Object.freeze(effective), omittedFields: Object.freeze(omittedFields), policyField })
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { joinChunks, type ResponseBody } from './body.js'
-import { formatCacheStatus, withCacheStatus } from './cache-status.js'
+import { formatCacheStatus, notStoredMember, withCacheStatus } from './cache-status.js'
 import { CallerController } from './controller.js'
 import { stampGeneration } from './credential-generations.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -42,6 +42,8 @@ export interface TeeContext {
      * waiting on this one look the store up again then; `failure` is why the request failed, if it did.
      */
     onSettled?: (failure?: Error) => void
+    /** Called at the final response's head with whether it is being copied for the store. */
+    onStorable?: (storable: boolean) => void
   }
   /**
    * The controller the caller is to be given, when the caller of this exchange already made one; it is
@@ -108,6 +110,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return this.#handler.onResponseStart?.(wrapped, statusCode, headers, statusText)
     this.#context.onFinalResponse?.(statusCode, headers)
     this.#pending = this.#startEntry(statusCode, headers, statusText ?? '')
+    this.#context.storage?.onStorable?.(this.#pending !== undefined)
     if (this.#pending === undefined) {
       if (statusCode < 500) this.#deleteReplaced()
       this.#settle()
@@ -117,17 +120,11 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     let headersOut = headers
     let rawOut = upstreamRaw
     if (this.#context.cacheName !== false) {
-      const entry = this.#pending?.entry
-      const member = formatCacheStatus(this.#context.cacheName, {
-        fwd: this.#context.reason,
-        stored: entry !== undefined,
-        ttlSeconds: entry === undefined ? undefined : entry.lifetimeSeconds - entry.initialAgeSeconds,
-        key: entry === undefined ? undefined : this.#context.storage?.key, // the key a hit on it will name
-      })
-      headersOut = withCacheStatus(headers, member)
+      const member = this.#memberFor(this.#context.cacheName, this.#pending?.entry)
+      headersOut = withCacheStatus(headers, member.text)
       // Appended to the origin's raw form when it has no Cache-Status; otherwise built from the record, which
       // joins the members into one field (undici 7's request() would make an array of two field lines).
-      rawOut = headers['cache-status'] === undefined ? upstreamRaw?.concat(CACHE_STATUS_NAME, Buffer.from(member, 'latin1')) : undefined
+      rawOut = headers['cache-status'] === undefined ? upstreamRaw?.concat(CACHE_STATUS_NAME, member.raw ?? Buffer.from(member.text, 'latin1')) : undefined
     }
     wrapped.setHeaders(headersOut, rawOut)
     this.#handler.onResponseStart?.(wrapped, statusCode, headersOut, statusText)
@@ -188,6 +185,19 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
 
   onRequestSent(): void {
     this.#handler.onRequestSent?.()
+  }
+
+  /** This cache's `Cache-Status` member for the response, `entry` being what is stored of it, if anything. */
+  #memberFor(cacheName: string, entry: ResponseEntry | undefined): { text: string; raw?: Buffer } {
+    const { reason, storage } = this.#context
+    if (entry === undefined) return notStoredMember(cacheName, reason)
+    const text = formatCacheStatus(cacheName, {
+      fwd: reason,
+      stored: true,
+      ttlSeconds: entry.lifetimeSeconds - entry.initialAgeSeconds,
+      key: storage?.key, // the key a hit on it will name
+    })
+    return { text }
   }
 
   #wrap(controller: Dispatcher.DispatchController): CallerController {

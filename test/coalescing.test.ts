@@ -34,6 +34,25 @@ async function startHeldOrigin(
 }
 
 /**
+ * An origin that answers request n "body #n" with the headers `plan(n)` gives, at once or, `held`, once
+ * `release()` is called.
+ */
+async function startPlannedOrigin(plan: (number: number) => { headers: OutgoingHttpHeaders; held: boolean }): Promise<Origin & { release(): void }> {
+  let release = (): void => {}
+  const released = new Promise<void>((resolve) => (release = resolve))
+  onTestFinished(() => release()) // a failing test must not leave the origin holding connections open
+  let count = 0
+  const origin = await startOrigin(async (_incoming, response) => {
+    const number = ++count
+    const { headers, held } = plan(number)
+    if (held) await released
+    response.writeHead(200, headers)
+    response.end(`body #${number}`)
+  })
+  return Object.assign(origin, { release })
+}
+
+/**
  * An origin whose first response sends its head, then only what the test `write()`s, and never ends;
  * `closed` tells whether its connection was closed. Later requests get "later" at once.
  */
@@ -156,6 +175,37 @@ describe('coalescing', () => {
     origin.release()
     const bodies = await Promise.all((await Promise.all(pending)).map((response) => response.body.text()))
     expect(bodies.toSorted()).toEqual(['body #1', 'body #2', 'body #3', 'body #4', 'body #5'])
+  })
+
+  it('sends concurrent misses for a URL whose last response could not be stored each to the origin at once, none given another\'s body', async () => {
+    // The first request is answered at once with no-store; later ones are held until all five reached the origin.
+    const origin = await startPlannedOrigin((number) => ({ headers: { 'cache-control': 'no-store' }, held: number > 1 }))
+    const agent = createTestAgent()
+    expect((await get(origin.url, agent)).body).toBe('body #1')
+    const pending = sendAtOnce(origin.url, agent, 5)
+    await vi.waitFor(() => expect(origin.requests).toBe(6)) // none waits on another: all are at the origin together
+    origin.release()
+    const responses = await Promise.all(pending)
+    const bodies = await Promise.all(responses.map((response) => response.body.text()))
+    expect(bodies.toSorted()).toEqual(['body #2', 'body #3', 'body #4', 'body #5', 'body #6'])
+    expect(responses.every((response) => statusOf(response.headers) === 'miss')).toBe(true)
+    expect(agent.cache.stats.misses).toBe(6)
+  })
+
+  it('stores the response for a URL that turned cacheable after a no-store answer, and coalesces its misses again', async () => {
+    const origin = await startPlannedOrigin((number) => ({ headers: { 'cache-control': number === 1 ? 'no-store' : 'max-age=60' }, held: number > 2 }))
+    const agent = createTestAgent()
+    expect((await get(origin.url, agent)).body).toBe('body #1')
+    expect((await get(origin.url, agent)).body).toBe('body #2') // cacheable now: stored
+    const hit = await request(origin.url, { dispatcher: agent })
+    expect([await hit.body.text(), statusOf(hit.headers)]).toEqual(['body #2', 'hit'])
+    await agent.cache.delete(origin.url)
+    const pending = sendAtOnce(origin.url, agent, 5)
+    await vi.waitFor(() => expect(origin.requests).toBe(3))
+    origin.release()
+    const bodies = await Promise.all((await Promise.all(pending)).map((response) => response.body.text()))
+    expect(bodies).toEqual(Array.from({ length: 5 }, () => 'body #3'))
+    expect(origin.requests).toBe(3)
   })
 
   it('sends a waiter on its own when the stored response varies on a header it sends differently', async () => {

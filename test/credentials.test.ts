@@ -386,6 +386,8 @@ describe('what a hit costs', () => {
     })
     const hitCost = async (path: string, headers: Record<string, string>) => {
       await (await request(`${origin.url}${path}`, { dispatcher: agent, headers })).body.text() // stored, unless it is already
+      // The first hit on a URL remembers its key, worked out once more then (KnownUrls.keep): the hits after it are counted.
+      await (await request(`${origin.url}${path}`, { dispatcher: agent, headers })).body.text()
       ;[digests, store.reads] = [0, 0]
       for (let index = 0; index < 10; index++) await (await request(`${origin.url}${path}`, { dispatcher: agent, headers })).body.text()
       return { digests: digests / 10, reads: store.reads / 10 }

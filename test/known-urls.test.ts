@@ -111,6 +111,19 @@ describe('KnownUrls', () => {
     expect(normalizeParameters('size=1024', ignored)).toBe('size=1024')
   })
 
+  it('remembers the identity of a URL only once it is kept (a response was found for it), and the same after', () => {
+    const known = new KnownUrls(RULES)
+    const url = 'http://a.test/x?b=2&a=1'
+    const first = known.identity(url)
+    expect(known.identity(url)).not.toBe(first) // worked out again: not remembered yet
+    expect(known.identity(url)).toEqual(first)
+    known.keep('http://a.test/other') // not the last one worked out: nothing is kept
+    const kept = known.identity(url)
+    known.keep(url)
+    expect(known.identity(url)).toBe(kept)
+    expect(kept).toEqual({ storedUrl: 'http://a.test/x?a=1&b=2', getKey: workedOut('http://a.test', '/x?b=2&a=1')!.getKey })
+  })
+
   it('keeps apart origin and path pairs that read the same when joined', () => {
     const known = new KnownUrls(NO_RULES)
     expect(known.absolute('http://a.test/b', '/c')).toBe('http://a.test/c')

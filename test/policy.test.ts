@@ -2,6 +2,7 @@ import CachePolicy from 'http-cache-semantics'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decide, evaluateResponse, parseCacheControl, parseVary, revalidationHeaders, staleIfErrorAllows } from '../lib/policy.js'
+import { effectiveCacheControl } from '../lib/response-fields.js'
 import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
 
 const NOW = Date.UTC(2026, 0, 1, 12)
@@ -145,6 +146,22 @@ describe('evaluateResponse', () => {
     expect(evaluated?.policy.reqh).toBeUndefined() // emptied, so nothing of the request is held
     expect(JSON.stringify(evaluated?.policy)).not.toContain('secret')
     expect(evaluated?.varyNames).toEqual(['accept-language'])
+  })
+})
+
+describe('effectiveCacheControl', () => {
+  it('answers a field value it read before as it did, for each status and cache mode apart, and the answer cannot be changed', () => {
+    const field = { 'cache-control': 'must-understand, no-store, private="x-user", no-cache="x-debug"' }
+    for (let round = 0; round < 2; round++) {
+      expect(effectiveCacheControl(200, field, false)).toMatchObject({ members: ['must-understand', 'private="x-user"'], omittedFields: ['x-debug'] })
+      expect(effectiveCacheControl(299, field, false)).toMatchObject({ members: ['must-understand', 'private="x-user"', 'no-store'], omittedFields: ['x-debug'] })
+      expect(effectiveCacheControl(200, field, true)).toMatchObject({ members: ['must-understand'], omittedFields: ['x-user', 'x-debug'] })
+      expect(effectiveCacheControl(299, field, true)).toMatchObject({ members: ['must-understand', 'no-store'], omittedFields: ['x-user', 'x-debug'] })
+    }
+    expect(effectiveCacheControl(200, { 'cache-control': 'max-age=60, proxy-revalidate' }, true).policyField).toBe('max-age=60')
+    const answer = effectiveCacheControl(200, field, false)
+    expect(() => (answer.members as string[]).push('public')).toThrow(TypeError)
+    expect(() => (answer.omittedFields as string[]).push('x-other')).toThrow(TypeError)
   })
 })
 
