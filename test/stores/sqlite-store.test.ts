@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { entrySize, SqliteStore } from '../../lib/index.js'
 import { createTestAgent, useFakeDate } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
@@ -117,6 +117,21 @@ describe('SqliteStore', () => {
       store.close()
     `)
     expect(((store.get('shared') as ResponseEntry).headers.etag)).toBe('"2"')
+  })
+
+  // Issue #17: a burst of misses commits once per turn of the event loop, not once per response.
+  it('makes the first write of a turn at once, and those after it together when the turn ends', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path })
+    const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
+    const other = new sqlite.DatabaseSync(path) // another process's view of the file
+    onTestFinished(() => other.close())
+    const rowsInFile = () => (other.prepare('SELECT count(*) AS rows FROM entries_v2').get() as { rows: number }).rows
+    for (let index = 0; index < 10; index++) store.set(`key${index}`, responseEntry(index))
+    expect(rowsInFile()).toBe(1)
+    expect((store.get('key9') as ResponseEntry).headers.etag).toBe('"9"') // this process reads them meanwhile
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(rowsInFile()).toBe(10)
   })
 
   it('evicts the least recently used entries past maxSize, not the oldest written, and counts them', () => {
