@@ -201,8 +201,12 @@ export class PendingWrites {
   /** Tries the writes in wait, oldest first, up to `BYTES_PER_TRANSACTION` at a time, and comes back while any wait. */
   #flush(): void {
     if (!this.#waits()) return
-    if (this.#flushBatch() === 'done') this.#retryMs = FIRST_RETRY_MS
-    else {
+    if (this.#flushBatch() === 'done') {
+      this.#retryMs = FIRST_RETRY_MS
+      // The lock is free: the rest too, now, as each would have been made at once. One batch per retry
+      // fell behind 64 responses of 64 KiB ending per turn, until new sets were refused (issue #17).
+      this.makeWaiting()
+    } else {
       this.#giveUp(performance.now() - GIVE_UP_AFTER_MS)
       this.#retryMs = Math.min(this.#retryMs * 2, LONGEST_RETRY_MS)
     }
