@@ -82,7 +82,12 @@ export class PendingWrites {
    * waiting writes past `maxBytes`.
    */
   write(key: string, write: Write): void {
-    if (this.#madeThisTurn) return this.#queue(key, write)
+    if (this.#madeThisTurn) {
+      // A transaction's worth gathered already: made now, so that what a turn gathers is never refused as
+      // if the lock held it up.
+      if (this.#queued.size > 0 && this.#bytes + (write.entry === undefined ? 0 : write.size) > BYTES_PER_TRANSACTION) this.makeWaiting()
+      return this.#queue(key, write)
+    }
     if (this.#waits() || this.#attempt(new Map([[key, write]]), false) !== 'done') return this.#queue(key, write)
     this.#madeThisTurn = true
     setImmediate(this.#endTurn)

@@ -130,6 +130,14 @@ describe('SqliteStore', () => {
     expect(rowsInFile(path)).toBe(10)
   })
 
+  it('stores every response a turn ends, however many bytes they add up to', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path }) // 8 MiB of writes may wait for a busy file: these are not held up by one
+    for (let index = 0; index < 12; index++) store.set(`key${index}`, responseEntry(index, { body: new Uint8Array(1024 * 1024) }))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect([rowsInFile(path), store.droppedWrites]).toEqual([12, 0])
+  })
+
   it('evicts the least recently used entries past maxSize, not the oldest written, and counts them', () => {
     const clock = useFakeDate()
     const entry = (version: number) => responseEntry(version, { body: new Uint8Array(3000) })
