@@ -82,15 +82,22 @@ export class PendingWrites {
    * waiting writes past `maxBytes`.
    */
   write(key: string, write: Write): void {
-    if (this.#madeThisTurn) {
-      // A transaction's worth gathered already: made now, so that what a turn gathers is never refused as
-      // if the lock held it up.
-      if (this.#queued.size > 0 && this.#bytes + (write.entry === undefined ? 0 : write.size) > BYTES_PER_TRANSACTION) this.makeWaiting()
-      return this.#queue(key, write)
-    }
+    if (this.#madeThisTurn && this.#gathers(write)) return this.#queue(key, write)
     if (this.#waits() || this.#attempt(new Map([[key, write]]), false) !== 'done') return this.#queue(key, write)
+    if (this.#madeThisTurn) return
     this.#madeThisTurn = true
     setImmediate(this.#endTurn)
+  }
+
+  /**
+   * Whether a write after the first of a turn waits for the turn's end. Not a deletion (an invalidation,
+   * RFC 9111 §4.4): it is made at once, after what gathered, so that other processes stop serving the
+   * entry at once. And once a transaction's worth has gathered, that is made now, so that what a turn
+   * gathers is never refused as if the lock held it up.
+   */
+  #gathers(write: Write): boolean {
+    if (write.entry === undefined || (this.#queued.size > 0 && this.#bytes + write.size > BYTES_PER_TRANSACTION)) this.makeWaiting()
+    return write.entry !== undefined
   }
 
   /**
