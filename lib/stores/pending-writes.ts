@@ -36,9 +36,11 @@ const BYTES_PER_TRANSACTION = 512 * 1024
 
 /**
  * Writes to a database file that other processes write too, made without ever waiting for its lock on
- * the event loop (issue #16): each is tried at once, and while another connection holds the lock it waits
- * here and is retried on a timer, never on a request's path, with whatever else waits (oldest first, in
- * transactions of up to `BYTES_PER_TRANSACTION`). Meanwhile this process reads its own writes from here,
+ * the event loop (issue #16). The first write of a turn of the event loop is tried at once; those after it
+ * in the same turn wait for its end and are made together, in one transaction (issue #17: a commit costs
+ * far more than a row, and 64 requests in flight end many responses per turn). While another connection
+ * holds the lock a write waits here and is retried on a timer, never on a request's path, with whatever
+ * else waits (oldest first, in transactions of up to `BYTES_PER_TRANSACTION`). Meanwhile this process reads its own writes from here,
  * so that a write in wait is never hidden behind the older row, nor a deletion undone while it waits; so
  * a write is done for its caller once accepted (issue #16 part 8: a caller that awaited the commit held
  * coalesced requests up to `GIVE_UP_AFTER_MS`). After `GIVE_UP_AFTER_MS` a set is dropped, like an
@@ -60,6 +62,8 @@ export class PendingWrites {
   #lastQueuedAt = -Infinity
   #gaveUpTo = -Infinity
   #dropped = 0
+  /** A write was made at once in this turn of the event loop: further ones wait for its end, to be made in one transaction. */
+  #madeThisTurn = false
   readonly #loggedDrops = new Set<DropKind>()
 
   constructor(attempt: Attempt, maxBytes: number) {
@@ -78,7 +82,44 @@ export class PendingWrites {
    * waiting writes past `maxBytes`.
    */
   write(key: string, write: Write): void {
-    if (this.#queued.size === 0 && this.#clear === undefined && this.#attempt(new Map([[key, write]]), false) === 'done') return
+    if (this.#madeThisTurn && this.#gathers(write)) return this.#queue(key, write)
+    if (this.#waits() || this.#attempt(new Map([[key, write]]), false) !== 'done') return this.#queue(key, write)
+    if (this.#madeThisTurn) return
+    this.#madeThisTurn = true
+    setImmediate(this.#endTurn)
+  }
+
+  /**
+   * Whether a write after the first of a turn waits for the turn's end. Not a deletion (an invalidation,
+   * RFC 9111 §4.4): it is made at once, after what gathered, so that other processes stop serving the
+   * entry at once. And once a transaction's worth has gathered, that is made now, so that what a turn
+   * gathers is never refused as if the lock held it up.
+   */
+  #gathers(write: Write): boolean {
+    if (write.entry === undefined || (this.#queued.size > 0 && this.#bytes + write.size > BYTES_PER_TRANSACTION)) this.makeWaiting()
+    return write.entry !== undefined
+  }
+
+  /**
+   * Makes what waits now, if the lock is free: for a caller about to read the file, which must find it as
+   * this process will have left it (see `SqliteStore.get`), or to count what it holds.
+   */
+  makeWaiting(): void {
+    while (this.#waits() && this.#flushBatch() === 'done');
+  }
+
+  /** Bytes of sets in wait: what they will add to the file's clock of bytes written once made. */
+  get waitingBytes(): number {
+    return this.#bytes
+  }
+
+  /** The turn of the event loop in which a write was made at once is over: what gathered since is made now, together. */
+  readonly #endTurn = (): void => {
+    this.#madeThisTurn = false
+    this.#flush()
+  }
+
+  #queue(key: string, write: Write): void {
     const size = write.entry === undefined ? 0 : write.size
     const replaced = this.#queued.get(key)
     if (replaced === undefined && this.#bytes + size > this.#maxBytes && this.#queued.size > 0) {
@@ -89,7 +130,7 @@ export class PendingWrites {
     const replacedDeletion = write.entry !== undefined && replaced !== undefined && (replaced.write.entry === undefined || replaced.replacedDeletion)
     this.#queued.set(key, { write, queuedAt: this.#queuedNow(), replacedDeletion })
     this.#bytes += size
-    this.#flushSoon()
+    if (!this.#madeThisTurn) this.#flushSoon() // else made with the turn's others when it ends (#endTurn)
   }
 
   /** Drops every write in wait (superseded, not counted as dropped) and clears the file, now or later. */
@@ -137,7 +178,7 @@ export class PendingWrites {
   close(): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
-    while (this.#waits() && this.#flushBatch() === 'done');
+    this.makeWaiting()
     const left = this.#queued.size + (this.#clear === undefined ? 0 : 1)
     this.#queued.clear()
     this.#bytes = 0
@@ -172,8 +213,12 @@ export class PendingWrites {
   /** Tries the writes in wait, oldest first, up to `BYTES_PER_TRANSACTION` at a time, and comes back while any wait. */
   #flush(): void {
     if (!this.#waits()) return
-    if (this.#flushBatch() === 'done') this.#retryMs = FIRST_RETRY_MS
-    else {
+    if (this.#flushBatch() === 'done') {
+      this.#retryMs = FIRST_RETRY_MS
+      // The lock is free: the rest too, now, as each would have been made at once. One batch per retry
+      // fell behind 64 responses of 64 KiB ending per turn, until new sets were refused (issue #17).
+      this.makeWaiting()
+    } else {
       this.#giveUp(performance.now() - GIVE_UP_AFTER_MS)
       this.#retryMs = Math.min(this.#retryMs * 2, LONGEST_RETRY_MS)
     }

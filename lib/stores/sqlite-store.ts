@@ -117,6 +117,7 @@ export class SqliteStore implements CacheStore {
 
   /** Entries evicted by this store object to stay within `maxSize` (other processes count their own). */
   get evictions(): number {
+    this.#pending.makeWaiting()
     return this.#evictions
   }
 
@@ -133,7 +134,8 @@ export class SqliteStore implements CacheStore {
 
   /** Bytes held in the file's entries now, as counted against `maxSize`. */
   get size(): number {
-    return Number((this.#statements.total.get() as { size: number }).size)
+    this.#pending.makeWaiting()
+    return this.#fileSize()
   }
 
   get(key: string): CacheEntry | undefined {
@@ -147,7 +149,11 @@ export class SqliteStore implements CacheStore {
       return undefined
     }
     // Recorded for hits from `#decoded` too, or a row in constant use would be evicted as unused (issue #16).
-    if (row.now - row.used_at > this.maxSize * USE_RECORD_SHARE) this.#writeIfFree(this.#statements.recordUse, key)
+    // The sets in wait count as written, and are made first, so that the use is stamped after them.
+    if (row.now + this.#pending.waitingBytes - row.used_at > this.maxSize * USE_RECORD_SHARE) {
+      this.#pending.makeWaiting()
+      this.#writeIfFree(this.#statements.recordUse, key)
+    }
     const decoded = this.#decoded.get(key, row.version)
     if (decoded !== undefined) return decoded
     // Written again between the two reads: the next get will see the new row.
@@ -180,6 +186,7 @@ export class SqliteStore implements CacheStore {
   }
 
   keys(): string[] {
+    this.#pending.makeWaiting()
     return this.#pending.keys(() => (this.#statements.keys.all() as Array<{ key: string }>).map((row) => row.key))
   }
 
@@ -243,15 +250,19 @@ export class SqliteStore implements CacheStore {
 
   /** Evicts least recently used entries (never the one just written) until the file is within `maxSize`. */
   #evictOver(keep: string): void {
-    while (this.size > this.maxSize) {
+    while (this.#fileSize() > this.maxSize) {
       const victims = this.#statements.leastRecent.all(keep) as Array<{ key: string }>
       if (victims.length === 0) return
       for (const { key } of victims) {
         this.#statements.remove.run(key)
         this.#evictions++
-        if (this.size <= this.maxSize) return
+        if (this.#fileSize() <= this.maxSize) return
       }
     }
+  }
+
+  #fileSize(): number {
+    return Number((this.#statements.total.get() as { size: number }).size)
   }
 }
 

@@ -17,3 +17,14 @@ export function openStore(options: Partial<ConstructorParameters<typeof SqliteSt
   onTestFinished(() => store.close())
   return store
 }
+
+/** The rows in the file at `path`, as another connection (another process) sees it now. */
+export function rowsInFile(path: string): number {
+  const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
+  const database = new sqlite.DatabaseSync(path)
+  try {
+    return (database.prepare('SELECT count(*) AS rows FROM entries_v2').get() as { rows: number }).rows
+  } finally {
+    database.close()
+  }
+}

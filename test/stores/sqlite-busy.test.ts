@@ -11,7 +11,7 @@ import { MAX_WAITING_KEYS } from '../../lib/stores/pending-writes.js'
 import { createTestAgent } from '../helpers/agent.js'
 import { statusOf } from '../helpers/cache-status.js'
 import { fetchText as get } from '../helpers/request.js'
-import { openStore, temporaryDatabase } from '../helpers/sqlite-file.js'
+import { openStore, rowsInFile, temporaryDatabase } from '../helpers/sqlite-file.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
 import { responseEntry } from './contract.js'
 
@@ -81,6 +81,19 @@ describe('SqliteStore while another connection holds the write lock', () => {
     await expect.poll(() => other.get('deleted')).toBeUndefined()
     expect((other.get('written') as ResponseEntry).headers.etag).toBe('"2"')
     expect(store.droppedWrites).toBe(0)
+  })
+
+  // Issue #17: one transaction of 512 KiB per retry fell behind 64 responses of 64 KiB per turn, and new
+  // sets were refused once 4 MiB waited.
+  it('makes every write in wait at the first retry that finds the lock free, not one transaction of them', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path })
+    const lock = holdWriteLock(path)
+    for (let index = 0; index < 12; index++) store.set(`key${index}`, responseEntry(index, { body: new Uint8Array(100 * 1024) }))
+    lock.release()
+    // A retry runs in the timers phase, this check after it in the same turn: it sees what one retry made.
+    while (rowsInFile(path) === 0) await new Promise((resolve) => setImmediate(resolve))
+    expect(rowsInFile(path)).toBe(12)
   })
 
   // Issue #16 part 8: the cache answers coalesced waiters once the leader's write is done, and a write in

@@ -10,7 +10,7 @@ import { statusOf } from '../helpers/cache-status.js'
 import { startOrigin } from '../helpers/origin.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
 import { fetchText as get } from '../helpers/request.js'
-import { openStore, temporaryDatabase } from '../helpers/sqlite-file.js'
+import { openStore, rowsInFile, temporaryDatabase } from '../helpers/sqlite-file.js'
 import type { ResponseEntry } from '../../lib/index.js'
 import { describeStoreContract, responseEntry } from './contract.js'
 
@@ -117,6 +117,25 @@ describe('SqliteStore', () => {
       store.close()
     `)
     expect(((store.get('shared') as ResponseEntry).headers.etag)).toBe('"2"')
+  })
+
+  // Issue #17: a burst of misses commits once per turn of the event loop, not once per response.
+  it('makes the first write of a turn at once, and those after it together when the turn ends', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path })
+    for (let index = 0; index < 10; index++) store.set(`key${index}`, responseEntry(index))
+    expect(rowsInFile(path)).toBe(1)
+    expect((store.get('key9') as ResponseEntry).headers.etag).toBe('"9"') // this process reads them meanwhile
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(rowsInFile(path)).toBe(10)
+  })
+
+  it('stores every response a turn ends, however many bytes they add up to', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path }) // 8 MiB of writes may wait for a busy file: these are not held up by one
+    for (let index = 0; index < 12; index++) store.set(`key${index}`, responseEntry(index, { body: new Uint8Array(1024 * 1024) }))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect([rowsInFile(path), store.droppedWrites]).toEqual([12, 0])
   })
 
   it('evicts the least recently used entries past maxSize, not the oldest written, and counts them', () => {
