@@ -185,6 +185,8 @@ export const median = (values) => values.toSorted((a, b) => a - b)[Math.floor(va
 export const formatRateRange = (values) => `${formatRate(median(values))} (${formatRate(Math.min(...values))}–${formatRate(Math.max(...values))})`
 /** "1.12x (1.05–1.20)": a ratio of medians and the range of the per-round ratios. */
 export const formatRatioRange = ({ ratio, min, max }) => `${formatRatio(ratio)} (${min.toFixed(2)}–${max.toFixed(2)})`
+/** "64 KiB", "1 MiB". */
+export const formatSize = (size) => (size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`)
 export const formatRate = (perSecond) => Math.round(perSecond).toLocaleString('en-US')
 export const formatRatio = (ratio) => `${ratio.toFixed(2)}x`
 

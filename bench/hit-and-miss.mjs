@@ -16,6 +16,7 @@ import {
   benchArguments,
   CLIENTS,
   formatRateRange,
+  formatSize,
   formatRatio,
   formatRatioRange,
   interleavedRounds,
@@ -136,10 +137,6 @@ const dispatchCosts = isSelected(settings, 'dispatch') ? await measureDispatchCo
 function formatMicroseconds(seconds) {
   const micro = seconds * 1e6
   return `${micro < 0 ? '−' : '+'}${Math.abs(micro).toFixed(1)} µs`
-}
-
-function formatSize(size) {
-  return size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`
 }
 
 const table = markdownTable(

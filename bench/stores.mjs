@@ -4,12 +4,30 @@
 //
 //   npm run bench                      # writes bench/results/stores.md
 //   node bench/stores.mjs --seconds=0.2 --rounds=1   # a quick look (nothing is written)
+//   node bench/stores.mjs --only='miss (stored) 1 KiB'   # only the rows whose label holds that text
+//   npm run build && node bench/stores.mjs --run=2   # a second full run, written beside the first (stores.run-2.md)
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, cacheStores, interceptors } from 'undici'
 import { CachingAgent, MemoryStore, SqliteStore } from 'undici-http-cache'
-import { benchArguments, CLIENTS, formatRate, formatRatio, interleavedMedians, markdownTable, measure, report, startBenchOrigin } from './harness.mjs'
+import {
+  benchArguments,
+  CLIENTS,
+  formatRateRange,
+  formatSize,
+  formatRatio,
+  formatRatioRange,
+  interleavedRounds,
+  isSelected,
+  markdownTable,
+  measure,
+  median,
+  ratioOfRounds,
+  report,
+  resultsFile,
+  startBenchOrigin,
+} from './harness.mjs'
 
 const settings = benchArguments()
 const SIZES = [1024, 64 * 1024, 1024 * 1024]
@@ -51,19 +69,22 @@ for (const workload of ['hit', 'miss']) {
   for (const size of SIZES) {
     for (const inFlight of IN_FLIGHT) {
       for (const client of Object.keys(CLIENTS)) {
+        const label = `${workload === 'hit' ? 'hit' : 'miss (stored)'} ${formatSize(size)} x${inFlight} ${client}`
+        if (!isSelected(settings, label)) continue
         notStored = 0
-        const rates = await interleavedMedians(Object.keys(CONTENDERS), settings.rounds, (name) =>
+        const samples = await interleavedRounds(Object.keys(CONTENDERS), settings.rounds, (name) =>
           measure({ makeDispatcher: CONTENDERS[name], origin, workload, size, client, inFlight, seconds: settings.roundSeconds }),
         )
+        const rates = Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]))
         rows.push([
           workload === 'hit' ? 'hit' : 'miss (stored)',
-          `${size / 1024} KiB`,
+          formatSize(size),
           inFlight,
           client,
-          formatRate(rates.MemoryStore),
-          formatRate(rates.SqliteStore),
-          formatRate(rates['undici SqliteCacheStore']),
-          formatRatio(rates.SqliteStore / rates['undici SqliteCacheStore']),
+          formatRateRange(samples.MemoryStore),
+          formatRateRange(samples.SqliteStore),
+          formatRateRange(samples['undici SqliteCacheStore']),
+          formatRatioRange(ratioOfRounds(samples.SqliteStore, samples['undici SqliteCacheStore'])),
           // Issue #17: SqliteStore at least as fast as undici's SqliteCacheStore in every row.
           rates.SqliteStore >= rates['undici SqliteCacheStore'] ? 'met' : '**MISSED**',
           formatRatio(rates.MemoryStore / rates.SqliteStore),
@@ -97,9 +118,10 @@ const table = markdownTable(
   rows,
 )
 report({
-  file: new URL('./results/stores.md', import.meta.url),
+  file: resultsFile(settings, 'stores.md'),
   title: "Stores: SqliteStore beside MemoryStore and undici's SqliteCacheStore",
   note:
+    'Each figure is the median of the rounds, with the lowest and highest round in brackets; the ratio to undici\'s store is the ratio of the medians, with the lowest and highest ratio of two rounds measured next to each other in brackets. ' +
     "MemoryStore and SqliteStore through CachingAgent; undici's SqliteCacheStore through undici's cache interceptor. " +
     "\"SqliteStore vs undici's SqliteCacheStore\" is a throughput ratio: above 1 SqliteStore is faster. " +
     "The cost ratio is MemoryStore's throughput over SqliteStore's: 1.00x means no extra cost. " +
