@@ -27,7 +27,10 @@ describe('Cache-Status', () => {
     const agent = createTestAgent(options)
     for (const response of [await get(origin.url, agent), await get(origin.url, agent)]) {
       const [member] = parseList(String(response.headers['cache-status']))
-      expect(member![1].get('ttl')).toBe(ttl)
+      // The entry ages while the test runs: on a loaded machine a second may pass before the hit.
+      const ttlSeconds = member![1].get('ttl') as number
+      expect(ttl - ttlSeconds).toBeGreaterThanOrEqual(0)
+      expect(ttl - ttlSeconds).toBeLessThanOrEqual(2)
     }
     expect(cacheInfo((await get(origin.url, agent)).headers)).toMatchObject({ status: 'hit', fromCache: true })
   })
