@@ -290,17 +290,21 @@ export class KnownUrls {
   readonly #origins = new Map<string, KnownOrigin>()
   /** Identities of URLs `absolute` did not join from a known origin and a plain path, by URL. */
   readonly #identities = new Map<string, UrlIdentity>()
+  /** The origin `#knownOrigin` last answered for, and its answer. */
+  #recentOrigin: string | undefined
+  #recentKnown: KnownOrigin | undefined
   /** How many identities are remembered, in `#identities` and in the origins' maps together. */
   #identityCount = 0
   readonly #keyOptions: { rules: ParameterRules; matchHeaders: false }
   /**
-   * The URL `absolute` last joined from an origin and a plain path, with those: `identity` of that URL looks
-   * it up by path on its origin, not by the URL, which is a string made afresh for each request and so
-   * flattened and hashed again each time (most of a hit's lookup, measured in issue #17).
+   * The URL `absolute` last joined from an origin and a plain path, with those and the identity kept for
+   * the path, if any: `identity` of that URL finds it by path on its origin, not by the URL, a string made
+   * afresh for each request and so flattened and hashed again each time (most of a hit's lookup, issue #17).
    */
   #joinedUrl: string | undefined
   #joinedPath = ''
   #joinedOrigin: KnownOrigin | undefined
+  #joinedIdentity: UrlIdentity | undefined
   /** The identity `identity` last worked out, its URL, and its origin and path when joined, until `keep`. */
   #lastUrl: string | undefined
   #lastIdentity: UrlIdentity | undefined
@@ -315,18 +319,22 @@ export class KnownUrls {
 
   /** The URL of request-target `path` on `origin` (see `absoluteUrl`); `undefined` when it is not keyed. */
   absolute(origin: string, path: string): string | undefined {
-    // undici sends a fragment too (a URL it was given has none: it is dropped as the URL is read), which
-    // would name another target than the URL without it.
-    if (path.includes('#')) return undefined
-    // Most requests need no parsing: an origin in its serialised form and a path the URL parser keeps as it is.
     const known = this.#knownOrigin(origin)
-    if (known.serialised !== '' && PLAIN_PATH.test(path) && !MAY_HOLD_DOT_SEGMENT.test(path)) {
+    // A path kept (`keep`) was joined as below: its identity is at hand, and it needs no test again.
+    const identity = known.identities.get(path)
+    // Most requests need no parsing: an origin in its serialised form and a path the URL parser keeps as it
+    // is (no `#` among its characters either).
+    if (identity !== undefined || (known.serialised !== '' && PLAIN_PATH.test(path) && !MAY_HOLD_DOT_SEGMENT.test(path))) {
       const url = known.serialised + path
       this.#joinedUrl = url
       this.#joinedPath = path
       this.#joinedOrigin = known
+      this.#joinedIdentity = identity
       return url
     }
+    // undici sends a fragment too (a URL it was given has none: it is dropped as the URL is read), which
+    // would name another target than the URL without it.
+    if (path.includes('#')) return undefined
     // The origin's length first, so that no two (origin, path) pairs share a memo key.
     const memoKey = `${origin.length} ${origin}${path}`
     let url = this.#absolute.get(memoKey)
@@ -339,6 +347,8 @@ export class KnownUrls {
 
   /** What is known of `origin`: the http(s) origin it serialises to when it is written exactly so ('' if not). */
   #knownOrigin(origin: string): KnownOrigin {
+    // Most programs send to one origin, named by a string made afresh per request: compared, not hashed.
+    if (origin === this.#recentOrigin && this.#recentKnown?.isHeld) return this.#recentKnown
     let known = this.#origins.get(origin)
     if (known === undefined) {
       let serialised = originOf(origin)
@@ -348,6 +358,8 @@ export class KnownUrls {
       if (this.#origins.size >= this.#limit) this.#forgetOrigins()
       if (known.isHeld) this.#origins.set(origin, known)
     }
+    this.#recentOrigin = origin
+    this.#recentKnown = known
     return known
   }
 
@@ -356,10 +368,17 @@ export class KnownUrls {
    * afresh is not remembered yet (see `keep`).
    */
   identity(url: string): UrlIdentity {
-    const origin = url === this.#joinedUrl ? this.#joinedOrigin : undefined
-    const path = this.#joinedPath
-    const known = origin === undefined ? this.#identities.get(url) : origin.identities.get(path)
-    if (known !== undefined) return known
+    let origin: KnownOrigin | undefined
+    let path = ''
+    if (url === this.#joinedUrl) {
+      // `absolute` looked it up already.
+      if (this.#joinedIdentity !== undefined) return this.#joinedIdentity
+      origin = this.#joinedOrigin
+      path = this.#joinedPath
+    } else {
+      const known = this.#identities.get(url)
+      if (known !== undefined) return known
+    }
     const storedUrl = normalizeRequestUrl(url, this.#rules)
     const identity = { storedUrl, getKey: keyOf({ method: 'GET', url: storedUrl, body: undefined, headers: NO_HEADERS }, this.#keyOptions) }
     this.#lastUrl = url

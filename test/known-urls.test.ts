@@ -78,8 +78,8 @@ describe('KnownUrls', () => {
     )
   })
 
-  it('gives the same when the identities are kept, by origin and path or by URL, past its limit too', () => {
-    const known = new KnownUrls(RULES, 8)
+  it.each([3, 8])('gives the same when the identities are kept, by origin and path or by URL, past its limit (%i) too', (limit) => {
+    const known = new KnownUrls(RULES, limit)
     fc.assert(
       fc.property(fc.array(fc.tuple(moreOrigins, paths), { minLength: 1, maxLength: 30 }), (requests) => {
         for (const round of [1, 2, 3]) {
