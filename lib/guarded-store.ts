@@ -46,7 +46,9 @@ export class GuardedStore {
   }
 
   get(key: string): MaybePromise<CacheEntry | undefined> {
-    return andThen(this.#read(key), (value) => this.#decode(key, value))
+    const value = this.#read(key)
+    // No callback made for a store that answers at once (memory): this is on every lookup.
+    return isPromise(value) ? value.then((read) => this.#decode(key, read)) : this.#decode(key, value)
   }
 
   /**

@@ -13,7 +13,7 @@ import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import { pickHeaders } from './policy.js'
 import { COOKIE_SETTING_FIELDS } from './response-fields.js'
 import { usefulUntil } from './retention.js'
-import { ENTRY_VERSION, type ResponseEntry, type VaryEntry } from './store.js'
+import { ENTRY_VERSION, type CacheEntry, type ResponseEntry, type VaryEntry } from './store.js'
 
 export type Lookup =
   /** `storedKey`: the key the response is stored under (a variant's own key, below the URL's). */
@@ -70,18 +70,26 @@ function firstResponse(found: Lookup, other: MaybePromise<Lookup>): MaybePromise
 
 /** `url`, when given, is the normalised URL the response must have been stored for. */
 function lookupKey(store: GuardedStore, key: string, headers: RequestHeaders, url: string | undefined): MaybePromise<Lookup> {
-  return andThen(store.get(key), (entry) => {
-    if (entry === undefined || entry.kind === 'generation') return { found: 'nothing', missReason: 'uri-miss' }
-    if (entry.kind === 'response') return matchResponse(entry, key, url, 'uri-miss')
-    const varyHeaders = pickHeaders(headers, entry.names)
-    const variantKey = createVariantKey(key, varyHeaders)
-    const varyMiss: Lookup = { found: 'nothing', missReason: 'vary-miss', varyNames: entry.names }
-    if (!entry.variants.includes(variantKey)) return varyMiss
-    return andThen(store.get(variantKey), (variant) =>
-      variant?.kind === 'response' && sameValues(variant.varyHeaders, varyHeaders) ? matchResponse(variant, variantKey, url, 'vary-miss') : varyMiss,
-    )
-  })
+  const stored = store.get(key)
+  // A store that answers at once (memory) is read without a callback made for it: this is on every hit.
+  return isPromise(stored) ? stored.then((entry) => lookedUp(store, entry, key, headers, url)) : lookedUp(store, stored, key, headers, url)
 }
+
+/** What `lookupKey` found in `entry`, the value under `key`, following a `VaryEntry` to the variant it selects. */
+function lookedUp(store: GuardedStore, entry: CacheEntry | undefined, key: string, headers: RequestHeaders, url: string | undefined): MaybePromise<Lookup> {
+  if (entry === undefined || entry.kind === 'generation') return NOTHING_STORED
+  if (entry.kind === 'response') return matchResponse(entry, key, url, 'uri-miss')
+  const varyHeaders = pickHeaders(headers, entry.names)
+  const variantKey = createVariantKey(key, varyHeaders)
+  const varyMiss: Lookup = { found: 'nothing', missReason: 'vary-miss', varyNames: entry.names }
+  if (!entry.variants.includes(variantKey)) return varyMiss
+  return andThen(store.get(variantKey), (variant) =>
+    variant?.kind === 'response' && sameValues(variant.varyHeaders, varyHeaders) ? matchResponse(variant, variantKey, url, 'vary-miss') : varyMiss,
+  )
+}
+
+/** Nothing stored under a URL's key: one record for every such lookup, never written to. */
+const NOTHING_STORED: Lookup = Object.freeze({ found: 'nothing', missReason: 'uri-miss' })
 
 /** A stored response for another URL than the one expected (a key collision) is never served. */
 function matchResponse(entry: ResponseEntry, storedKey: string, url: string | undefined, missReason: 'uri-miss' | 'vary-miss'): Lookup {

@@ -78,6 +78,26 @@ describe('KnownUrls', () => {
     )
   })
 
+  it.each([3, 8])('gives the same when the identities are kept, by origin and path or by URL, past its limit (%i) too', (limit) => {
+    const known = new KnownUrls(RULES, limit)
+    fc.assert(
+      fc.property(fc.array(fc.tuple(moreOrigins, paths), { minLength: 1, maxLength: 30 }), (requests) => {
+        for (const round of [1, 2, 3]) {
+          for (const [origin, path] of requests) {
+            const expected = workedOut(origin, path)
+            const url = known.absolute(origin, path)
+            expect(url, `round ${round}`).toBe(expected?.url)
+            if (url === undefined) continue
+            expect(known.identity(url).getKey, `round ${round}`).toBe(expected?.getKey)
+            known.keep(url)
+            // The same URL written afresh, as a key function or a later request gives it, finds the same.
+            expect(known.identity(`${url}`.slice(0)).getKey, `round ${round}`).toBe(expected?.getKey)
+          }
+        }
+      }),
+    )
+  })
+
   it('normalises URLs on the string as the URL API would, to a URL that parses to itself', () => {
     const ignored = RULES
     fc.assert(
