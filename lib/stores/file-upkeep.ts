@@ -13,25 +13,28 @@ const TRUNCATE_WAIT_MS = 100
 const PURGE_BATCH = 256
 
 /**
- * The worker: a connection of its own that copies the WAL into the database file when asked. A PASSIVE
- * checkpoint never waits; it cannot copy past what a reader still uses, so while several processes read all
- * the time the WAL only grows, and once it is large a TRUNCATE, which waits for readers, empties it.
- * A purge finds the rows of no use outside any transaction (the scan reads the whole table, as no index
- * serves it) and deletes them in short transactions, each row only if it is still of no use then.
+ * The worker, one per process for every store's file: a connection per store that copies the WAL into the
+ * database file when asked. A PASSIVE checkpoint never waits; it cannot copy past what a reader still
+ * uses, so while several processes read all the time the WAL only grows, and once it is large a TRUNCATE,
+ * which waits for readers, empties it. A purge finds the rows of no use outside any transaction (the scan
+ * reads the whole table, as no index serves it) and deletes them in short transactions, each row only if it
+ * is still of no use then.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const { DatabaseSync } = process.getBuiltinModule('node:sqlite')
-const database = new DatabaseSync(workerData.path)
-database.exec('PRAGMA busy_timeout = ' + workerData.waitMs)
-const pageSize = database.prepare('PRAGMA page_size').get().page_size
-const expired = database.prepare(workerData.purge.expired)
-const remove = database.prepare(workerData.purge.remove)
-function checkpoint() {
+const files = new Map()
+function open({ path, purge }) {
+  const database = new DatabaseSync(path)
+  database.exec('PRAGMA busy_timeout = ' + workerData.waitMs)
+  const pageSize = database.prepare('PRAGMA page_size').get().page_size
+  return { database, pageSize, expired: database.prepare(purge.expired), remove: database.prepare(purge.remove) }
+}
+function checkpoint({ database, pageSize }) {
   const { log } = database.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()
   if (log * pageSize > workerData.truncateOverBytes) database.exec('PRAGMA wal_checkpoint(TRUNCATE)')
 }
-function purge() {
+function purge({ database, expired, remove }) {
   for (let keys = []; ; ) {
     const now = Date.now()
     keys = expired.all(now, workerData.purgeBatch).map((row) => row.key)
@@ -47,13 +50,16 @@ function purge() {
     if (keys.length < workerData.purgeBatch) return
   }
 }
-parentPort.on('message', (message) => {
-  if (message === 'close') return void (database.close(), parentPort.close())
+parentPort.on('message', ({ id, open: file, run }) => {
+  if (id === undefined) return void parentPort.close() // no store uses the worker any longer
   try {
-    if (message === 'checkpoint') checkpoint()
-    else purge()
+    if (file !== undefined) return void files.set(id, open(file))
+    const opened = files.get(id)
+    if (run === 'close') return void (files.delete(id), opened.database.close())
+    if (run === 'checkpoint') checkpoint(opened)
+    else purge(opened)
   } catch (error) {
-    parentPort.postMessage(message + ': ' + String(error)) // busy: the next one tries again
+    parentPort.postMessage(run + ': ' + String(error)) // busy: the next one tries again
   }
 })
 `
@@ -65,16 +71,50 @@ export interface PurgeStatements {
 }
 
 /**
+ * The process's worker, shared by the stores (issue #17: starting one costs about 25 ms of CPU, and a
+ * program that opens stores often paid it each time), and ended once none has used it for `IDLE_MS`.
+ */
+const IDLE_MS = 1000
+let worker: Worker | undefined
+let users = 0
+let idleTimer: NodeJS.Timeout | undefined
+let nextId = 0
+
+function useWorker(): Worker {
+  users++
+  clearTimeout(idleTimer)
+  if (worker !== undefined) return worker
+  const workerData = { waitMs: TRUNCATE_WAIT_MS, truncateOverBytes: TRUNCATE_OVER_BYTES, purgeBatch: PURGE_BATCH }
+  const started = new Worker(WORKER_SOURCE, { eval: true, workerData })
+  started.unref() // upkeep never keeps a process alive
+  started.on('message', (message) => log('SqliteStore upkeep failed (the next one tries again): %s', message))
+  started.on('error', (error) => log('SqliteStore upkeep worker failed: %s', error))
+  started.on('exit', () => (worker = worker === started ? undefined : worker))
+  worker = started
+  return started
+}
+
+function leaveWorker(): void {
+  if (--users > 0) return
+  idleTimer = setTimeout(() => {
+    worker?.postMessage({})
+    worker = undefined
+  }, IDLE_MS).unref()
+}
+
+/**
  * Work on a database file done on a worker thread, off the event loop (issue #16): checkpoints of its WAL
  * (SQLite would run them on the connection that commits, and one that copies a large WAL and syncs the
  * file can take far longer than the write itself; the store turns SQLite's own off, `wal_autocheckpoint =
- * 0`, and says here what it wrote) and purges of rows of no use (a scan of the whole table). The worker
- * starts with the first request, so a store that only reads never starts one.
+ * 0`, and says here what it wrote) and purges of rows of no use (a scan of the whole table). The worker's
+ * connection to the file opens with the first request, so a store that only reads never opens one.
  */
 export class FileUpkeep {
+  readonly #id = nextId++
   readonly #path: string
   readonly #purge: PurgeStatements
-  #worker: Worker | undefined
+  /** The worker this file's connection was opened on, if any; another after a worker that failed. */
+  #openedOn: Worker | undefined
   #writtenBytes = 0
 
   constructor(path: string, purge: PurgeStatements) {
@@ -87,33 +127,27 @@ export class FileUpkeep {
     this.#writtenBytes += bytes
     if (this.#writtenBytes < CHECKPOINT_EVERY_BYTES) return
     this.#writtenBytes = 0
-    this.#start().postMessage('checkpoint')
+    this.#run('checkpoint')
   }
 
   /** Asks for the rows of no use to be deleted. */
   purge(): void {
-    this.#start().postMessage('purge')
+    this.#run('purge')
   }
 
   close(): void {
-    this.#worker?.postMessage('close')
-    this.#worker = undefined
+    if (this.#openedOn === undefined) return
+    this.#openedOn.postMessage({ id: this.#id, run: 'close' })
+    this.#openedOn = undefined
+    leaveWorker()
   }
 
-  #start(): Worker {
-    if (this.#worker !== undefined) return this.#worker
-    const workerData = {
-      path: this.#path,
-      waitMs: TRUNCATE_WAIT_MS,
-      truncateOverBytes: TRUNCATE_OVER_BYTES,
-      purge: this.#purge,
-      purgeBatch: PURGE_BATCH,
+  #run(run: 'checkpoint' | 'purge'): void {
+    if (this.#openedOn === undefined || this.#openedOn !== worker) {
+      if (this.#openedOn !== undefined) users-- // its worker failed: opened again on the next
+      this.#openedOn = useWorker()
+      this.#openedOn.postMessage({ id: this.#id, open: { path: this.#path, purge: this.#purge } })
     }
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData })
-    worker.unref() // upkeep never keeps a process alive
-    worker.on('message', (message) => log('SqliteStore upkeep failed (the next one tries again): %s', message))
-    worker.on('error', (error) => log('SqliteStore upkeep worker failed: %s', error))
-    this.#worker = worker
-    return worker
+    this.#openedOn.postMessage({ id: this.#id, run })
   }
 }
