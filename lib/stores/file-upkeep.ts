@@ -5,6 +5,14 @@ const log = debuglog('undici-http-cache')
 
 /** A checkpoint is asked for after this many bytes written by this process: about SQLite's own 1,000 pages. */
 const CHECKPOINT_EVERY_BYTES = 4 * 1024 * 1024
+/**
+ * A checkpoint runs again while the last pass found new frames, up to this many passes: SQLite starts the
+ * WAL over only once a checkpoint has copied all of it, and one pass never does while this process writes
+ * meanwhile (issue #17: the WAL grew to the TRUNCATE below, whose lock held up writes until they were
+ * refused, 843 of 9,000 responses of 64 KiB with one request in flight). The next pass copies only what
+ * was written during the last one, so the passes get shorter until one finds nothing new.
+ */
+const CHECKPOINT_PASSES = 8
 /** Past this, the checkpoint also waits for readers to move on and empties the WAL file (TRUNCATE). */
 const TRUNCATE_OVER_BYTES = 64 * 1024 * 1024
 /** How long that wait may hold up other connections' writes (they wait in PendingWrites, not on an event loop). */
@@ -31,7 +39,11 @@ function open({ path, purge }) {
   return { database, pageSize, expired: database.prepare(purge.expired), remove: database.prepare(purge.remove) }
 }
 function checkpoint({ database, pageSize }) {
-  const { log } = database.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()
+  let log = 0
+  for (let pass = 0, previous = -1; pass < workerData.checkpointPasses && log !== previous; pass++) {
+    previous = log
+    ;({ log } = database.prepare('PRAGMA wal_checkpoint(PASSIVE)').get())
+  }
   if (log * pageSize > workerData.truncateOverBytes) database.exec('PRAGMA wal_checkpoint(TRUNCATE)')
 }
 function purge({ database, expired, remove }) {
@@ -84,7 +96,12 @@ function useWorker(): Worker {
   users++
   clearTimeout(idleTimer)
   if (worker !== undefined) return worker
-  const workerData = { waitMs: TRUNCATE_WAIT_MS, truncateOverBytes: TRUNCATE_OVER_BYTES, purgeBatch: PURGE_BATCH }
+  const workerData = {
+    checkpointPasses: CHECKPOINT_PASSES,
+    waitMs: TRUNCATE_WAIT_MS,
+    truncateOverBytes: TRUNCATE_OVER_BYTES,
+    purgeBatch: PURGE_BATCH,
+  }
   const started = new Worker(WORKER_SOURCE, { eval: true, workerData })
   started.unref() // upkeep never keeps a process alive
   started.on('message', (message) => log('SqliteStore upkeep failed (the next one tries again): %s', message))
