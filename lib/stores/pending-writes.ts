@@ -64,6 +64,11 @@ export class PendingWrites {
   #dropped = 0
   /** A write was made at once in this turn of the event loop: further ones wait for its end, to be made in one transaction. */
   #madeThisTurn = false
+  /**
+   * An attempt found the lock taken since the last retry: what waits is not tried again before the next,
+   * or a deletion per call would try (and build a batch of) every write in wait, 10,000 deletions in 10 s.
+   */
+  #foundBusy = false
   readonly #loggedDrops = new Set<DropKind>()
 
   constructor(attempt: Attempt, maxBytes: number) {
@@ -105,7 +110,7 @@ export class PendingWrites {
    * this process will have left it (see `SqliteStore.get`), or to count what it holds.
    */
   makeWaiting(): void {
-    while (this.#waits() && this.#flushBatch() === 'done');
+    while (!this.#foundBusy && this.#waits() && this.#flushBatch() === 'done');
   }
 
   /** Bytes of sets in wait: what they will add to the file's clock of bytes written once made. */
@@ -212,6 +217,7 @@ export class PendingWrites {
 
   /** Tries the writes in wait, oldest first, up to `BYTES_PER_TRANSACTION` at a time, and comes back while any wait. */
   #flush(): void {
+    this.#foundBusy = false
     if (!this.#waits()) return
     if (this.#flushBatch() === 'done') {
       this.#retryMs = FIRST_RETRY_MS
@@ -236,6 +242,7 @@ export class PendingWrites {
       return 'done'
     }
     if (outcome === 'done') this.#finish(batch)
+    else this.#foundBusy = true
     return outcome
   }
 

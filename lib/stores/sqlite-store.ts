@@ -5,15 +5,14 @@ import { usefulUntil } from '../retention.js'
 import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
 import { DecodedEntries } from './decoded-entries.js'
 import { PendingWrites, type Write } from './pending-writes.js'
-import { WalCheckpoints } from './wal-checkpoints.js'
+import { FileUpkeep } from './file-upkeep.js'
 
 /**
  * The table layout's version, part of the table names: a release that changes the layout uses new tables,
  * so an older release sharing the file keeps its own and neither misreads the other's rows.
  */
-const SCHEMA = 'v2'
+const SCHEMA = 'v3'
 const ENTRIES = `entries_${SCHEMA}`
-const TOTALS = `totals_${SCHEMA}`
 
 /**
  * A hit records its use (moves its row to the recent end) only once this share of `maxSize` has been
@@ -30,8 +29,10 @@ const OPEN_WAIT_MS = 5000
 const DECODED_BYTES = 4 * 1024 * 1024
 /** Bytes of writes that may wait for the lock in this process; past it, a write is not stored. */
 const PENDING_BYTES = 4 * 1024 * 1024
-/** Rows evicted or purged per statement: enough to make room, small enough to keep a write short. */
+/** Rows evicted per statement: enough to make room, small enough to keep a write short. */
 const BATCH = 16
+/** Rows of no use are purged each time this process has written this share of `maxSize` (a scan of the whole table). */
+const PURGE_SHARE = 1 / 4
 
 const SQLITE_BUSY = 5
 
@@ -49,13 +50,23 @@ export class SqliteStore implements CacheStore {
   readonly maxEntrySize: number
   readonly #database: DatabaseSync
   readonly #statements: Record<
-    'select' | 'value' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'leastRecent' | 'purge' | 'recordUse',
+    'select' | 'value' | 'sizeOf' | 'upsert' | 'remove' | 'keys' | 'clear' | 'total' | 'dataVersion' | 'leastRecent' | 'recordUse',
     StatementSync
   >
   readonly #decoded: DecodedEntries
   readonly #pending: PendingWrites
-  readonly #checkpoints: WalCheckpoints | undefined
+  /** The worker that checkpoints and purges the file; none for `:memory:`, which purges on its own connection. */
+  readonly #upkeep: FileUpkeep | undefined
   #evictions = 0
+  /**
+   * Bytes in the file's entries, counted in this process rather than in a row every write updates (issue
+   * #17: that row was a page more in the log per commit). Exact while the file's `data_version` is
+   * `#countedAt`: it changes when another connection commits, never for this one's own commits.
+   */
+  #total = 0
+  #countedAt: number | undefined
+  /** Bytes this process wrote since it last purged the rows of no use. */
+  #writtenSincePurge = 0
 
   constructor(options: SqliteStoreOptions) {
     const resolved = resolveSqliteStoreOptions(options)
@@ -67,25 +78,20 @@ export class SqliteStore implements CacheStore {
     this.#database = new sqlite.DatabaseSync(resolved.path)
     // The busy timeout first: switching to WAL and creating the tables take locks another process may hold.
     // Then none: from here on a busy file is never waited for on the event loop, and checkpoints, which
-    // SQLite would run on the committing connection, run on a worker (WalCheckpoints).
+    // SQLite would run on the committing connection, run on a worker (FileUpkeep).
+    // A write touches as few pages as it can (issue #17): the row, its key in the primary key's index, and
+    // the used_at index (with size, so that counting the bytes reads the index alone). No index on
+    // useful_until: the rare purge scans the table, on the worker. The value last, so that reading the
+    // other columns of a row never follows the value's overflow pages.
     this.#database.exec(`
       PRAGMA busy_timeout = ${OPEN_WAIT_MS};
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
       CREATE TABLE IF NOT EXISTS ${ENTRIES} (
-        key TEXT PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL, size INTEGER NOT NULL, used_at INTEGER NOT NULL,
-        useful_until INTEGER NOT NULL
+        key TEXT PRIMARY KEY, version INTEGER NOT NULL, size INTEGER NOT NULL, used_at INTEGER NOT NULL,
+        useful_until INTEGER NOT NULL, value BLOB NOT NULL
       );
-      CREATE INDEX IF NOT EXISTS ${ENTRIES}_used_at ON ${ENTRIES} (used_at);
-      CREATE INDEX IF NOT EXISTS ${ENTRIES}_useful_until ON ${ENTRIES} (useful_until);
-      CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL);
-      INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0);
-      CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_added AFTER INSERT ON ${ENTRIES}
-        BEGIN UPDATE ${TOTALS} SET size = size + NEW.size; END;
-      CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_removed AFTER DELETE ON ${ENTRIES}
-        BEGIN UPDATE ${TOTALS} SET size = size - OLD.size; END;
-      CREATE TRIGGER IF NOT EXISTS ${ENTRIES}_resized AFTER UPDATE OF size ON ${ENTRIES}
-        BEGIN UPDATE ${TOTALS} SET size = size - OLD.size + NEW.size; END;
+      CREATE INDEX IF NOT EXISTS ${ENTRIES}_used_at ON ${ENTRIES} (used_at, size);
       PRAGMA busy_timeout = 0;
       PRAGMA wal_autocheckpoint = 0;
     `)
@@ -97,22 +103,27 @@ export class SqliteStore implements CacheStore {
     this.#statements = {
       select: prepare(`SELECT version, used_at, useful_until, ${now} AS now FROM ${ENTRIES} WHERE key = ?`),
       value: prepare(`SELECT value FROM ${ENTRIES} WHERE key = ? AND version = ?`),
+      sizeOf: prepare(`SELECT size FROM ${ENTRIES} WHERE key = ?`),
       upsert: prepare(`
         INSERT INTO ${ENTRIES} (key, value, version, size, used_at, useful_until) VALUES (?1, ?2, ?3, ?4, ${now} + ?4, ?5)
         ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, size = excluded.size,
           used_at = excluded.used_at, useful_until = excluded.useful_until
       `),
-      remove: prepare(`DELETE FROM ${ENTRIES} WHERE key = ?`),
+      remove: prepare(`DELETE FROM ${ENTRIES} WHERE key = ? RETURNING size`),
       keys: prepare(`SELECT key FROM ${ENTRIES}`),
       clear: prepare(`DELETE FROM ${ENTRIES}`),
-      total: prepare(`SELECT size FROM ${TOTALS} WHERE id = 1`),
+      total: prepare(`SELECT coalesce(sum(size), 0) AS size FROM ${ENTRIES}`),
+      dataVersion: prepare('PRAGMA data_version'),
       leastRecent: prepare(`SELECT key FROM ${ENTRIES} WHERE key != ? ORDER BY used_at LIMIT ${BATCH}`),
-      purge: prepare(`DELETE FROM ${ENTRIES} WHERE key IN (SELECT key FROM ${ENTRIES} WHERE useful_until < ? LIMIT ${BATCH})`),
       recordUse: prepare(`UPDATE ${ENTRIES} SET used_at = ${now} WHERE key = ?`),
     }
     this.#decoded = new DecodedEntries(Math.min(DECODED_BYTES, this.maxSize))
     this.#pending = new PendingWrites((writes, clearFirst) => this.#write(writes, clearFirst), Math.max(PENDING_BYTES, this.maxEntrySize))
-    this.#checkpoints = resolved.path === ':memory:' ? undefined : new WalCheckpoints(resolved.path)
+    const purge = {
+      expired: `SELECT key FROM ${ENTRIES} WHERE useful_until < ?1 LIMIT ?2`,
+      remove: `DELETE FROM ${ENTRIES} WHERE key = ?1 AND useful_until < ?2`,
+    }
+    this.#upkeep = resolved.path === ':memory:' ? undefined : new FileUpkeep(resolved.path, purge)
   }
 
   /** Entries evicted by this store object to stay within `maxSize` (other processes count their own). */
@@ -145,14 +156,14 @@ export class SqliteStore implements CacheStore {
     if (row === undefined) return undefined
     if (row.useful_until < Date.now()) {
       this.#decoded.forget(key)
-      this.#writeIfFree(this.#statements.remove, key) // of no use any longer: purged as it is found
+      this.#writeIfFree(() => this.#remove(key)) // of no use any longer: purged as it is found
       return undefined
     }
     // Recorded for hits from `#decoded` too, or a row in constant use would be evicted as unused (issue #16).
     // The sets in wait count as written, and are made first, so that the use is stamped after them.
     if (row.now + this.#pending.waitingBytes - row.used_at > this.maxSize * USE_RECORD_SHARE) {
       this.#pending.makeWaiting()
-      this.#writeIfFree(this.#statements.recordUse, key)
+      this.#writeIfFree(() => this.#statements.recordUse.run(key))
     }
     const decoded = this.#decoded.get(key, row.version)
     if (decoded !== undefined) return decoded
@@ -198,7 +209,7 @@ export class SqliteStore implements CacheStore {
   close(): void {
     if (!this.#database.isOpen) return
     this.#pending.close()
-    this.#checkpoints?.close()
+    this.#upkeep?.close()
     this.#database.close()
   }
 
@@ -215,34 +226,57 @@ export class SqliteStore implements CacheStore {
     }
     let bytes = 0
     try {
+      this.#fileSize() // counted again first if another connection committed since
       if (clearFirst) this.#statements.clear.run()
+      if (clearFirst) this.#total = 0
       for (const [key, write] of writes) {
-        if (write.entry === undefined) this.#statements.remove.run(key)
+        if (write.entry === undefined) this.#remove(key)
         else this.#upsert(key, write)
         bytes += write.entry === undefined ? 0 : write.size
       }
-      this.#statements.purge.run(Date.now())
+      this.#purgeEvery(bytes)
       this.#database.exec('COMMIT')
     } catch (error) {
       this.#database.exec('ROLLBACK')
+      this.#countedAt = undefined // what this transaction counted was undone
       if (isBusy(error)) return 'busy'
       throw error
     }
-    this.#checkpoints?.wrote(bytes)
+    this.#upkeep?.wrote(bytes)
     return 'done'
   }
 
   #upsert(key: string, { entry, encoded, size }: Write & { entry: CacheEntry }): void {
+    const replaced = this.#statements.sizeOf.get(key) as { size: number } | undefined
     // A random version per write, so that every process can tell a row it decoded from one written since.
     const version = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)
     this.#statements.upsert.run(key, encoded, version, size, usefulUntil(entry))
+    this.#total += size - (replaced?.size ?? 0)
     this.#evictOver(key)
   }
 
+  #remove(key: string): void {
+    const removed = this.#statements.remove.get(key) as { size: number } | undefined
+    if (removed !== undefined) this.#total -= removed.size
+  }
+
+  /**
+   * Purges the rows of no use each `PURGE_SHARE` of `maxSize` this process writes: on the worker, or, for
+   * `:memory:`, which no other connection can open, here in the transaction.
+   */
+  #purgeEvery(bytes: number): void {
+    this.#writtenSincePurge += bytes
+    if (this.#writtenSincePurge < this.maxSize * PURGE_SHARE) return
+    this.#writtenSincePurge = 0
+    if (this.#upkeep !== undefined) return this.#upkeep.purge()
+    const rows = this.#database.prepare(`SELECT key FROM ${ENTRIES} WHERE useful_until < ?`).all(Date.now()) as Array<{ key: string }>
+    for (const { key } of rows) this.#remove(key)
+  }
+
   /** A write a read makes in passing: skipped, not waited for, while another connection holds the write lock. */
-  #writeIfFree(statement: StatementSync, key: string): void {
+  #writeIfFree(write: () => void): void {
     try {
-      statement.run(key)
+      write()
     } catch (error) {
       if (!isBusy(error)) throw error
     }
@@ -250,19 +284,28 @@ export class SqliteStore implements CacheStore {
 
   /** Evicts least recently used entries (never the one just written) until the file is within `maxSize`. */
   #evictOver(keep: string): void {
-    while (this.#fileSize() > this.maxSize) {
+    while (this.#total > this.maxSize) {
       const victims = this.#statements.leastRecent.all(keep) as Array<{ key: string }>
       if (victims.length === 0) return
       for (const { key } of victims) {
-        this.#statements.remove.run(key)
+        this.#remove(key)
         this.#evictions++
-        if (this.#fileSize() <= this.maxSize) return
+        if (this.#total <= this.maxSize) return
       }
     }
   }
 
+  /**
+   * The bytes in the file's entries: `#total`, counted again (from the used_at index alone) when another
+   * connection (another process, or the purging worker) has committed since it was counted.
+   */
   #fileSize(): number {
-    return Number((this.#statements.total.get() as { size: number }).size)
+    const { data_version: version } = this.#statements.dataVersion.get() as { data_version: number }
+    if (version !== this.#countedAt) {
+      this.#total = Number((this.#statements.total.get() as { size: number }).size)
+      this.#countedAt = version
+    }
+    return this.#total
   }
 }
 

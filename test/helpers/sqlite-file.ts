@@ -23,7 +23,7 @@ export function rowsInFile(path: string): number {
   const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
   const database = new sqlite.DatabaseSync(path)
   try {
-    return (database.prepare('SELECT count(*) AS rows FROM entries_v2').get() as { rows: number }).rows
+    return (database.prepare('SELECT count(*) AS rows FROM entries_v3').get() as { rows: number }).rows
   } finally {
     database.close()
   }

@@ -175,7 +175,7 @@ describe('SqliteStore', () => {
     for (let index = 0; index < 40; index++) await get(`${origin.url}${index}`, agent)
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
     const database = new sqlite.DatabaseSync(path)
-    const { bytes } = database.prepare('SELECT sum(length(value)) AS bytes FROM entries_v2').get() as { bytes: number }
+    const { bytes } = database.prepare('SELECT sum(length(value)) AS bytes FROM entries_v3').get() as { bytes: number }
     database.close()
     expect(bytes).toBeLessThanOrEqual(100_000)
     expect(store.size).toBeGreaterThanOrEqual(bytes)
@@ -193,6 +193,34 @@ describe('SqliteStore', () => {
     expect(await agent.cache.urls()).toEqual([`${origin.url}validated`]) // the plain one was purged as it was read
     expect(statusOf((await get(`${origin.url}plain`, agent)).headers)).toBe('miss')
     expect(await agent.cache.delete({ expired: true })).toBe(1) // the validated one, stale now
+  })
+
+  it('stays within maxSize when another connection writes the file too, counting its rows as well', async () => {
+    const path = temporaryDatabase()
+    const size = entrySize(responseEntry(1))
+    const [first, second] = [openStore({ path, maxSize: 3 * size + 100 }), openStore({ path, maxSize: 3 * size + 100 })] // room for three
+    for (const [index, store] of [first, second, first, second, first].entries()) {
+      store.set(`key ${index}`, responseEntry(index))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    expect(rowsInFile(path)).toBe(3)
+    expect([first.size, second.size, first.evictions + second.evictions]).toEqual([first.size, first.size, 2])
+    expect(first.size).toBeLessThanOrEqual(3 * size + 100)
+  })
+
+  it('purges the entries of no use as writes go by, on its worker, once a quarter of maxSize is written', async () => {
+    const path = temporaryDatabase()
+    const store = openStore({ path, maxSize: 60_000, maxEntrySize: 10_000 })
+    // Stale an hour ago, without a validator or a stale window: of no use, though never read again.
+    const past = { createdAt: Date.now() - 3_600_000, headers: { 'cache-control': 'max-age=60' } }
+    store.set('gone', responseEntry(1, past))
+    store.set('kept', responseEntry(2))
+    await new Promise((resolve) => setImmediate(resolve)) // the turn's writes made
+    expect(rowsInFile(path)).toBe(2)
+    for (let index = 3; index < 13; index++) store.set(`written ${index}`, responseEntry(index)) // past 15,000 bytes
+    await expect.poll(() => rowsInFile(path)).toBe(11)
+    expect(store.keys()).not.toContain('gone')
+    expect(store.size).toBe(openStore({ path }).size) // counted again, as the worker deleted a row
   })
 
   it('keeps an entry the staleIfError option may still serve, and serves it when the origin fails', async () => {
@@ -218,7 +246,7 @@ describe('SqliteStore', () => {
     await get(origin.url, agent)
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite')
     const database = new sqlite.DatabaseSync(path)
-    database.prepare("UPDATE entries_v2 SET value = x'00000005', version = version + 1").run() // as another writer would
+    database.prepare("UPDATE entries_v3 SET value = x'00000005', version = version + 1").run() // as another writer would
     database.close()
     expect((await get(origin.url, agent)).body).toBe('v2')
     expect(agent.cache.stats.errors).toBe(1)
