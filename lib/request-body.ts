@@ -125,13 +125,6 @@ export function normalizeParameters(raw: string, rules: ParameterRules): string 
 }
 
 /**
- * A pair as keys and stored URLs hold it: '' when ignored, its value (as written) digested when redacted.
- * Redaction also reads pairs the origin may split further (issue #16 review): after a `;` (`view=full;
- * api_key=…`, a separator some servers accept) and a name's bracketed parts (`api_key[]`,
- * `auth[access_token]`, as PHP and Rails read them). Only values are digested, so what the key and the
- * URL keep tells requests apart exactly as before. Ignoring, which merges requests, reads names as written.
- */
-/**
  * Whether a query (or form body) is normalised as it is written: no empty pair, names in order, none ignored
  * or redacted. Most are, and this reads them without splitting them into pairs to sort and join again.
  */
@@ -150,6 +143,13 @@ function isNormalized(raw: string, rules: ParameterRules): boolean {
   return true
 }
 
+/**
+ * A pair as keys and stored URLs hold it: '' when ignored, its value (as written) digested when redacted.
+ * Redaction also reads pairs the origin may split further (issue #16 review): after a `;` (`view=full;
+ * api_key=…`, a separator some servers accept) and a name's bracketed parts (`api_key[]`,
+ * `auth[access_token]`, as PHP and Rails read them). Only values are digested, so what the key and the
+ * URL keep tells requests apart exactly as before. Ignoring, which merges requests, reads names as written.
+ */
 function keptPair(pair: string, lowerCaseName: string, rules: ParameterRules): string {
   if (rules.ignored.has(lowerCaseName)) return ''
   if (!pair.includes(';')) return redactedPair(pair, lowerCaseName, rules)
