@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, fetch, request } from 'undici'
@@ -10,6 +10,7 @@ import { MapStore } from './helpers/map-store.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 import { redactionOf } from '../lib/redaction.js'
+import { removeDatabaseDirectory } from './helpers/sqlite-file.js'
 
 /** An origin that stores for a minute, varies on Accept under /vary/, and names the request in its body. */
 async function startOrigins(): Promise<Origin> {
@@ -28,7 +29,7 @@ function openSqliteStore(): SqliteStore {
   const store = new SqliteStore({ path: join(directory, 'cache.db') })
   onTestFinished(() => {
     store.close()
-    rmSync(directory, { recursive: true, force: true })
+    removeDatabaseDirectory(directory)
   })
   return store
 }

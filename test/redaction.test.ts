@@ -1,6 +1,6 @@
 // Issue #16 part 0: no credential's value reaches a store, the inspection API, Cache-Status or a debug line.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,6 +8,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { CachingAgent, MemoryStore, RedisStore, SqliteStore, type CacheStore } from '../lib/index.js'
 import { ALICE, BOB, bearer, send, startAccountOrigin } from './helpers/accounts.js'
 import { connectNodeRedis, isRedisReachable, uniquePrefix } from './helpers/redis.js'
+import { removeDatabaseDirectory } from './helpers/sqlite-file.js'
 
 const SECRET = /s3cret/
 const redisReachable = await isRedisReachable()
@@ -92,7 +93,7 @@ describe('redaction: no credential value is kept or shown', () => {
 
   it('in a SqliteStore file, its write-ahead log included', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-redaction-'))
-    onTestFinished(() => rmSync(directory, { recursive: true, force: true }))
+    onTestFinished(() => removeDatabaseDirectory(directory))
     const path = join(directory, 'cache.db')
     const store = new SqliteStore({ path })
     onTestFinished(() => store.close())

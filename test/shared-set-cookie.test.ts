@@ -1,5 +1,5 @@
 // Issue #16, part 1: a shared cache replayed one caller's Set-Cookie to the next caller, a different user.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fetch, request } from 'undici'
@@ -10,6 +10,7 @@ import { statusOf } from './helpers/cache-status.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 import { startValidatingOrigin } from './helpers/validating-origin.js'
+import { removeDatabaseDirectory } from './helpers/sqlite-file.js'
 
 /** An origin that sets a cookie for each user it answers (`session=user1`, `session=user2`, …), storable for a minute. */
 function startCookieOrigin(): Promise<Origin> {
@@ -35,7 +36,7 @@ async function storedText(store: CacheStore): Promise<string> {
 
 function temporaryDatabase(): string {
   const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-set-cookie-'))
-  onTestFinished(() => rmSync(directory, { recursive: true, force: true }))
+  onTestFinished(() => removeDatabaseDirectory(directory))
   return join(directory, 'cache.db')
 }
 

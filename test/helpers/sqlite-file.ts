@@ -7,10 +7,17 @@ import { SqliteStore } from '../../lib/index.js'
 /** A fresh database file in a temporary directory, removed when the test ends. */
 export function temporaryDatabase(): string {
   const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-sqlite-'))
-  // The store's upkeep worker closes its own connection a moment after `store.close()`, and may write the
-  // WAL once more meanwhile: a file appearing while the directory is removed is retried (seen once in CI).
-  onTestFinished(() => rmSync(directory, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }))
+  onTestFinished(() => removeDatabaseDirectory(directory))
   return join(directory, 'cache.db')
+}
+
+/**
+ * Removes a directory that held SQLite files. The store's upkeep worker closes its own connection a moment
+ * after `store.close()`, and may write the WAL once more meanwhile: a file appearing while the directory is
+ * removed is retried (ENOTEMPTY, seen once in CI).
+ */
+export function removeDatabaseDirectory(directory: string): void {
+  rmSync(directory, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
 }
 
 /** A SqliteStore on a fresh file (unless `path` says which), closed when the test ends. */

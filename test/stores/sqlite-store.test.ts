@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,7 +10,7 @@ import { statusOf } from '../helpers/cache-status.js'
 import { startOrigin } from '../helpers/origin.js'
 import { startVersionedOrigin } from '../helpers/versioned-origin.js'
 import { fetchText as get } from '../helpers/request.js'
-import { openStore, rowsInFile, temporaryDatabase } from '../helpers/sqlite-file.js'
+import { openStore, removeDatabaseDirectory, rowsInFile, temporaryDatabase } from '../helpers/sqlite-file.js'
 import type { ResponseEntry } from '../../lib/index.js'
 import { describeStoreContract, responseEntry } from './contract.js'
 
@@ -31,7 +31,7 @@ function runProcess(script: string): Promise<string> {
 describeStoreContract('SqliteStore (file)', async () => {
   const directory = mkdtempSync(join(tmpdir(), 'undici-http-cache-sqlite-'))
   const store = new SqliteStore({ path: join(directory, 'cache.db'), maxEntrySize: 256 * 1024 })
-  return { store, close: async () => (store.close(), rmSync(directory, { recursive: true, force: true })) }
+  return { store, close: async () => (store.close(), removeDatabaseDirectory(directory)) }
 })
 
 describeStoreContract('SqliteStore (:memory:)', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -8,6 +8,7 @@ import { statusOf } from '../helpers/cache-status.js'
 import { startOrigin, type Origin } from '../helpers/origin.js'
 import { connectNodeRedis, isRedisReachable, uniquePrefix } from '../helpers/redis.js'
 import { fetchText as get } from '../helpers/request.js'
+import { removeDatabaseDirectory } from '../helpers/sqlite-file.js'
 
 const reachable = await isRedisReachable()
 
@@ -28,7 +29,7 @@ function openSqliteStore(): SqliteStore {
   const store = new SqliteStore({ path: join(directory, 'cache.db') })
   onTestFinished(() => {
     store.close()
-    rmSync(directory, { recursive: true, force: true })
+    removeDatabaseDirectory(directory)
   })
   return store
 }
