@@ -31,37 +31,12 @@ const lookUp = ({ report }) =>
   }
 
 /**
- * Hands everything on as it came, after adding the member to the header record and the raw header array
- * undici hands over, in place: no wrapper for the controller (an experiment: it writes into undici's own
- * objects, which the cache itself must not count on).
+ * Hands everything on, after adding the member to the response's headers: `withMember` says how, and which
+ * controller the caller is given from then on.
  */
-class InPlaceReportingHandler {
-  #handler
-  constructor(handler) {
-    this.#handler = handler
-  }
-  onRequestStart(controller, context) {
-    this.#handler.onRequestStart?.(controller, context)
-  }
-  onResponseStart(controller, statusCode, headers, statusText) {
-    headers['cache-status'] = MEMBER
-    controller.rawHeaders?.push(NAME_BYTES, MEMBER_BYTES)
-    this.#handler.onResponseStart?.(controller, statusCode, headers, statusText)
-  }
-  onResponseData(controller, chunk) {
-    this.#handler.onResponseData?.(controller, chunk)
-  }
-  onResponseEnd(controller, trailers) {
-    this.#handler.onResponseEnd?.(controller, trailers)
-  }
-  onResponseError(controller, error) {
-    this.#handler.onResponseError?.(controller, error)
-  }
-}
-
-/** Hands everything on, adding the member to the response's headers and to the raw headers its controller gives. */
 class ReportingHandler {
   #handler
+  #controller
   constructor(handler) {
     this.#handler = handler
   }
@@ -69,6 +44,22 @@ class ReportingHandler {
     this.#handler.onRequestStart?.(controller, context)
   }
   onResponseStart(controller, statusCode, headers, statusText) {
+    const reported = this.withMember(controller, headers)
+    this.#controller = reported.controller
+    this.#handler.onResponseStart?.(reported.controller, statusCode, reported.headers, statusText)
+  }
+  onResponseData(controller, chunk) {
+    this.#handler.onResponseData?.(this.#controller ?? controller, chunk)
+  }
+  onResponseEnd(controller, trailers) {
+    this.#handler.onResponseEnd?.(this.#controller ?? controller, trailers)
+  }
+  onResponseError(controller, error) {
+    this.#handler.onResponseError?.(this.#controller ?? controller, error)
+  }
+
+  /** A copy of the headers with the member, and a controller of its own whose raw headers hold it too. */
+  withMember(controller, headers) {
     const raw = controller.rawHeaders?.concat(NAME_BYTES, MEMBER_BYTES)
     // undici's request() and fetch() read the controller's rawHeaders: they get the member too.
     const reporting = {
@@ -89,17 +80,20 @@ class ReportingHandler {
         return controller.rawTrailers
       },
     }
-    this.#handler.onResponseStart?.(reporting, statusCode, { ...headers, 'cache-status': MEMBER }, statusText)
-    this.reporting = reporting
+    return { controller: reporting, headers: { ...headers, 'cache-status': MEMBER } }
   }
-  onResponseData(_controller, chunk) {
-    this.#handler.onResponseData?.(this.reporting, chunk)
-  }
-  onResponseEnd(_controller, trailers) {
-    this.#handler.onResponseEnd?.(this.reporting, trailers)
-  }
-  onResponseError(controller, error) {
-    this.#handler.onResponseError?.(this.reporting ?? controller, error)
+}
+
+/**
+ * The member written into the header record and the raw header array undici hands over, in place, and
+ * undici's own controller passed on (an experiment: it writes into undici's own objects, which the cache
+ * itself must not count on).
+ */
+class InPlaceReportingHandler extends ReportingHandler {
+  withMember(controller, headers) {
+    headers['cache-status'] = MEMBER
+    controller.rawHeaders?.push(NAME_BYTES, MEMBER_BYTES)
+    return { controller, headers }
   }
 }
 
