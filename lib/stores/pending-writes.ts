@@ -183,6 +183,7 @@ export class PendingWrites {
   close(): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
+    this.#foundBusy = false // the last chance: the lock may be free since a call found it taken
     this.makeWaiting()
     const left = this.#queued.size + (this.#clear === undefined ? 0 : 1)
     this.#queued.clear()

@@ -204,6 +204,17 @@ describe('SqliteStore.close() with writes in wait', () => {
     const reopened = openStore({ path })
     expect(reopened.keys().sort()).toEqual(['key-1', 'key-2', 'key-3'])
   })
+
+  it('tries the lock again, though a call before it found the lock taken', () => {
+    const path = temporaryDatabase()
+    const store = new SqliteStore({ path })
+    const lock = holdWriteLock(path)
+    store.set('key', responseEntry(1))
+    expect(store.size).toBeGreaterThanOrEqual(0) // makes what waits first: finds the lock taken
+    lock.release()
+    store.close() // before the retry timer came
+    expect([openStore({ path }).keys(), store.droppedWrites]).toEqual([['key'], 0])
+  })
 })
 
 // Review 2 of issue #16 part 8, finding 10. The child imports the built package (npm run build).
