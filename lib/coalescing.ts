@@ -175,7 +175,11 @@ export class Flight {
         if (this.#leave(waiter)) queueMicrotask(() => handler.onResponseError?.(controller, reason))
       },
     })
-    this.#waiters ??= new Set()
+    if (this.#waiters === undefined) {
+      this.#waiters = new Set()
+      // The body's progress is noted only once anyone waits: the first waiter's clock starts as it joins.
+      this.#progressAt = performance.now()
+    }
     this.#waiters.add(waiter)
     handler.onRequestStart?.(controller, {})
     this.#progressAtOf ??= () => this.#progressAt
@@ -194,8 +198,9 @@ export class Flight {
   /** The leader's response head has come: from now on the waiters' `bodyTimeout` measures its body. */
   headersArrived(): void {
     this.#phase = 'body'
+    if (this.#waiters === undefined) return // most flights: nobody waits
     this.#progressAt = performance.now()
-    for (const waiter of this.#waiters ?? []) waiter.timer.arm('body', this.#progressAtOf!)
+    for (const waiter of this.#waiters) waiter.timer.arm('body', this.#progressAtOf!)
   }
 
   /** Body bytes came: the waiters' `bodyTimeout` counts from here (noted only while anyone waits). */

@@ -4,8 +4,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { Flight, FlightWatcher } from './coalescing.js'
-import { CallerController, type ResponseSource } from './controller.js'
-import type { HeaderRecord } from './headers.js'
+import { toRawHeaders, type HeaderRecord } from './headers.js'
 
 type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderRecord } | { kind: 'error'; error: Error }
 
@@ -18,13 +17,23 @@ type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderR
  * it would download, perhaps without end, what nobody asked for. So it is not stored, as a response is not
  * when a request that nobody waits on is aborted. The queue never outgrows the body being stored, which the
  * store's `maxEntrySize` bounds: past it the flight settles and waiting ends.
+ *
+ * The relay is also the controller its leader is given: every miss that others could wait on has one, and
+ * a controller object of its own per miss cost (issue #17).
  */
-export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, FlightWatcher {
+export class LeaderRelay implements Dispatcher.DispatchHandler, Dispatcher.DispatchController, FlightWatcher {
   readonly #leader: Dispatcher.DispatchHandler
   readonly #flight: Flight
-  readonly #controller = new CallerController()
   #upstream: Dispatcher.DispatchController | undefined
-  readonly #queue: Queued[] = []
+  /** Made when the first item queues: most leaders read as fast as their response comes. */
+  #queue: Queued[] | undefined
+  /** The leader's own pause, abort and its reason, as its controller shows them. */
+  #paused = false
+  #aborted = false
+  #reason: Error | null = null
+  /** The response head the leader was shown, and its raw form (made when asked for, if the origin's is unknown). */
+  #headers: HeaderRecord | undefined
+  #rawHeaders: Buffer[] | undefined
   #detached = false
   /** Why the leader left: the request to the origin is aborted with it once nobody waits. */
   #leaderAbortReason: Error | undefined
@@ -42,16 +51,34 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     this.#upstream = controller
-    this.#controller.switchTo(this) // the leader's pause, resume and abort come here (ResponseSource below)
-    this.#leader.onRequestStart?.(this.#controller, context)
+    this.#leader.onRequestStart?.(this, context) // the leader's pause, resume and abort come here (below)
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  get aborted(): boolean {
+    return this.#aborted
+  }
+
+  get reason(): Error | null {
+    return this.#reason
+  }
+
+  get rawHeaders(): Buffer[] {
+    this.#rawHeaders ??= toRawHeaders(this.#headers ?? {})
+    return this.#rawHeaders
   }
 
   /** The leader pauses: the origin is held back only when nobody waits (otherwise the body queues). */
   pause(): void {
+    this.#paused = true
     if (!this.#flight.hasWaiters) this.#pauseUpstream()
   }
 
   resume(): void {
+    this.#paused = false
     this.#drain()
   }
 
@@ -60,6 +87,9 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
    * to the origin is over: aborting it would not reach the leader); otherwise the request to the origin ends.
    */
   abort(reason: Error): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
     // It has had its end (or an error) already, though waiters may still wait on a slow store write.
     if (this.#leaderDone) return
     if (this.#flight.hasWaiters || this.#upstreamDone) this.#detach(reason)
@@ -89,14 +119,15 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
     if (statusCode >= 200) this.#flight.headersArrived() // 1xx responses are interim
     if (this.#detached) return
-    this.#controller.setHeaders(headers, Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : undefined)
-    this.#leader.onResponseStart?.(this.#controller, statusCode, headers, statusText)
+    this.#headers = headers
+    this.#rawHeaders = Array.isArray(controller.rawHeaders) ? (controller.rawHeaders as Buffer[]) : undefined
+    this.#leader.onResponseStart?.(this, statusCode, headers, statusText)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#flight.bodyArrived()
     // Most chunks go straight on to a leader that reads them, as #deliver would hand them: no queue item made.
-    if (!this.#detached && this.#queue.length === 0 && !this.#controller.paused) return void this.#leader.onResponseData?.(this.#controller, chunk)
+    if (!this.#detached && !this.#hasQueued() && !this.#paused) return void this.#leader.onResponseData?.(this, chunk)
     this.#deliver({ kind: 'data', chunk })
   }
 
@@ -124,12 +155,12 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
     if (this.#detached) return
     // The leader aborted (a paused one too: its abort ended the request to the origin): its error is handed
     // over at once, as undici hands an error whatever a pause, and what was queued is read by nobody.
-    if (item.kind === 'error' && this.#controller.aborted) {
-      this.#queue.length = 0
+    if (item.kind === 'error' && this.#aborted) {
+      this.#queue = undefined
       return this.#hand(item)
     }
-    if (this.#queue.length > 0 || this.#controller.paused) {
-      this.#queue.push(item)
+    if (this.#hasQueued() || this.#paused) {
+      ;(this.#queue ??= []).push(item)
       // Nobody waits any longer: hold the origin back until the leader reads again.
       if (!this.#flight.hasWaiters) this.#pauseUpstream()
       return
@@ -139,15 +170,19 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
 
   /** Hands the queue to the leader while it reads, then lets the origin go on. */
   #drain(): void {
-    while (this.#queue.length > 0 && !this.#controller.paused && !this.#detached) this.#hand(this.#queue.shift()!)
-    if (this.#queue.length === 0 && !this.#controller.paused) this.#resumeUpstream()
+    while (this.#hasQueued() && !this.#paused && !this.#detached) this.#hand(this.#queue!.shift()!)
+    if (!this.#hasQueued() && !this.#paused) this.#resumeUpstream()
+  }
+
+  #hasQueued(): boolean {
+    return this.#queue !== undefined && this.#queue.length > 0
   }
 
   #hand(item: Queued): void {
-    if (item.kind === 'data') return void this.#leader.onResponseData?.(this.#controller, item.chunk)
+    if (item.kind === 'data') return void this.#leader.onResponseData?.(this, item.chunk)
     this.#leaderDone = true
-    if (item.kind === 'end') this.#leader.onResponseEnd?.(this.#controller, item.trailers)
-    else this.#leader.onResponseError?.(this.#controller, item.error)
+    if (item.kind === 'end') this.#leader.onResponseEnd?.(this, item.trailers)
+    else this.#leader.onResponseError?.(this, item.error)
   }
 
   #pauseUpstream(): void {
@@ -169,9 +204,9 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, ResponseSource, 
     this.#detached = true
     this.#leaderDone = true
     this.#leaderAbortReason = reason
-    this.#queue.length = 0
+    this.#queue = undefined
     this.#resumeUpstream()
-    queueMicrotask(() => this.#leader.onResponseError?.(this.#controller, reason))
+    queueMicrotask(() => this.#leader.onResponseError?.(this, reason))
   }
 
   /** The leader has left and nobody waits: the rest of the response would be read by nobody. */
