@@ -28,7 +28,8 @@ export class CachingAgent extends Dispatcher {
     const inner = this.#dispatcher
     // The timeouts of an Agent made here are known; a dispatcher the user made keeps its own to itself.
     const limits = resolved.dispatcher === undefined ? agentWaitLimits(resolved.agentOptions) : UNKNOWN_WAIT_LIMITS
-    const { interceptor, writesDone } = createCacheInterceptor(resolved.cache, limits)
+    // Likewise, only an Agent made here is known to hand over response heads made afresh for each response.
+    const { interceptor, writesDone } = createCacheInterceptor(resolved.cache, limits, resolved.dispatcher === undefined)
     this.cache = interceptor.cache
     this.#writesDone = writesDone
     this.#dispatch = interceptor((dispatchOptions, handler) => inner.dispatch(dispatchOptions, handler))

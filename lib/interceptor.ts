@@ -42,10 +42,13 @@ export function cacheInterceptor(options?: CacheOptions): CacheInterceptor {
  * The interceptor for options already resolved (shared with `CachingAgent`), and a way to wait for the
  * store writes its responses began (`CachingAgent.close()` does). `dispatcherLimits`: the timeouts of the
  * dispatcher it sends to, when the caller knows them (coalesced requests wait no longer than they allow).
+ * `freshHeads`: that dispatcher is undici's own `Agent`, whose response heads are made afresh for each
+ * response, so that `Cache-Status` can be added to them in place (see `TeeContext.freshHeads`).
  */
 export function createCacheInterceptor(
   options: ResolvedOptions,
   dispatcherLimits: WaitLimits = UNKNOWN_WAIT_LIMITS,
+  freshHeads = false,
 ): { interceptor: CacheInterceptor; writesDone: () => Promise<void> } {
   const stats = new StatsCounters()
   const store = new GuardedStore(options.store, stats, options.storeTimeoutMs)
@@ -59,7 +62,21 @@ export function createCacheInterceptor(
       const handler = toCurrentHandler(anyHandler)
       // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
       if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
-      const exchange: Exchange = { dispatch, dispatchOptions, handler, options, store, stats, background, flights, mayCoalesce: true }
+      const exchange: Exchange = {
+        dispatch,
+        dispatchOptions,
+        handler,
+        options,
+        store,
+        stats,
+        background,
+        flights,
+        freshHeads,
+        mayCoalesce: true,
+        controller: undefined,
+        onSettled: undefined,
+        onStorable: undefined,
+      }
       const request = toCacheRequest(dispatchOptions, options.knownUrls)
       if (request === undefined) {
         // Not keyed; an unsafe one still invalidates what is stored for the URL it resolves to.

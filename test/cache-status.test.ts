@@ -1,5 +1,5 @@
 import { parseList } from 'structured-headers'
-import { fetch, request } from 'undici'
+import { Agent, fetch, request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { cacheInfo } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
@@ -94,6 +94,54 @@ describe('Cache-Status', () => {
       expect(read('age')).toMatch(/^\d+$/)
     }
     expect(origin.requests).toBe(1)
+  })
+
+  // CachingAgent adds its member in place to the heads of its own Agent, and to a copy of the heads of a
+  // dispatcher it was given (issue #17): both must read the same in every form, with one field line.
+  it.each([
+    ['its own Agent', () => ({})],
+    ['a dispatcher it was given', () => ({ dispatcher: new Agent() })],
+  ])("keeps an upstream cache's members in front of ours on misses, through %s", async (_through, extra) => {
+    const origin = await startOrigin((request, response) => {
+      const cacheControl = request.url!.includes('no-store') ? 'no-store' : 'max-age=60'
+      // Two field lines of Cache-Status, which a recipient joins into one.
+      response.setHeader('cache-status', ['edge; fwd=uri-miss', 'shield; fwd=miss'])
+      response.writeHead(200, { 'cache-control': cacheControl, 'x-kept': 'yes' })
+      response.end('body')
+    })
+    const agent = createTestAgent(extra()) // closing it closes the dispatcher it was given too
+    let sequence = 0
+    const url = (path: string) => `${origin.url}${path}/${sequence++}`
+    const expected = { stored: /^edge; fwd=uri-miss, shield; fwd=miss, undici-http-cache; fwd=uri-miss; stored; ttl=60; key="[\w-]+"$/, 'no-store': /^edge; fwd=uri-miss, shield; fwd=miss, undici-http-cache; fwd=uri-miss$/ }
+    for (const [kind, path] of [['stored', '/stored'], ['no-store', '/no-store']] as const) {
+      const record = await request(url(path), { dispatcher: agent })
+      await record.body.text()
+      const raw = await request(url(path), { dispatcher: agent, responseHeaders: 'raw' })
+      await raw.body.text()
+      const fetched = await fetch(url(path), { dispatcher: agent })
+      await fetched.text()
+      const pairs = raw.headers as unknown as string[] // undici gives a flat [name, value, …] list for 'raw'
+      const rawLines = pairs.filter((item, at) => at % 2 === 0 && item.toLowerCase() === 'cache-status')
+      expect(rawLines).toHaveLength(1)
+      const fromRaw = pairs[pairs.findIndex((item, at) => at % 2 === 0 && item.toLowerCase() === 'cache-status') + 1]
+      for (const value of [record.headers['cache-status'], fromRaw, fetched.headers.get('cache-status')]) expect(value).toMatch(expected[kind])
+      expect(record.headers['x-kept']).toBe('yes')
+    }
+  })
+
+  it('adds its member to a miss once, whatever the origin sent, in every form of the headers', async () => {
+    const origin = await startOrigin((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'no-store' })
+      response.end('body')
+    })
+    const agent = createTestAgent()
+    const raw = await request(origin.url, { dispatcher: agent, responseHeaders: 'raw' })
+    await raw.body.text()
+    const pairs = raw.headers as unknown as string[]
+    expect(pairs.filter((item, at) => at % 2 === 1 && item.startsWith('undici-http-cache'))).toEqual(['undici-http-cache; fwd=uri-miss'])
+    const record = await request(origin.url, { dispatcher: agent })
+    await record.body.text()
+    expect(record.headers['cache-status']).toBe('undici-http-cache; fwd=uri-miss')
   })
 
   it('names, on every hit, the cache and the key that served it, when one stored entry is served by several', async () => {
