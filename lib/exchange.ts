@@ -26,8 +26,8 @@ export type Dispatch = (options: Dispatcher.DispatchOptions, handler: Dispatcher
 
 /**
  * Everything one request's handling needs. Every member is always present, `undefined` when it does not
- * apply, so that every exchange, and every copy made with a spread, has one shape: functions that take one
- * stay monomorphic (issue #17: exchanges of three shapes cost a miss ~3 µs at 64 in flight).
+ * apply, so that every exchange, and every copy made with a spread, has one shape and the functions that
+ * take one stay monomorphic (issue #17: a miss made exchanges of three shapes).
  */
 export interface Exchange {
   dispatch: Dispatch
