@@ -8,7 +8,7 @@
 //
 //   npm run build && node bench/instructions.mjs [--workload=no-store|miss|hit] [--client=request|fetch] [--requests=5000]
 //
-// Slow (valgrind runs the client ~50x slower: about two minutes a contender) and prints, writes nothing.
+// Slow (valgrind runs the client ~50x slower: about three minutes a contender, ten for a workload) and prints, writes nothing.
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Agent, interceptors } from 'undici'
