@@ -58,28 +58,66 @@ export interface FlightWatcher {
 }
 
 /**
+ * What a miss others could wait on tells the flights of its response, and a revalidation that leads a flight
+ * when its outcome is in the store: one object a request, the flight itself where there is one, rather than
+ * a closure for each (issue #17).
+ */
+export interface FlightReport {
+  /** At the final response's head: whether it is being copied for the store (see `Flights.passes`). */
+  storable(storable: boolean): void
+  /** What the response leaves in the store is final; `failure` is why its request failed, if it did. */
+  settle(failure?: Error): void
+}
+
+/**
  * The requests in flight, by coalescing identity (method, key, variant, and which limits compare). One per
  * dispatcher the cache sends to: its defaults are the waiters' (an interceptor composed on two dispatchers
  * has two, whose timeouts, connect timeout included, may differ).
+ *
+ * Nearly every miss is a GET with no `Vary` selection whose limits compare with the dispatcher's: its key
+ * alone names its flight, a string the store lookup hashed already, so that a miss makes and hashes no
+ * identity string of its own (issue #17: a fresh string flattened and hashed for every lookup in the table).
+ * Every other request is listed in a table of its own, by the key with what sets it apart: a key of the
+ * user's `key` function may be any string, and must never spell another request's identity.
  */
 export class Flights {
-  readonly #flights = new Map<string, Flight>()
-  /** Identities whose last response was not storable (see `passes`). */
-  readonly #passing = new Set<string>()
+  readonly #byKey: FlightTable
+  readonly #byIdentity: FlightTable
   /** The timeouts of the dispatcher that reaches the origin, where known (`CachingAgent`'s own `Agent`). */
   readonly #defaults: WaitLimits
 
   constructor(defaults: WaitLimits) {
     this.#defaults = defaults
+    this.#byKey = new FlightTable(defaults)
+    this.#byIdentity = new FlightTable(defaults)
+  }
+
+  /** The table that lists the flight of a request with this method and `Vary` selection, sent with `options`. */
+  tableFor(method: string, variant: Record<string, string | null> | undefined, options: Dispatcher.DispatchOptions): FlightTable {
+    return method === 'GET' && variant === undefined && comparableLimitsTag(options, this.#defaults) === '' ? this.#byKey : this.#byIdentity
   }
 
   /**
-   * The identity of a request's flight: `id` (method, key, variant) and which limits it can compare with
-   * its own (comparableLimitsTag), the tag first, up to a space it never holds, so that no identity can end
-   * up spelling another. Worked out once per request, for `get` and then `start`.
+   * The identity of a request's flight in `table`: its key in the table by key; otherwise which limits it can
+   * compare with its own (comparableLimitsTag), its method, key and variant, the tag first, up to a space it
+   * never holds, so that no identity can end up spelling another. (Arguments, not an object: none made a miss.)
    */
-  identityOf(id: string, options: Dispatcher.DispatchOptions): string {
-    return `${comparableLimitsTag(options, this.#defaults)} ${id}`
+  identityIn(table: FlightTable, method: string, key: string, variant: Record<string, string | null> | undefined, options: Dispatcher.DispatchOptions): string {
+    if (table === this.#byKey) return key
+    const selection = variant === undefined ? '' : ` ${JSON.stringify(variant)}`
+    return `${comparableLimitsTag(options, this.#defaults)} ${method} ${key}${selection}`
+  }
+}
+
+/** Flights listed one way (see `Flights`), and the identities among them whose last response was not storable. */
+export class FlightTable {
+  readonly #flights = new Map<string, Flight>()
+  /** Identities whose last response was not storable (see `passes`). */
+  readonly #passing = new Set<string>()
+  readonly #defaults: WaitLimits
+
+  constructor(defaults: WaitLimits) {
+    this.#defaults = defaults
   }
 
   /** The flight a request with this identity may wait on, if one is in the air. */
@@ -104,30 +142,56 @@ export class Flights {
     this.#passing.add(identity)
   }
 
-  /** Starts a flight for a leader sent with `options`; it is forgotten when it settles. */
-  start(identity: string, options: Dispatcher.DispatchOptions): Flight {
-    const flight = new Flight({ identity, flights: this.#flights, leaderOptions: options, defaults: this.#defaults })
+  /**
+   * Starts a flight for a leader sent with `options`; it is forgotten when it settles. A miss's flight notes
+   * whether its response was storable (`passes`); a revalidation's does not: a stale entry's always coalesce.
+   */
+  start(identity: string, options: Dispatcher.DispatchOptions, isMiss: boolean): Flight {
+    const flight = new Flight(this, identity, options, isMiss)
     this.#flights.set(identity, flight)
     return flight
   }
+
+  /** The dispatcher's timeouts, which a request's own options may override. */
+  get defaults(): WaitLimits {
+    return this.#defaults
+  }
+
+  /** Called by a flight as it settles. */
+  forget(identity: string): void {
+    this.#flights.delete(identity)
+  }
 }
 
-/** How many identities `Flights` notes as not storable at most, as KnownUrls bounds what it remembers. */
+/** How many identities a table notes as not storable at most, as KnownUrls bounds what it remembers. */
 const MAX_PASSING = 1000
 
-/** Where a flight is listed, and what its leader's limits are read from (when a waiter needs them). */
-interface FlightPlace {
-  identity: string
-  flights: Map<string, Flight>
-  leaderOptions: Dispatcher.DispatchOptions
-  /** The dispatcher's timeouts, which a request's own options may override. */
-  defaults: WaitLimits
+/** What a miss whose identity passes (no flight) reports: only whether its response was storable. */
+export class PassingMiss implements FlightReport {
+  readonly #table: FlightTable
+  readonly #identity: string
+
+  constructor(table: FlightTable, identity: string) {
+    this.#table = table
+    this.#identity = identity
+  }
+
+  storable(storable: boolean): void {
+    this.#table.noteStorable(this.#identity, storable)
+  }
+
+  settle(): void {}
 }
 
-export class Flight {
+export class Flight implements FlightReport {
   /** Made when the first request waits: most flights have no waiters, and a Set per miss costs. */
   #waiters: Set<Waiter> | undefined
-  readonly #place: FlightPlace
+  /** Where the flight is listed, and under what identity. */
+  readonly #table: FlightTable
+  readonly #identity: string
+  /** The leader's options, which its limits are read from when a waiter needs them. */
+  readonly #leaderOptions: Dispatcher.DispatchOptions
+  readonly #isMiss: boolean
   #settled = false
   #watcher: FlightWatcher | undefined
   /** How far the leader's response has come: what the waiters' clocks measure. */
@@ -137,8 +201,11 @@ export class Flight {
   /** Made for the first waiter, as the Set is: a closure per miss costs too. */
   #progressAtOf: (() => number) | undefined
 
-  constructor(place: FlightPlace) {
-    this.#place = place
+  constructor(table: FlightTable, identity: string, leaderOptions: Dispatcher.DispatchOptions, isMiss: boolean) {
+    this.#table = table
+    this.#identity = identity
+    this.#leaderOptions = leaderOptions
+    this.#isMiss = isMiss
   }
 
   /** Whether anyone still waits on this flight (and it has not settled). */
@@ -162,7 +229,7 @@ export class Flight {
     retry: (controller: CallerController, failure: Error | undefined) => void,
   ): void {
     const controller = new CallerController()
-    const limits = waitLimitsOf(options, this.#place.defaults)
+    const limits = waitLimitsOf(options, this.#table.defaults)
     // Past its own timeout the waiter goes on as if its own request had timed out (a stale entry may stand in).
     const timer = new WaitTimer(limits, (error) => {
       if (this.#leave(waiter)) waiter.retry(error)
@@ -214,6 +281,11 @@ export class Flight {
     for (const waiter of this.#waiters ?? []) waiter.timer.stop()
   }
 
+  /** The leader's response head says whether it may be stored: a miss notes it for its identity (`passes`). */
+  storable(storable: boolean): void {
+    if (this.#isMiss) this.#table.noteStorable(this.#identity, storable)
+  }
+
   /**
    * The leader's outcome is in the store (or known not to be): every waiter looks again. Once. `failure` is
    * why the leader's request failed, if it did: the waiters it is shared with (isSharedFailure) get it in
@@ -222,11 +294,10 @@ export class Flight {
   settle(failure?: Error): void {
     if (this.#settled) return
     this.#settled = true
-    const { flights, identity, leaderOptions, defaults } = this.#place
-    flights.delete(identity)
+    this.#table.forget(this.#identity)
     const waiters = this.#waiters
     this.#waiters = undefined
-    const leader = waiters !== undefined && failure !== undefined ? waitLimitsOf(leaderOptions, defaults) : undefined
+    const leader = waiters !== undefined && failure !== undefined ? waitLimitsOf(this.#leaderOptions, this.#table.defaults) : undefined
     for (const waiter of waiters ?? []) {
       waiter.timer.stop()
       const shared = leader !== undefined && isSharedFailure(failure!, { waiter: waiter.limits, leader })

@@ -4,7 +4,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { BackgroundRevalidations } from './background-revalidation.js'
-import { dispatchFailure, type Flight, type Flights } from './coalescing.js'
+import { dispatchFailure, PassingMiss, type Flight, type FlightReport, type Flights } from './coalescing.js'
 import type { CallerController } from './controller.js'
 import { filterAllows } from './filter.js'
 import type { GuardedStore } from './guarded-store.js'
@@ -44,10 +44,11 @@ export interface Exchange {
   mayCoalesce: boolean
   /** The caller's controller, when the caller was started already (it waited on a coalesced request). */
   controller: CallerController | undefined
-  /** Set when this request leads a coalesced flight: called once its outcome is in the store (see `TeeContext`). */
-  onSettled: ((failure?: Error) => void) | undefined
-  /** Set for a miss others could wait on: told at its response's head whether it may be stored (Flights.passes). */
-  onStorable: ((storable: boolean) => void) | undefined
+  /**
+   * Set for a request others could wait on: the flight it leads, told once its outcome is in the store (see
+   * `TeeContext`), or for a miss that passes (no flight), what notes whether its response was storable.
+   */
+  flight: FlightReport | undefined
 }
 
 /** The decision for one request, with what acting on it needs. */
@@ -92,7 +93,7 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
         if (!mayStore) return void forward(sender, decision.reason)
         return forwardAndStore(sender, request, key, decision.reason)
       } catch (error) {
-        sender.onSettled?.() // a flight this request leads ends unsent: no identical request may wait on it
+        sender.flight?.settle() // a flight this request leads ends unsent: no identical request may wait on it
         throw error
       }
     }
@@ -164,7 +165,7 @@ export function forwardAndStore(
   reason: ForwardReason,
   onFinalResponse?: TeeContext['onFinalResponse'],
 ): void {
-  const { options, store, onSettled, onStorable, controller } = exchange
+  const { options, store, flight, controller } = exchange
   const tee = new TeeHandler(exchange.handler, {
     reason,
     cacheName: options.cacheStatus,
@@ -181,8 +182,7 @@ export function forwardAndStore(
       pendingBytes: options.pendingBytes,
       rules: storageRulesOf(options, request),
       filter: options.filter,
-      onSettled,
-      onStorable,
+      flight,
     },
   })
   send(exchange, exchange.dispatchOptions, tee)
@@ -195,16 +195,16 @@ export function forwardAndStore(
 function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange | undefined {
   if (!isCoalescible(exchange, verdict)) return exchange
   const { request, key, variant } = verdict
-  const id = variant === undefined ? `${request.method} ${key}` : `${request.method} ${key} ${JSON.stringify(variant)}`
-  const { flights } = exchange
-  const identity = flights.identityOf(id, exchange.dispatchOptions)
-  const inFlight = flights.get(identity)
+  const { flights, dispatchOptions } = exchange
+  const table = flights.tableFor(request.method, variant, dispatchOptions)
+  const identity = flights.identityIn(table, request.method, key, variant, dispatchOptions)
+  const inFlight = table.get(identity)
   if (inFlight !== undefined) return void waitOn(inFlight, exchange, request, retry)
   // Only misses are told apart by what their last response was: a stale entry's revalidations always coalesce.
-  if (verdict.decision.action !== 'forward') return leading(exchange, flights.start(identity, exchange.dispatchOptions))
-  const onStorable = (storable: boolean) => flights.noteStorable(identity, storable)
-  if (flights.passes(identity)) return { ...exchange, onStorable }
-  return leading(exchange, flights.start(identity, exchange.dispatchOptions), onStorable)
+  const isMiss = verdict.decision.action === 'forward'
+  if (isMiss && table.passes(identity)) return { ...exchange, flight: new PassingMiss(table, identity) }
+  const flight = table.start(identity, dispatchOptions, isMiss)
+  return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), flight }
 }
 
 /** Makes the request wait on `flight`; once the flight settles it runs again from the lookup, never to wait again. */
@@ -214,14 +214,6 @@ function waitOn(flight: Flight, exchange: Exchange, request: KeyedRequest, retry
     const dispatch = failure === undefined ? exchange.dispatch : dispatchFailure(failure)
     retry({ ...exchange, dispatch, controller, mayCoalesce: false }, request)
   })
-}
-
-/**
- * The exchange of a request that leads `flight`. (Apart from `coalesce`, so that a miss that leads makes
- * no closure context for a waiter's callback.)
- */
-function leading(exchange: Exchange, flight: Flight, onStorable?: Exchange['onStorable']): Exchange {
-  return { ...exchange, handler: new LeaderRelay(exchange.handler, flight), onSettled: (failure) => flight.settle(failure), onStorable }
 }
 
 /**
@@ -267,7 +259,7 @@ function revalidate(
     mayServeStaleOnError: () => staleIfErrorAllows(entry, request, { shared, now: Date.now(), staleIfError }),
     sendUnconditional: (handler) => exchange.dispatch(exchange.dispatchOptions, handler),
     ...(exchange.controller ? { startedController: exchange.controller } : {}),
-    ...(exchange.onSettled ? { onSettled: exchange.onSettled } : {}),
+    ...(exchange.flight ? { flight: exchange.flight } : {}),
   })
   send(exchange, { ...exchange.dispatchOptions, headers }, handler)
 }
@@ -328,7 +320,7 @@ function send(exchange: Exchange, dispatchOptions: Dispatcher.DispatchOptions, h
   try {
     exchange.dispatch(dispatchOptions, handler)
   } catch (error) {
-    exchange.onSettled?.()
+    exchange.flight?.settle()
     throw error
   }
 }

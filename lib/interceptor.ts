@@ -74,8 +74,7 @@ export function createCacheInterceptor(
         freshHeads,
         mayCoalesce: true,
         controller: undefined,
-        onSettled: undefined,
-        onStorable: undefined,
+        flight: undefined,
       }
       const request = toCacheRequest(dispatchOptions, options.knownUrls)
       if (request === undefined) {

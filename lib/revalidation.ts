@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import type { CacheStatusDetail, CacheStatusParameters } from './cache-status.js'
 import { CallerController, NO_SOURCE } from './controller.js'
+import type { FlightReport } from './coalescing.js'
 import type { GuardedStore } from './guarded-store.js'
 import type { HeaderRecord } from './headers.js'
 import type { KeyedRequest } from './key.js'
@@ -50,8 +51,8 @@ export interface RevalidationContext {
   sendUnconditional: (handler: Dispatcher.DispatchHandler) => void
   /** The controller of a caller that was started already (a coalesced request that waited). */
   startedController?: CallerController
-  /** Called once what this revalidation leaves in the store is final (see `TeeContext`). */
-  onSettled?: (failure?: Error) => void
+  /** The flight this revalidation leads, settled once what it leaves in the store is final (see `TeeContext`). */
+  flight?: FlightReport
 }
 
 /**
@@ -115,7 +116,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
               rules: context.rules,
               filter: context.filter,
               replaces: true,
-              ...(context.onSettled ? { onSettled: context.onSettled } : {}),
+              ...(context.flight ? { flight: context.flight } : {}),
             },
           }
         : {}),
@@ -134,7 +135,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     // without a cache.
     if (statusCode === 304 && !this.#retried) return this.#answerNotModified(controller, headers, statusText)
     if (SERVER_ERRORS.has(statusCode) && this.#mayStandIn()) {
-      this.#context.onSettled?.()
+      this.#context.flight?.settle()
       return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })
     }
     if (statusCode >= 200) this.#passingThrough = true
@@ -155,7 +156,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
     if (this.#answer === 'store') return
     // The origin could not be reached or broke off before answering; an abort by the caller is not that.
     if (!this.#controller.aborted && this.#mayStandIn()) {
-      this.#context.onSettled?.(error) // waiters meet the same failure, and the same stale entry stands in
+      this.#context.flight?.settle(error) // waiters meet the same failure, and the same stale entry stands in
       return this.#answerFromStore(this.#context.entry, { detail: 'stale-if-error' })
     }
     this.#passThrough.onResponseError(controller, error)
@@ -176,7 +177,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   #answerNotModified(controller: Dispatcher.DispatchController, notModifiedHeaders: HeaderRecord, statusText?: string): void {
     const { entry, request, shared, store, key, rules, filter } = this.#context
-    const settled = (): void => this.#context.onSettled?.()
+    const settled = (): void => this.#context.flight?.settle()
     const policyRequest = policyRequestOf({ method: request.method, storedUrl: entry.url, headers: request.headers })
     const result = applyNotModified(entry, policyRequest, notModifiedHeaders, { shared, now: Date.now(), requestTime: this.#requestTime, rules })
     // RFC 9111 §4.3.4: a 304 that selects no stored response updates none, so it validates none either: the

@@ -5,6 +5,7 @@ import { CallerController } from './controller.js'
 import { stampGeneration } from './credential-generations.js'
 import type { GuardedStore } from './guarded-store.js'
 import { contentLength, withoutFields, withoutHopByHop, type HeaderRecord } from './headers.js'
+import type { FlightReport } from './coalescing.js'
 import type { KeyedRequest } from './key.js'
 import { filterAllows, type ResponseFilter } from './filter.js'
 import { evaluateResponse, pickHeaders, policyRequestOf, type ForwardReason, type StorageRules } from './policy.js'
@@ -37,13 +38,13 @@ export interface TeeContext {
      */
     replaces?: boolean
     /**
-     * Called once, when what this response leaves in the store is final: stored (after the store took
-     * it), or known not to be stored (not storable, too large, cut short, failed). Coalesced requests
-     * waiting on this one look the store up again then; `failure` is why the request failed, if it did.
+     * The flight this request leads, if any (or what a miss that passes reports to): told at the final
+     * response's head whether it is being copied for the store, and settled once, when what this response
+     * leaves in the store is final: stored (after the store took it), or known not to be stored (not
+     * storable, too large, cut short, failed). Coalesced requests waiting on this one look the store up
+     * again then; `failure` is why the request failed, if it did.
      */
-    onSettled?: (failure?: Error) => void
-    /** Called at the final response's head with whether it is being copied for the store. */
-    onStorable?: (storable: boolean) => void
+    flight?: FlightReport | undefined
   }
   /**
    * The controller the caller is to be given, when the caller of this exchange already made one; it is
@@ -120,7 +121,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return this.#handler.onResponseStart?.(caller, statusCode, headers, statusText)
     this.#context.onFinalResponse?.(statusCode, headers)
     this.#pending = this.#startEntry(statusCode, headers, statusText ?? '')
-    this.#context.storage?.onStorable?.(this.#pending !== undefined)
+    this.#context.storage?.flight?.storable(this.#pending !== undefined)
     if (this.#pending === undefined) {
       if (statusCode < 500) this.#deleteReplaced()
       this.#settle()
@@ -244,7 +245,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
   #settle(failure?: Error): void {
     if (this.#settled) return
     this.#settled = true
-    this.#context.storage?.onSettled?.(failure)
+    this.#context.storage?.flight?.settle(failure)
   }
 
   /** A newer full response that is not stored leaves no older one behind to be served in its place. */

@@ -219,6 +219,46 @@ describe('coalescing', () => {
     expect(await (await french).body.text()).toBe('body #2')
   })
 
+  it('coalesces the misses of each variant apart once the Vary record is known', async () => {
+    const origin = await startPlannedOrigin((number) => ({ headers: { 'cache-control': 'max-age=60', vary: 'accept-language' }, held: number > 1 }))
+    const agent = createTestAgent()
+    const ask = (language: string) => request(origin.url, { dispatcher: agent, headers: { 'accept-language': language } })
+    expect(await (await ask('en')).body.text()).toBe('body #1') // stored: its Vary record names the selecting header
+    const pending = ['fr', 'de', 'fr', 'de', 'fr', 'de'].map(ask)
+    await vi.waitFor(() => expect(origin.requests).toBe(3)) // one for each new variant
+    origin.release()
+    const bodies = await Promise.all((await Promise.all(pending)).map((response) => response.body.text()))
+    const [french, german] = [bodies.filter((_, index) => index % 2 === 0), bodies.filter((_, index) => index % 2 === 1)]
+    expect(new Set(french).size).toBe(1)
+    expect(new Set(german).size).toBe(1)
+    expect(french[0]).not.toBe(german[0])
+    expect(origin.requests).toBe(3)
+  })
+
+  it('coalesces concurrent HEAD misses into one request', async () => {
+    const origin = await startHeldOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent()
+    const pending = Array.from({ length: 3 }, () => request(origin.url, { dispatcher: agent, method: 'HEAD' }))
+    await vi.waitFor(() => expect(origin.requests).toBe(1))
+    origin.release()
+    const responses = await Promise.all(pending)
+    expect(responses.map((response) => response.statusCode)).toEqual([200, 200, 200])
+    expect(origin.requests).toBe(1)
+  })
+
+  it('never makes a GET wait on a HEAD whose identity its custom key spells', async () => {
+    // The HEAD of /a is keyed "x"; the GET of /b is keyed with what a HEAD of "x" would be listed under, were
+    // the two listed in one table.
+    const origin = await startHeldOrigin({ 'cache-control': 'max-age=60' })
+    const agent = createTestAgent({ key: (request) => (new URL(request.url).pathname === '/a' ? 'x' : ' HEAD x') })
+    const head = request(`${origin.url}a`, { dispatcher: agent, method: 'HEAD' })
+    const get = request(`${origin.url}b`, { dispatcher: agent })
+    await vi.waitFor(() => expect(origin.requests).toBe(2)) // both at the origin together: neither waits
+    origin.release()
+    expect((await head).statusCode).toBe(200)
+    expect(await (await get).body.text()).toMatch(/^body #[12]$/)
+  })
+
   it('sends each waiter on its own when the response is larger than maxEntrySize, and never holds more', async () => {
     const origin = await startHeldOrigin({ 'cache-control': 'max-age=60' }, 'x'.repeat(8 * 1024))
     const agent = createTestAgent({ store: new MemoryStore({ maxSize: 64 * 1024, maxEntrySize: 4 * 1024 }) })
