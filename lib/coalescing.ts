@@ -12,7 +12,7 @@
  * sending each to wait for it again on its own (wait-limits.ts says which failures are shared).
  *
  * A miss whose identity's last response could not be stored starts no flight (Varnish's hit-for-pass): a
- * request waiting on it could not be served from it, only sent on after it (`Flights.passes`).
+ * request waiting on it could not be served from it, only sent on after it (`FlightTable.passes`).
  */
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
@@ -63,7 +63,7 @@ export interface FlightWatcher {
  * a closure for each (issue #17).
  */
 export interface FlightReport {
-  /** At the final response's head: whether it is being copied for the store (see `Flights.passes`). */
+  /** At the final response's head: whether it is being copied for the store (see `FlightTable.passes`). */
   storable(storable: boolean): void
   /** What the response leaves in the store is final; `failure` is why its request failed, if it did. */
   settle(failure?: Error): void
