@@ -1,10 +1,13 @@
 // Instructions per request in the client's process, counted by valgrind's callgrind rather than timed
 // (issue #17): on a shared machine whose speed moved 2x within minutes, timed A/B runs could not resolve a
-// change of a few per cent; instruction counts can. Each contender sends a fixed number of requests
+// change of a few per cent. Each contender sends a fixed number of requests
 // through undici's request() or fetch(), 64 in flight, to the bench's origin in a process of its own (not
 // counted); the count of a run with no measured requests is taken away, so start-up and warm-up are not
 // counted either. V8 runs with --predictable --single-threaded, so the collector and the compiler do the same
-// work in the same order each time: the same build repeats within about 1%.
+// work in the same order each time: the same build repeats within about 1% with the same settings. But the
+// figure per request moves with --requests more than between builds (no cache: 327k at 5,000, 277k at 8,000,
+// 290k at 12,000): compilation and major collections come in lumps, counted whole in whichever window they
+// fall. Compare builds only at the same settings, and at more than one --requests (bench/README, "Ninth look").
 //
 //   npm run build && node bench/instructions.mjs [--workload=no-store|miss|hit] [--client=request|fetch] [--requests=5000]
 //

@@ -83,29 +83,32 @@ export interface FlightReport {
 export class Flights {
   readonly #byKey: FlightTable
   readonly #byIdentity: FlightTable
-  /** The timeouts of the dispatcher that reaches the origin, where known (`CachingAgent`'s own `Agent`). */
-  readonly #defaults: WaitLimits
 
+  /** `defaults`: the timeouts of the dispatcher that reaches the origin, where known (`CachingAgent`'s own `Agent`). */
   constructor(defaults: WaitLimits) {
-    this.#defaults = defaults
     this.#byKey = new FlightTable(defaults)
     this.#byIdentity = new FlightTable(defaults)
   }
 
-  /** The table that lists the flight of a request with this method and `Vary` selection, sent with `options`. */
-  tableFor(method: string, variant: Record<string, string | null> | undefined, options: Dispatcher.DispatchOptions): FlightTable {
-    return method === 'GET' && variant === undefined && comparableLimitsTag(options, this.#defaults) === '' ? this.#byKey : this.#byIdentity
+  /** Which limits a request sent with `options` can compare with its own (comparableLimitsTag): '' for the dispatcher's. */
+  limitsTag(options: Dispatcher.DispatchOptions): string {
+    return comparableLimitsTag(options, this.#byKey.defaults)
+  }
+
+  /** The table that lists the flight of a request with this method, `Vary` selection and limits tag. */
+  tableFor(method: string, variant: Record<string, string | null> | undefined, limitsTag: string): FlightTable {
+    return method === 'GET' && variant === undefined && limitsTag === '' ? this.#byKey : this.#byIdentity
   }
 
   /**
-   * The identity of a request's flight in `table`: its key in the table by key; otherwise which limits it can
-   * compare with its own (comparableLimitsTag), its method, key and variant, the tag first, up to a space it
-   * never holds, so that no identity can end up spelling another. (Arguments, not an object: none made a miss.)
+   * The identity of a request's flight in `table`: its key in the table by key; otherwise its limits tag, method,
+   * key and variant, the tag first, up to a space it never holds, so that no identity can end up spelling
+   * another. (Arguments, not an object: none made a miss.)
    */
-  identityIn(table: FlightTable, method: string, key: string, variant: Record<string, string | null> | undefined, options: Dispatcher.DispatchOptions): string {
+  identityIn(table: FlightTable, limitsTag: string, method: string, key: string, variant: Record<string, string | null> | undefined): string {
     if (table === this.#byKey) return key
     const selection = variant === undefined ? '' : ` ${JSON.stringify(variant)}`
-    return `${comparableLimitsTag(options, this.#defaults)} ${method} ${key}${selection}`
+    return `${limitsTag} ${method} ${key}${selection}`
   }
 }
 

@@ -196,8 +196,9 @@ function coalesce(exchange: Exchange, verdict: Verdict, retry: Retry): Exchange 
   if (!isCoalescible(exchange, verdict)) return exchange
   const { request, key, variant } = verdict
   const { flights, dispatchOptions } = exchange
-  const table = flights.tableFor(request.method, variant, dispatchOptions)
-  const identity = flights.identityIn(table, request.method, key, variant, dispatchOptions)
+  const limitsTag = flights.limitsTag(dispatchOptions)
+  const table = flights.tableFor(request.method, variant, limitsTag)
+  const identity = flights.identityIn(table, limitsTag, request.method, key, variant)
   const inFlight = table.get(identity)
   if (inFlight !== undefined) return void waitOn(inFlight, exchange, request, retry)
   // Only misses are told apart by what their last response was: a stale entry's revalidations always coalesce.
