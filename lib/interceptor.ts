@@ -60,6 +60,8 @@ export function createCacheInterceptor(
     return (callerOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
       const dispatchOptions = withoutCallerDispatcher(callerOptions)
       const handler = toCurrentHandler(anyHandler)
+      // A handler of neither shape goes on to be refused as it would be without the cache.
+      if (handler === undefined) return dispatch(dispatchOptions, anyHandler as Dispatcher.DispatchHandler)
       // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
       if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
       const exchange: Exchange = {

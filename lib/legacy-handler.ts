@@ -20,11 +20,17 @@ export interface LegacyHandler {
 /** Both handler shapes, as `dispatch()` may receive them. */
 export type AnyHandler = Dispatcher.DispatchHandler | LegacyHandler
 
-/** Returns a handler of the current shape: the handler itself, or an adapter around a legacy one. */
-export function toCurrentHandler(handler: AnyHandler): Dispatcher.DispatchHandler {
+/**
+ * Returns a handler of the current shape: the handler itself, or an adapter around a legacy one (undici
+ * tells them apart by `onRequestStart`, then `onConnect`). `undefined` for a handler of neither shape, which
+ * undici refuses with an error to the handler: the cache hands it on as it is, so that its caller gets that
+ * error as it would without the cache (an adapter would call none of its methods, and it would wait forever).
+ */
+export function toCurrentHandler(handler: AnyHandler): Dispatcher.DispatchHandler | undefined {
   if (typeof (handler as Dispatcher.DispatchHandler).onRequestStart === 'function') {
     return handler as Dispatcher.DispatchHandler
   }
+  if (typeof (handler as LegacyHandler).onConnect !== 'function') return undefined
   return new LegacyHandlerAdapter(handler as LegacyHandler)
 }
 

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest'
+import { Agent, type Dispatcher } from 'undici'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import type { CachingAgent } from '../lib/index.js'
 import { createTestAgent } from './helpers/agent.js'
 import { startVersionedOrigin } from './helpers/versioned-origin.js'
@@ -71,4 +72,36 @@ describe('legacy handlers', () => {
     await dispatchLegacy(agent, origin.url)
     await expect(dispatchLegacy(agent, origin.url, { abortOnConnect: true })).rejects.toThrow('aborted by the caller')
   })
+
+  it('of neither shape (no onRequestStart, no onConnect) get the error undici gives them without the cache', async () => {
+    const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
+    const plain = new Agent()
+    onTestFinished(() => plain.close())
+    const withoutCache = await dispatchShapeless(plain, origin.url)
+    const withCache = await dispatchShapeless(createTestAgent(), origin.url)
+    expect(withoutCache.message).toMatch(/invalid on\w+ method/) // undici 8 and 7 name different methods
+    expect(withCache).toEqual(withoutCache)
+    expect(origin.requests).toBe(0)
+  })
 })
+
+/**
+ * Dispatches a handler with the current shape's response callbacks but no `onRequestStart` (nor `onConnect`);
+ * resolves with how it failed: thrown by `dispatch()` or handed to `onResponseError`.
+ */
+async function dispatchShapeless(dispatcher: Dispatcher, url: string): Promise<{ how: 'thrown' | 'handed'; message: string }> {
+  const { origin, pathname } = new URL(url)
+  return new Promise((resolve) => {
+    const handler = {
+      onResponseStart() {},
+      onResponseData() {},
+      onResponseEnd() {},
+      onResponseError: (_controller: unknown, error: Error) => resolve({ how: 'handed', message: error.message }),
+    }
+    try {
+      dispatcher.dispatch({ origin, path: pathname, method: 'GET' }, handler as never)
+    } catch (error) {
+      resolve({ how: 'thrown', message: (error as Error).message })
+    }
+  })
+}
