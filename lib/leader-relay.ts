@@ -5,6 +5,7 @@
 import type { Dispatcher } from 'undici'
 import type { Flight, FlightWatcher } from './coalescing.js'
 import { toRawHeaders, type HeaderRecord } from './headers.js'
+import { RELEASED_HANDLER } from './released-handler.js'
 
 type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderRecord } | { kind: 'error'; error: Error }
 
@@ -22,7 +23,8 @@ type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderR
  * a controller object of its own per miss cost (issue #17).
  */
 export class LeaderRelay implements Dispatcher.DispatchHandler, Dispatcher.DispatchController, FlightWatcher {
-  readonly #leader: Dispatcher.DispatchHandler
+  /** The leader's handler; RELEASED_HANDLER once it has had its end or error. */
+  #leader: Dispatcher.DispatchHandler
   readonly #flight: Flight
   #upstream: Dispatcher.DispatchController | undefined
   /** Made when the first item queues: most leaders read as fast as their response comes. */
@@ -183,6 +185,18 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     this.#leaderDone = true
     if (item.kind === 'end') this.#leader.onResponseEnd?.(this, item.trailers)
     else this.#leader.onResponseError?.(this, item.error)
+    this.#release()
+  }
+
+  /**
+   * The leader has had its response: this relay, which undici may hold a while yet, lets go of it and of the
+   * response's head (RELEASED_HANDLER says why), and of undici's controller once the origin's response is over.
+   */
+  #release(): void {
+    this.#leader = RELEASED_HANDLER
+    this.#headers = undefined
+    this.#rawHeaders = undefined
+    if (this.#upstreamDone) this.#upstream = undefined
   }
 
   #pauseUpstream(): void {
@@ -206,7 +220,10 @@ export class LeaderRelay implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     this.#leaderAbortReason = reason
     this.#queue = undefined
     this.#resumeUpstream()
-    queueMicrotask(() => this.#leader.onResponseError?.(this, reason))
+    queueMicrotask(() => {
+      this.#leader.onResponseError?.(this, reason)
+      this.#release()
+    })
   }
 
   /** The leader has left and nobody waits: the rest of the response would be read by nobody. */

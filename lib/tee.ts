@@ -14,6 +14,7 @@ import { andThen } from './maybe-promise.js'
 import type { PendingBytes } from './pending-bytes.js'
 import { staleIfErrorRetention } from './retention.js'
 import { forget, save } from './variants.js'
+import { RELEASED_HANDLER } from './released-handler.js'
 
 export interface TeeContext {
   /** Why the request went to the origin, for `Cache-Status`. */
@@ -86,7 +87,8 @@ const NO_BODY_YET = new Uint8Array(0)
  * than `maxEntrySize` bytes: past that it stops copying and the response just passes through.
  */
 export class TeeHandler implements Dispatcher.DispatchHandler {
-  readonly #handler: Dispatcher.DispatchHandler
+  /** The caller's handler; RELEASED_HANDLER once it has had its response's end or error. */
+  #handler: Dispatcher.DispatchHandler
   readonly #context: TeeContext
   #controller: CallerController | undefined
   /** The caller is handed the controllers from below as they are (see TeeContext.freshHeads). */
@@ -183,12 +185,20 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       this.#settle()
     }
     this.#handler.onResponseEnd?.(this.#callerController(controller), trailers)
+    this.#release()
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     this.#stopCopying() // an errored or aborted response is never stored
     this.#settle(error)
     this.#handler.onResponseError?.(this.#callerController(controller), error)
+    this.#release()
+  }
+
+  /** The caller has had its response: this handler, which undici may hold a while yet, lets go of it (RELEASED_HANDLER). */
+  #release(): void {
+    this.#handler = RELEASED_HANDLER
+    this.#controller = undefined
   }
 
   onResponseStarted(): void {
