@@ -13,6 +13,7 @@ import type { CacheRequest, KeyedRequest } from './key.js'
 import { LeaderRelay } from './leader-relay.js'
 import type { ResolvedOptions } from './options.js'
 import { isOnlyIfCached, policyRequestOf, revalidationHeaders, staleIfErrorAllows, ttlSeconds, type Decision, type ForwardReason, type StorageRules } from './policy.js'
+import { RELEASED_HANDLER } from './released-handler.js'
 import { RevalidationHandler, type RevalidationContext } from './revalidation.js'
 import { serveEntry, serveGatewayTimeout, serveNotModified, type ServeContext } from './serve.js'
 import type { StatsCounters } from './stats.js'
@@ -252,13 +253,16 @@ function revalidate(
 ): void {
   const { shared, staleIfError, cacheStatus } = exchange.options
   const { headers, context } = revalidationOf(exchange, request, key, entry)
+  // The closures take what they use, not the exchange: the handler keeps them for as long as undici keeps it,
+  // and the exchange holds the caller's handler (see released-handler.ts).
+  const { dispatch, dispatchOptions } = exchange
   const handler = new RevalidationHandler(exchange.handler, {
     ...context,
     cacheName: cacheStatus,
     reason,
     mayStore,
     mayServeStaleOnError: () => staleIfErrorAllows(entry, request, { shared, now: Date.now(), staleIfError }),
-    sendUnconditional: (handler) => exchange.dispatch(exchange.dispatchOptions, handler),
+    sendUnconditional: (handler) => dispatch(dispatchOptions, handler),
     ...(exchange.controller ? { startedController: exchange.controller } : {}),
     ...(exchange.flight ? { flight: exchange.flight } : {}),
   })
@@ -272,21 +276,24 @@ function revalidate(
  */
 function revalidateInBackground(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry): void {
   const ownRequest: KeyedRequest = { ...request, method: entry.method }
+  // It answers nobody: what it keeps of the exchange holds nothing of the caller, served already (released-handler.ts).
+  const unattended: Exchange = { ...exchange, handler: RELEASED_HANDLER, controller: undefined, flight: undefined }
+  const { dispatch, dispatchOptions } = exchange
   exchange.background.start(key, (discard) => {
     // Made in here, so that one that cannot be made (an unreadable policy) is a background failure, counted.
-    const { headers, context } = revalidationOf(exchange, ownRequest, key, entry)
+    const { headers, context } = revalidationOf(unattended, ownRequest, key, entry)
     // A body-keyed method (POST) sends its body again: it was read whole for the key, so it can be.
-    const body = entry.method === 'GET' || entry.method === 'HEAD' ? null : exchange.dispatchOptions.body
-    const ownOptions = { ...exchange.dispatchOptions, method: entry.method, body }
+    const body = entry.method === 'GET' || entry.method === 'HEAD' ? null : dispatchOptions.body
+    const ownOptions = { ...dispatchOptions, method: entry.method, body }
     const handler = new RevalidationHandler(discard, {
       ...context,
       cacheName: false,
       reason: 'stale',
       mayStore: true,
       mayServeStaleOnError: () => false,
-      sendUnconditional: (handler) => exchange.dispatch(ownOptions, handler),
+      sendUnconditional: (handler) => dispatch(ownOptions, handler),
     })
-    exchange.dispatch({ ...ownOptions, headers }, handler)
+    dispatch({ ...ownOptions, headers }, handler)
   })
 }
 

@@ -12,6 +12,7 @@ import { COOKIE_SETTING_FIELDS } from './response-fields.js'
 import { serveEntry } from './serve.js'
 import type { StatsCounters } from './stats.js'
 import type { ResponseEntry } from './store.js'
+import { RELEASED_HANDLER } from './released-handler.js'
 import { TeeHandler } from './tee.js'
 import { applyNotModified } from './validation.js'
 import { andThen } from './maybe-promise.js'
@@ -69,10 +70,11 @@ export interface RevalidationContext {
  */
 export class RevalidationHandler implements Dispatcher.DispatchHandler {
   readonly #context: RevalidationContext
-  readonly #caller: Dispatcher.DispatchHandler
+  /** The caller's handler; RELEASED_HANDLER once its answer is handed over whole (see #release). */
+  #caller: Dispatcher.DispatchHandler
   readonly #controller: CallerController
-  /** The caller's way to the origin's answer: a new one for the request sent again. */
-  #passThrough: TeeHandler
+  /** The caller's way to the origin's answer: a new one for the request sent again; undefined once released. */
+  #passThrough: TeeHandler | undefined
   /** Set once the request has been sent again without validators: it is never sent a third time. */
   #retried = false
   /** Whether the caller holds `#controller` already. */
@@ -124,7 +126,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    this.#passThrough.onRequestStart(controller, context) // points the caller's controller at the origin
+    this.#passThrough?.onRequestStart(controller, context) // points the caller's controller at the origin
     this.#started = true
   }
 
@@ -139,35 +141,46 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })
     }
     if (statusCode >= 200) this.#passingThrough = true
-    this.#passThrough.onResponseStart(controller, statusCode, headers, statusText)
+    this.#passThrough?.onResponseStart(controller, statusCode, headers, statusText)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#answer === 'origin') this.#passThrough.onResponseData(controller, chunk)
+    if (this.#answer === 'origin') this.#passThrough?.onResponseData(controller, chunk)
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
-    if (this.#answer === 'origin') this.#passThrough.onResponseEnd(controller, trailers)
     // Sent once the 304 is over, so that it may go on the connection the 304 came on.
-    else if (this.#answer === 'unconditional') this.#sendUnconditional()
+    if (this.#answer === 'unconditional') return this.#sendUnconditional()
+    if (this.#answer === 'origin') this.#passThrough?.onResponseEnd(controller, trailers)
+    this.#release()
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.#answer === 'store') return
+    if (this.#answer === 'store') return this.#release()
     // The origin could not be reached or broke off before answering; an abort by the caller is not that.
     if (!this.#controller.aborted && this.#mayStandIn()) {
       this.#context.flight?.settle(error) // waiters meet the same failure, and the same stale entry stands in
-      return this.#answerFromStore(this.#context.entry, { detail: 'stale-if-error' })
-    }
-    this.#passThrough.onResponseError(controller, error)
+      this.#answerFromStore(this.#context.entry, { detail: 'stale-if-error' })
+    } else this.#passThrough?.onResponseError(controller, error)
+    this.#release()
+  }
+
+  /**
+   * The origin's response is over and the caller's answer handed on whole (passed through, or to the replay
+   * of a stored response, which holds the caller until its end): this handler, which undici may hold a while
+   * yet, lets go of the caller (RELEASED_HANDLER says why).
+   */
+  #release(): void {
+    this.#caller = RELEASED_HANDLER
+    this.#passThrough = undefined // a tee that has not had an end (a 304 answered from the store) still holds the caller
   }
 
   onBodySent(chunk: Buffer): void {
-    this.#passThrough.onBodySent(chunk)
+    this.#passThrough?.onBodySent(chunk)
   }
 
   onRequestSent(): void {
-    this.#passThrough.onRequestSent()
+    this.#passThrough?.onRequestSent()
   }
 
   #mayStandIn(): boolean {
@@ -196,7 +209,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
 
   #passThroughNotModified(controller: Dispatcher.DispatchController, headers: HeaderRecord, statusText?: string): void {
     this.#passingThrough = true
-    this.#passThrough.onResponseStart(controller, 304, headers, statusText)
+    this.#passThrough?.onResponseStart(controller, 304, headers, statusText)
   }
 
   /**

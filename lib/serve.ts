@@ -5,6 +5,7 @@ import { CallerController, type ResponseSource } from './controller.js'
 import type { HeaderRecord } from './headers.js'
 import { keptRawHeaders } from './kept-raw-headers.js'
 import { currentAgeSeconds } from './policy.js'
+import { RELEASED_HANDLER } from './released-handler.js'
 import { scheduleReplay } from './replay-scheduling.js'
 import type { ResponseEntry } from './store.js'
 
@@ -196,7 +197,8 @@ function replay(handler: Dispatcher.DispatchHandler, response: ReplayedResponse,
 
 /** One response played from memory; the source its caller's controller acts on (resume, abort). */
 class Replay implements ResponseSource {
-  readonly #handler: Dispatcher.DispatchHandler
+  /** The caller's handler; RELEASED_HANDLER once it has had its end or error (the caller's controller leads here). */
+  #handler: Dispatcher.DispatchHandler
   readonly #response: ReplayedResponse
   readonly #controller: CallerController
   #finished = false
@@ -250,6 +252,7 @@ class Replay implements ResponseSource {
         if (stored === undefined) {
           this.#finished = true
           this.#handler.onResponseEnd?.(this.#controller, {})
+          this.#handler = RELEASED_HANDLER
           return
         }
         const chunk = replayedPart(stored, this.#offset)
@@ -269,6 +272,7 @@ class Replay implements ResponseSource {
     if (this.#finished) return
     this.#finished = true
     this.#handler.onResponseError?.(this.#controller, error instanceof Error ? error : new Error(String(error)))
+    this.#handler = RELEASED_HANDLER
   }
 }
 

@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher } from 'undici'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { cacheInterceptor, type CacheOptions } from '../lib/index.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
 
@@ -36,6 +36,45 @@ describe('a response that has ended leaves nothing of its caller in the handler 
     const again = await dispatchOnce(dispatcher, origin.url, [])
     expect(again.outcome).toEqual({ status: 200, body: 'stored', error: undefined })
     expect(origin.requests).toBe(1)
+  })
+
+  it('a stale entry revalidated, answered 304 and served from the store, or 200 and passed through', async () => {
+    let answerInFull = false
+    let count = 0
+    const origin = await startOrigin((request, response) => {
+      if (!answerInFull && request.headers['if-none-match'] === '"v1"') return void response.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=0' }).end()
+      count++
+      response.writeHead(200, { etag: `"v${count}"`, 'cache-control': 'max-age=0' }).end(`v${count}`)
+    })
+    // coalesce: false, so that the revalidation's handler alone stands between undici and the caller.
+    const { dispatcher, held } = cacheAbove({ coalesce: false })
+    expect((await dispatchOnce(dispatcher, origin.url, [])).outcome.body).toBe('v1')
+    const notModified = await dispatchOnce(dispatcher, origin.url, held)
+    expect(notModified.outcome).toEqual({ status: 200, body: 'v1', error: undefined })
+    expect(await isCollected(notModified.caller)).toBe(true)
+    answerInFull = true
+    const replaced = await dispatchOnce(dispatcher, origin.url, held)
+    expect(replaced.outcome).toEqual({ status: 200, body: 'v2', error: undefined })
+    expect(await isCollected(replaced.caller)).toBe(true)
+    expect(origin.received.map(({ headers }) => headers['if-none-match'])).toEqual([undefined, '"v1"', '"v1"'])
+    expect(held.length).toBe(5) // the first miss's handler; for each revalidation, the cache's handler and the caller's controller
+  })
+
+  it('a stale entry served while it is revalidated in the background (stale-while-revalidate)', async () => {
+    let count = 0
+    let releaseRevalidation = (): void => {}
+    const origin = await startOrigin(async (_request, response) => {
+      if (++count > 1) await new Promise<void>((resolve) => (releaseRevalidation = resolve))
+      response.writeHead(200, { 'cache-control': 'max-age=0, stale-while-revalidate=60' }).end(`v${count}`)
+    })
+    onTestFinished(() => releaseRevalidation())
+    const { dispatcher, held } = cacheAbove()
+    await dispatchOnce(dispatcher, origin.url, [])
+    const stale = await dispatchOnce(dispatcher, origin.url, held)
+    expect(stale.outcome).toEqual({ status: 200, body: 'v1', error: undefined })
+    await vi.waitUntil(() => origin.requests === 2) // the revalidation waits at the origin
+    expect(await isCollected(stale.caller)).toBe(true)
+    releaseRevalidation()
   })
 
   it('a response that failed half-way (the origin reset the connection)', async () => {
