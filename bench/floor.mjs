@@ -1,7 +1,7 @@
 // The floor: a dispatcher that replays fixed bytes from memory with no cache logic at all, in 64 KiB
 // chunks, honouring pause and resume as undici's clients expect. A cache hit can cost no less than this;
 // the hit-and-miss bench reports how close CachingAgent comes. Responses start on a plain microtask, with
-// no scheduling of the project's own: a floor that copied CachingAgent's (lib/replay-scheduling.ts, at most
+// no scheduling of the project's own: a floor that copied CachingAgent's (lib/flow/replay-scheduling.ts, at most
 // 64 starts per turn) would measure that scheduling, not the floor (issue #17). The bench's loops let the
 // event loop turn every 16 requests and at least every 10 ms, for every contender alike: with 1 MiB bodies
 // and 64 in flight, 16 requests a loop let this floor run whole rounds in one turn (harness.mjs).

@@ -2,9 +2,9 @@ import type { EventEmitter } from 'node:events'
 import { Agent, Dispatcher } from 'undici'
 import type { CacheInspector } from './inspect.js'
 import { createCacheInterceptor } from './interceptor.js'
-import type { AnyHandler } from './legacy-handler.js'
+import type { AnyHandler } from './flow/legacy-handler.js'
 import { resolveAgentOptions, type CachingAgentOptions } from './options.js'
-import { agentWaitLimits, UNKNOWN_WAIT_LIMITS } from './wait-limits.js'
+import { agentWaitLimits, UNKNOWN_WAIT_LIMITS } from './flow/wait-limits.js'
 
 /** Events an undici dispatcher emits about its connections; passed on so pools and agents above see them. */
 const FORWARDED_EVENTS = ['connect', 'disconnect', 'connectionError', 'drain'] as const

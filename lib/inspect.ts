@@ -2,20 +2,20 @@
  * `agent.cache` (and `cacheInterceptor(...).cache`): what is stored, and its maintenance, in the terms
  * requests-cache users know (`cache.urls()`, `cache.delete(...)`, `cache.recreate_keys()`).
  */
-import { withJoinedBody } from './body.js'
-import { stampGeneration } from './credential-generations.js'
-import { statelessRegExp } from './expiry-rules.js'
-import { filterAllows } from './filter.js'
-import type { GuardedStore } from './guarded-store.js'
-import { copyHeaders, normalizeRequestHeaders, type HeaderRecord, type RequestHeaders } from './headers.js'
-import { keyRequest, KnownUrls, normalizeUrl, type CacheRequest } from './key.js'
+import { withJoinedBody } from './stores/body.js'
+import { stampGeneration } from './keys/credential-generations.js'
+import { statelessRegExp } from './rules/expiry-rules.js'
+import { filterAllows } from './keys/filter.js'
+import type { GuardedStore } from './stores/guarded-store.js'
+import { copyHeaders, normalizeRequestHeaders, type HeaderRecord, type RequestHeaders } from './rules/headers.js'
+import { keyRequest, KnownUrls, normalizeUrl, type CacheRequest } from './keys/key.js'
 import type { ResolvedOptions } from './options.js'
-import { expiresAt, ttlSeconds } from './policy.js'
+import { expiresAt, ttlSeconds } from './rules/policy.js'
 import type { CacheStats, StatsCounters } from './stats.js'
-import type { CacheEntry, ResponseEntry, VaryEntry } from './store.js'
-import { forStoredData } from './redaction.js'
-import { mayServeStored } from './response-fields.js'
-import { lookup, save } from './variants.js'
+import type { CacheEntry, ResponseEntry, VaryEntry } from './stores/store.js'
+import { forStoredData } from './keys/redaction.js'
+import { mayServeStored } from './rules/response-fields.js'
+import { lookup, save } from './keys/variants.js'
 
 /** One stored response, as `entries()` and `get()` give it. */
 export interface StoredResponse {

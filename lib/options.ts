@@ -1,11 +1,11 @@
 import type { Agent, Dispatcher } from 'undici'
-import { compileExpiryRules, type ConfiguredTtl, type ExpiryRules, type UrlExpiryRule } from './expiry-rules.js'
-import type { ResponseFilter } from './filter.js'
-import { createKey, defaultKeyOf, KnownUrls, type CacheRequest } from './key.js'
-import { DEFAULT_REDACTED_PARAMETERS, parameterRules, type ParameterRules } from './redaction.js'
-import type { CacheStore } from './store.js'
+import { compileExpiryRules, type ConfiguredTtl, type ExpiryRules, type UrlExpiryRule } from './rules/expiry-rules.js'
+import type { ResponseFilter } from './keys/filter.js'
+import { createKey, defaultKeyOf, KnownUrls, type CacheRequest } from './keys/key.js'
+import { DEFAULT_REDACTED_PARAMETERS, parameterRules, type ParameterRules } from './keys/redaction.js'
+import type { CacheStore } from './stores/store.js'
 import { checkOptionsObject, checkPositiveInteger, describe } from './option-checks.js'
-import { PendingBytes } from './pending-bytes.js'
+import { PendingBytes } from './flow/pending-bytes.js'
 import { MemoryStore } from './stores/memory-store.js'
 
 const MIB = 1024 * 1024

@@ -8,7 +8,7 @@ import { startOrigin, type Origin } from './helpers/origin.js'
  * handed; either can outlive the response (promoted to the old generation, it stays until a full
  * collection). So once the caller has had its response's end or error, neither the cache's handler nor the
  * controller the cache handed the caller may hold anything of the caller's: not its handler, not the
- * response (issue #17, lib/released-handler.ts). Here an interceptor below the cache keeps every handler it
+ * response (issue #17, lib/flow/released-handler.ts). Here an interceptor below the cache keeps every handler it
  * is given, as undici's dead request would, the test keeps every controller its caller was handed, and the
  * caller's handler must still be collected.
  */

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { parseHttpDate } from '../lib/http-date.js'
+import { parseHttpDate } from '../lib/rules/http-date.js'
 
 const NOV_6_1994 = Date.UTC(1994, 10, 6, 8, 49, 37)
 const NOW = Date.UTC(2026, 10, 22)

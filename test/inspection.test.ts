@@ -9,7 +9,7 @@ import { statusOf } from './helpers/cache-status.js'
 import { MapStore } from './helpers/map-store.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
-import { redactionOf } from '../lib/redaction.js'
+import { redactionOf } from '../lib/keys/redaction.js'
 import { removeDatabaseDirectory } from './helpers/sqlite-file.js'
 
 /** An origin that stores for a minute, varies on Accept under /vary/, and names the request in its body. */

@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createKey, KnownUrls, normalizeUrl } from '../lib/key.js'
-import { parameterRules } from '../lib/redaction.js'
-import { normalizeParameters } from '../lib/request-body.js'
+import { createKey, KnownUrls, normalizeUrl } from '../lib/keys/key.js'
+import { parameterRules } from '../lib/keys/redaction.js'
+import { normalizeParameters } from '../lib/keys/request-body.js'
 
 const IGNORED = ['api_key', 'Token']
 const REDACTED = ['access_token']

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { entrySize, MemoryStore, type ResponseEntry } from '../lib/index.js'
-import { ENTRY_VERSION } from '../lib/store.js'
+import { ENTRY_VERSION } from '../lib/stores/store.js'
 import { createTestAgent } from './helpers/agent.js'
 import { statusOf } from './helpers/cache-status.js'
 import { startOrigin } from './helpers/origin.js'

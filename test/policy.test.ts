@@ -1,9 +1,9 @@
 import CachePolicy from 'http-cache-semantics'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decide, evaluateResponse, parseCacheControl, parseVary, revalidationHeaders, staleIfErrorAllows } from '../lib/policy.js'
-import { effectiveCacheControl } from '../lib/response-fields.js'
-import { ENTRY_VERSION, type ResponseEntry } from '../lib/store.js'
+import { decide, evaluateResponse, parseCacheControl, parseVary, revalidationHeaders, staleIfErrorAllows } from '../lib/rules/policy.js'
+import { effectiveCacheControl } from '../lib/rules/response-fields.js'
+import { ENTRY_VERSION, type ResponseEntry } from '../lib/stores/store.js'
 
 const NOW = Date.UTC(2026, 0, 1, 12)
 

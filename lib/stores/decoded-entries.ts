@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { entrySize, type CacheEntry } from '../store.js'
+import { entrySize, type CacheEntry } from './store.js'
 
 /**
  * Entries a byte store has decoded lately, by key and row version, so that a hit on a hot entry neither

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
-import { joinChunks } from '../body.js'
+import { joinChunks } from './body.js'
 import { resolveMemoryStoreOptions, type MemoryStoreOptions } from './store-options.js'
-import { bodySize, entrySize, FIELD_OVERHEAD_BYTES, headersSize, type CacheEntry, type CacheStore, type ResponseEntry } from '../store.js'
+import { bodySize, entrySize, FIELD_OVERHEAD_BYTES, headersSize, type CacheEntry, type CacheStore, type ResponseEntry } from './store.js'
 
 /**
  * What a response entry held here costs besides the bytes counted per field and body below, measured

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { debuglog } from 'node:util'
-import type { CacheEntry } from '../store.js'
+import type { CacheEntry } from './store.js'
 
 /** A write a store has accepted for a key: an entry (encoded already, with its size), or the key's deletion. */
 export type Write = { entry: CacheEntry; encoded: Uint8Array; size: number } | { entry: undefined }

@@ -1,7 +1,7 @@
-import { decodeStoredValue, encodeEntry } from '../entry-codec.js'
+import { decodeStoredValue, encodeEntry } from './entry-codec.js'
 import { resolveRedisStoreOptions, type RedisStoreOptions } from './store-options.js'
-import { usefulUntil } from '../retention.js'
-import { entrySize, type CacheEntry, type CacheStore } from '../store.js'
+import { usefulUntil } from '../rules/retention.js'
+import { entrySize, type CacheEntry, type CacheStore } from './store.js'
 
 /** Keys asked for per SCAN step, and deleted per DEL. */
 const SCAN_COUNT = 500

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { bodyLength, joinBody } from '../../lib/body.js'
-import { GuardedStore } from '../../lib/guarded-store.js'
+import { bodyLength, joinBody } from '../../lib/stores/body.js'
+import { GuardedStore } from '../../lib/stores/guarded-store.js'
 import { StatsCounters } from '../../lib/stats.js'
-import { ENTRY_VERSION, entrySize, type CacheEntry, type CacheStore, type ResponseEntry, type VaryEntry } from '../../lib/store.js'
+import { ENTRY_VERSION, entrySize, type CacheEntry, type CacheStore, type ResponseEntry, type VaryEntry } from '../../lib/stores/store.js'
 
 /** A store under test, and how to close it and remove what it left (files, keys) when the test ends. */
 export interface StoreUnderTest {

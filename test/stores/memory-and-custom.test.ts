@@ -1,5 +1,5 @@
 import { MemoryStore, type CacheEntry, type CacheStore } from '../../lib/index.js'
-import { entrySize } from '../../lib/store.js'
+import { entrySize } from '../../lib/stores/store.js'
 import { describeStoreContract } from './contract.js'
 
 describeStoreContract('MemoryStore', async () => ({ store: new MemoryStore({ maxSize: 1024 * 1024, maxEntrySize: 256 * 1024 }), close: async () => {} }))

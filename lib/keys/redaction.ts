@@ -6,7 +6,7 @@
  * out of matching: it is removed from URLs and bodies, and redacted like the others where it stays (headers).
  */
 import { hash } from 'node:crypto'
-import type { RequestHeaders } from './headers.js'
+import type { RequestHeaders } from '../rules/headers.js'
 
 /**
  * Credentials named by `redactedParameters`, as they are by default (issue #16: common credentials, which

@@ -1,5 +1,5 @@
 import { bodyLength, isResponseBody, type ResponseBody } from './body.js'
-import type { HeaderRecord, RequestHeaders } from './headers.js'
+import type { HeaderRecord, RequestHeaders } from '../rules/headers.js'
 import type { MaybePromise } from './maybe-promise.js'
 
 /**

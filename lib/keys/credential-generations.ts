@@ -9,10 +9,10 @@
  * never a wrong hit. A request without credentials never reads a record, so its hits cost nothing more.
  */
 import { randomUUID } from 'node:crypto'
-import type { GuardedStore } from './guarded-store.js'
-import { andThen, type MaybePromise } from './maybe-promise.js'
-import { usefulUntil, VARY_RETENTION_MS } from './retention.js'
-import { ENTRY_VERSION, type GenerationEntry, type ResponseEntry } from './store.js'
+import type { GuardedStore } from '../stores/guarded-store.js'
+import { andThen, type MaybePromise } from '../stores/maybe-promise.js'
+import { usefulUntil, VARY_RETENTION_MS } from '../rules/retention.js'
+import { ENTRY_VERSION, type GenerationEntry, type ResponseEntry } from '../stores/store.js'
 
 /** The key of the generation record for the responses whose request without credentials has `fallbackKey`. */
 export function generationKey(fallbackKey: string): string {

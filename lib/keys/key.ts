@@ -1,8 +1,8 @@
 import { hash } from 'node:crypto'
 import { stringify, type ParsedUrlQueryInput } from 'node:querystring'
 import type { Dispatcher } from 'undici'
-import { normalizeRequestHeaders, type RequestHeaders } from './headers.js'
-import { pickHeaders } from './policy.js'
+import { normalizeRequestHeaders, type RequestHeaders } from '../rules/headers.js'
+import { pickHeaders } from '../rules/policy.js'
 import { DEFAULT_REDACTED_PARAMETERS, hasCredentialHeader, parameterRules, redactHeaders, type ParameterRules } from './redaction.js'
 import { normalizeBody, normalizeParameters } from './request-body.js'
 

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { toRawHeaders, type HeaderRecord } from './headers.js'
+import { toRawHeaders, type HeaderRecord } from '../rules/headers.js'
 
 /** What a caller's pause, resume and abort act on: the origin's response, or a replay from the store. */
 export interface ResponseSource {

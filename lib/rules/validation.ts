@@ -6,7 +6,7 @@ import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord, type Req
 import { parseHttpDate } from './http-date.js'
 import { evaluateResponse, pickHeaders, type PolicyRequest, type StorageRules } from './policy.js'
 import { staleIfErrorRetention } from './retention.js'
-import type { ResponseEntry } from './store.js'
+import type { ResponseEntry } from '../stores/store.js'
 
 /** Whether the caller's request asks to validate what it holds (`If-None-Match` or `If-Modified-Since`). */
 export function isValidationRequest(headers: RequestHeaders): boolean {

@@ -9,7 +9,7 @@ import { lifetimeOf, type ConfiguredTtl } from './expiry-rules.js'
 import { joinHeader, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { parseHttpDate } from './http-date.js'
 import { effectiveCacheControl, readResponseFields, splitOutsideQuotes, UNDERSTOOD_STATUSES, type EffectiveCacheControl } from './response-fields.js'
-import type { ResponseEntry } from './store.js'
+import type { ResponseEntry } from '../stores/store.js'
 
 export interface PolicyRequest {
   method: string

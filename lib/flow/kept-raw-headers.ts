@@ -6,7 +6,7 @@
  * program has allocated past it. Kept so, 3,000 small entries served once each held 197 MiB for the 9 MiB
  * their store counted (issue #16).
  */
-import type { HeaderRecord } from './headers.js'
+import type { HeaderRecord } from '../rules/headers.js'
 
 /** Names and values longer than this get bytes of their own rather than shared ones. */
 const MAX_SHARED_LENGTH = 64

@@ -5,7 +5,7 @@
  * run on. Only stored bodies are checked: what a store is given was checked on its way in (tee.ts).
  */
 import { bodyLength } from './body.js'
-import { contentLength } from './headers.js'
+import { contentLength } from '../rules/headers.js'
 import type { ResponseEntry } from './store.js'
 
 // RFC 9110 §15.3.5, §15.4.5: these responses end with their header section, whatever Content-Length says.

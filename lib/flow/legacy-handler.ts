@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { toRawHeaders, type HeaderRecord } from './headers.js'
+import { toRawHeaders, type HeaderRecord } from '../rules/headers.js'
 
 /**
  * The handler shape of undici 6 and earlier (onConnect, onHeaders, onData, onComplete, onError). Node's

@@ -2,9 +2,9 @@
  * The user's `filter`: whether a response may be stored, asked of each new response once its body is
  * whole, and of each stored response before it is served (requests-cache's `filter_fn`).
  */
-import { withJoinedBody, type ResponseBody } from './body.js'
-import type { GuardedStore } from './guarded-store.js'
-import { copyHeaders, type HeaderRecord } from './headers.js'
+import { withJoinedBody, type ResponseBody } from '../stores/body.js'
+import type { GuardedStore } from '../stores/guarded-store.js'
+import { copyHeaders, type HeaderRecord } from '../rules/headers.js'
 import type { CacheRequest } from './key.js'
 
 /** The response a filter is shown: whole, body included (still content-coded). */

@@ -1,6 +1,6 @@
 import { debuglog } from 'node:util'
 import type { Dispatcher } from 'undici'
-import type { StatsCounters } from './stats.js'
+import type { StatsCounters } from '../stats.js'
 
 const log = debuglog('undici-http-cache')
 

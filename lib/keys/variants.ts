@@ -6,14 +6,14 @@
  * where a redacted or ignored header's value is its digest (issue #16): never the credential itself.
  */
 import { isCurrent, readGeneration, stampGeneration } from './credential-generations.js'
-import type { GuardedStore } from './guarded-store.js'
-import { withoutFields, type RequestHeaders } from './headers.js'
+import type { GuardedStore } from '../stores/guarded-store.js'
+import { withoutFields, type RequestHeaders } from '../rules/headers.js'
 import { createVariantKey, type KeyedRequest } from './key.js'
-import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
-import { pickHeaders } from './policy.js'
-import { COOKIE_SETTING_FIELDS } from './response-fields.js'
-import { usefulUntil } from './retention.js'
-import { ENTRY_VERSION, type CacheEntry, type ResponseEntry, type VaryEntry } from './store.js'
+import { andThen, isPromise, type MaybePromise } from '../stores/maybe-promise.js'
+import { pickHeaders } from '../rules/policy.js'
+import { COOKIE_SETTING_FIELDS } from '../rules/response-fields.js'
+import { usefulUntil } from '../rules/retention.js'
+import { ENTRY_VERSION, type CacheEntry, type ResponseEntry, type VaryEntry } from '../stores/store.js'
 
 export type Lookup =
   /** `storedKey`: the key the response is stored under (a variant's own key, below the URL's). */

@@ -1,13 +1,13 @@
 import type { Dispatcher } from 'undici'
-import { bodyChunks, bodyLength, inReplayChunks, joinBody, REPLAY_CHUNK_BYTES } from './body.js'
-import { appendCacheStatus, formatCacheStatus, ttlParameter, withCacheStatus, type CacheStatusParameters } from './cache-status.js'
+import { bodyChunks, bodyLength, inReplayChunks, joinBody, REPLAY_CHUNK_BYTES } from '../stores/body.js'
+import { appendCacheStatus, formatCacheStatus, ttlParameter, withCacheStatus, type CacheStatusParameters } from '../rules/cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
-import type { HeaderRecord } from './headers.js'
+import type { HeaderRecord } from '../rules/headers.js'
 import { keptRawHeaders } from './kept-raw-headers.js'
-import { currentAgeSeconds } from './policy.js'
+import { currentAgeSeconds } from '../rules/policy.js'
 import { RELEASED_HANDLER } from './released-handler.js'
 import { scheduleReplay } from './replay-scheduling.js'
-import type { ResponseEntry } from './store.js'
+import type { ResponseEntry } from '../stores/store.js'
 
 interface ReplayedResponse {
   status: number

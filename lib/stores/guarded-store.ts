@@ -1,7 +1,7 @@
 import { debuglog } from 'node:util'
 import { hasDeclaredLength } from './body-integrity.js'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
-import type { StatsCounters } from './stats.js'
+import type { StatsCounters } from '../stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
 
 const log = debuglog('undici-http-cache')

@@ -3,9 +3,9 @@
  * changed, so the cache forgets it, and the same for the `Location` and `Content-Location` targets on the
  * same origin (another origin could otherwise make a cache forget what it does not control).
  */
-import type { GuardedStore } from './guarded-store.js'
-import { joinHeader, type HeaderRecord } from './headers.js'
-import { forget } from './variants.js'
+import type { GuardedStore } from '../stores/guarded-store.js'
+import { joinHeader, type HeaderRecord } from '../rules/headers.js'
+import { forget } from '../keys/variants.js'
 
 // RFC 9110 §9.2.1: the methods defined as safe; every other method may change the target.
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])

@@ -4,7 +4,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { Flight, FlightWatcher } from './coalescing.js'
-import { toRawHeaders, type HeaderRecord } from './headers.js'
+import { toRawHeaders, type HeaderRecord } from '../rules/headers.js'
 import { RELEASED_HANDLER } from './released-handler.js'
 
 type Queued = { kind: 'data'; chunk: Buffer } | { kind: 'end'; trailers: HeaderRecord } | { kind: 'error'; error: Error }

@@ -6,7 +6,7 @@
  */
 import { joinHeader } from './headers.js'
 import { expiresAt, parseCacheControl, parseDeltaSeconds } from './policy.js'
-import type { CacheEntry } from './store.js'
+import type { CacheEntry } from '../stores/store.js'
 
 /** How long past its freshness an entry with a validator is kept for revalidation. */
 export const REVALIDATION_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
