@@ -284,6 +284,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       createdAt: now,
       initialAgeSeconds: storable.initialAgeSeconds,
       lifetimeSeconds: storable.lifetimeSeconds,
+      usefulUntil: 0, // worked out as it is saved (variants.ts), once every field it rests on is set
       policy: storable.policy,
     }
     // The optional fields are set apart rather than spread into the literal, which builds the entry the slow way.

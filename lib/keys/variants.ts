@@ -104,8 +104,13 @@ export function save(store: GuardedStore, key: string, entry: ResponseEntry): Ma
   return store.writeInTurn(key, () => saveNow(store, key, entry))
 }
 
-/** `save`'s writes, within a turn. */
+/**
+ * `save`'s writes, within a turn. Every response is stored through here, so here it is told until when it
+ * is of use, for stores that expire or purge entries (`retainUntil`). The entries given are the cache's own,
+ * made for this save (a new response, or a copy renewed or re-keyed), so the field is set in place.
+ */
 function saveNow(store: GuardedStore, key: string, entry: ResponseEntry): MaybePromise<void> {
+  entry.usefulUntil = usefulUntil(entry)
   const varyHeaders = entry.varyHeaders
   return varyHeaders === undefined ? store.set(key, entry) : saveVariant(store, key, entry, varyHeaders)
 }

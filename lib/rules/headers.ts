@@ -3,11 +3,9 @@
  * an iterable such as `Headers`). The cache works on one: a plain record with lower-case names.
  */
 
-/** Response headers as the current handler API gives them: lower-case names, repeated fields as arrays. */
-export type HeaderRecord = Record<string, string | string[]>
-
-/** A request's headers: lower-case names, repeated fields joined with ", " (RFC 9110 §5.3). */
-export type RequestHeaders = Record<string, string>
+// The shapes are those entries are stored in, so they are defined with the entries: stores know no HTTP.
+import type { HeaderRecord, RequestHeaders } from '../stores/store.js'
+export type { HeaderRecord, RequestHeaders } from '../stores/store.js'
 
 type HeaderValue = string | number | boolean | readonly string[] | null | undefined
 type RawHeaderInput =

@@ -1,8 +1,9 @@
 /**
- * How long a stored entry stays useful, for stores that expire entries by themselves (Redis) or purge
- * them (SQLite): while fresh; then while a stale window (`stale-while-revalidate`, `stale-if-error`,
- * RFC 5861) may still serve it; and, when it has a validator, a while longer, so that a stale entry can
- * still earn a cheap 304 instead of a full response (RFC 9111 §4.3).
+ * How long a stored entry stays useful: while fresh; then while a stale window (`stale-while-revalidate`,
+ * `stale-if-error`, RFC 5861) may still serve it; and, when it has a validator, a while longer, so that a
+ * stale entry can still earn a cheap 304 instead of a full response (RFC 9111 §4.3). The cache works it out
+ * as it stores an entry and stores it in the entry (`usefulUntil`), which is all a store that expires or
+ * purges entries (Redis, SQLite) reads: stores need no HTTP.
  */
 import { joinHeader } from './headers.js'
 import { expiresAt, parseCacheControl, parseDeltaSeconds } from './policy.js'

@@ -1,7 +1,6 @@
 import { decodeStoredValue, encodeEntry } from './entry-codec.js'
 import { resolveRedisStoreOptions, type RedisStoreOptions } from './store-options.js'
-import { usefulUntil } from '../rules/retention.js'
-import { entrySize, type CacheEntry, type CacheStore } from './store.js'
+import { entrySize, retainUntil, type CacheEntry, type CacheStore } from './store.js'
 
 /** Keys asked for per SCAN step, and deleted per DEL. */
 const SCAN_COUNT = 500
@@ -62,8 +61,8 @@ function redisConnectionOf(client: unknown): RedisConnection | undefined {
 /**
  * A store in Redis, shared by every process and host that uses the same server and prefix. Takes a client
  * the user created and connected: node-redis (`redis` v5 and later) or ioredis. Entries are stored as
- * bytes (no base64) under `prefix` + key, and expire in Redis by themselves once of no use (see
- * `usefulUntil`: freshness, stale windows, and retention for revalidation when there is a validator).
+ * bytes (no base64) under `prefix` + key, and expire in Redis by themselves once of no use (the entry's
+ * `usefulUntil`, which the cache works out: freshness, stale windows, and retention for revalidation).
  * While the client is not connected, every call fails at once (the cache then goes to the origin) rather
  * than waiting in the client's offline queue; caching resumes when the client has reconnected.
  */
@@ -85,7 +84,7 @@ export class RedisStore implements CacheStore {
   }
 
   async set(key: string, entry: CacheEntry): Promise<void> {
-    const ttlMs = Math.min(Math.ceil(usefulUntil(entry) - Date.now()), MAX_TTL_MS)
+    const ttlMs = Math.min(Math.ceil(retainUntil(entry) - Date.now()), MAX_TTL_MS)
     // Too large, or of no use already: a newer response that is not kept leaves no older one behind.
     if (entrySize(entry) > this.maxEntrySize || ttlMs <= 0) return this.delete(key)
     await this.#ready().send(['SET', this.prefix + key, encodeEntry(entry), 'PX', String(ttlMs)])

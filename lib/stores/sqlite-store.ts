@@ -1,8 +1,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { decodeStoredValue, encodeEntry } from './entry-codec.js'
 import { resolveSqliteStoreOptions, type SqliteStoreOptions } from './store-options.js'
-import { usefulUntil } from '../rules/retention.js'
-import { entrySize, type CacheEntry, type CacheStore } from './store.js'
+import { entrySize, retainUntil, type CacheEntry, type CacheStore } from './store.js'
 import { DecodedEntries } from './decoded-entries.js'
 import { PendingWrites, type Write } from './pending-writes.js'
 import { FileUpkeep } from './file-upkeep.js'
@@ -39,9 +38,9 @@ const SQLITE_BUSY = 5
 /**
  * A persistent store in an SQLite file (node:sqlite): entries survive restarts, and several processes may
  * share one file (WAL journal, a transaction per write or per batch of writes). Bounded in bytes: past
- * `maxSize` the least recently used entries are evicted. Entries that can no longer be used (stale, past
- * their stale windows, and without a validator to revalidate with, see `usefulUntil`) are purged when read
- * and as writes go by. Calls are synchronous, so a hit never waits for the event loop, and none waits for a
+ * `maxSize` the least recently used entries are evicted. Entries past their `usefulUntil` (which the cache
+ * works out: stale, past their stale windows, and without a validator to revalidate with) are purged when
+ * read and as writes go by. Calls are synchronous, so a hit never waits for the event loop, and none waits for a
  * lock (issue #16): a read never needs one (WAL), and a write another process holds up waits in
  * `PendingWrites`, off the event loop, and is done for its caller once accepted.
  */
@@ -250,7 +249,7 @@ export class SqliteStore implements CacheStore {
     const replaced = this.#statements.sizeOf.get(key) as { size: number } | undefined
     // A random version per write, so that every process can tell a row it decoded from one written since.
     const version = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER)
-    this.#statements.upsert.run(key, encoded, version, size, usefulUntil(entry))
+    this.#statements.upsert.run(key, encoded, version, size, retainUntil(entry))
     this.#total += size - (replaced?.size ?? 0)
     this.#evictOver(key)
   }

@@ -1,6 +1,11 @@
 import { bodyLength, isResponseBody, type ResponseBody } from './body.js'
-import type { HeaderRecord, RequestHeaders } from '../rules/headers.js'
 import type { MaybePromise } from './maybe-promise.js'
+
+/** Response header fields: lower-case names, repeated fields as arrays (as undici's handler API gives them). */
+export type HeaderRecord = Record<string, string | string[]>
+
+/** A request's header fields: lower-case names, repeated fields joined with ", ". */
+export type RequestHeaders = Record<string, string>
 
 /**
  * The format version of stored entries. An entry written by another version is a miss, and is deleted,
@@ -45,6 +50,13 @@ export interface ResponseEntry {
    * that expire entries by themselves keep it that long (retention.ts). Absent without the option.
    */
   staleIfErrorSeconds?: number
+  /**
+   * Until when the response may be of any use (epoch ms): while fresh, while a stale window may serve it,
+   * and, with a validator, a while longer for a cheap revalidation. The cache works it out as it stores the
+   * entry, so that a store that expires or purges entries needs no HTTP (see `retainUntil`). Absent in
+   * entries stored before it was added.
+   */
+  usefulUntil?: number
   /** The http-cache-semantics policy, kept for revalidation; only `policy.ts` reads it. */
   policy: Record<string, unknown>
   /**
@@ -93,6 +105,18 @@ export interface GenerationEntry {
 
 /** What a `CacheStore` holds under a key. */
 export type CacheEntry = ResponseEntry | VaryEntry | GenerationEntry
+
+/** How long a store keeps an entry that does not say until when it is of use (one stored before it did). */
+export const UNDATED_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
+
+/**
+ * Until when a store should keep an entry (epoch ms), for stores that expire entries by themselves (Redis)
+ * or purge them (SQLite): the `usefulUntil` the cache gave it, or, for an entry without one, 30 days after
+ * it was created.
+ */
+export function retainUntil(entry: CacheEntry): number {
+  return Number.isFinite(entry.usefulUntil) ? entry.usefulUntil! : entry.createdAt + UNDATED_RETENTION_MS
+}
 
 /**
  * Where entries live. Any method may return a Promise. A store may hold entries however it likes

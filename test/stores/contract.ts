@@ -28,6 +28,7 @@ export function responseEntry(version: number, overrides: Partial<ResponseEntry>
     createdAt: EPOCH + version,
     initialAgeSeconds: 0,
     lifetimeSeconds: 60,
+    usefulUntil: EPOCH + 3_600_000,
     policy: { v: 1, t: 1 },
     ...overrides,
   }

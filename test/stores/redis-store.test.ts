@@ -58,17 +58,24 @@ for (const kind of ['node-redis', 'ioredis'] as const) {
       expect(Buffer.from(raw as Buffer).subarray(-body.byteLength)).toEqual(Buffer.from(body))
     })
 
-    it('lets Redis expire entries by themselves: at freshness without a validator, days later with one', async () => {
+    it("lets Redis expire entries by themselves at the entry's usefulUntil, reading no HTTP field", async () => {
       const { client, store } = await openStore(kind)
       const now = Date.now()
-      const plain = responseEntry(1, { createdAt: now, headers: { 'cache-control': 'max-age=60' } })
-      const validated = responseEntry(2, { createdAt: now, headers: { 'cache-control': 'max-age=60', etag: '"v"' } })
-      await store.set('plain', plain)
-      await store.set('validated', validated)
+      // The fields say fresh for a year and validated; the entry says of use for a minute: the entry decides.
+      const dated = responseEntry(1, { createdAt: now, usefulUntil: now + 60_000, headers: { 'cache-control': 'max-age=31536000', etag: '"v"' } })
+      // An entry that does not say (stored before entries did): kept 30 days from its creation.
+      const undated = responseEntry(2, { createdAt: now })
+      delete undated.usefulUntil
+      const over = responseEntry(3, { createdAt: now - 120_000, usefulUntil: now - 60_000 })
+      await store.set('dated', dated)
+      await store.set('undated', undated)
+      await store.set('over', over)
       const ttlOf = async (key: string) => Number(client instanceof Redis ? await client.pttl(`${store.prefix}${key}`) : await client.pTTL(`${store.prefix}${key}`))
-      expect(await ttlOf('plain')).toBeGreaterThan(55_000)
-      expect(await ttlOf('plain')).toBeLessThanOrEqual(60_000)
-      expect(await ttlOf('validated')).toBeGreaterThan(7 * 24 * 3600 * 1000)
+      expect(await ttlOf('dated')).toBeGreaterThan(55_000)
+      expect(await ttlOf('dated')).toBeLessThanOrEqual(60_000)
+      expect(await ttlOf('undated')).toBeGreaterThan(29 * 24 * 3600 * 1000)
+      expect(await ttlOf('undated')).toBeLessThanOrEqual(30 * 24 * 3600 * 1000)
+      expect(await store.get('over')).toBeUndefined() // of no use already: not written at all
     })
 
     it('keeps an entry for as long as the staleIfError option may serve it', async () => {

@@ -211,8 +211,9 @@ describe('SqliteStore', () => {
   it('purges the entries of no use as writes go by, on its worker, once a quarter of maxSize is written', async () => {
     const path = temporaryDatabase()
     const store = openStore({ path, maxSize: 60_000, maxEntrySize: 10_000 })
-    // Stale an hour ago, without a validator or a stale window: of no use, though never read again.
-    const past = { createdAt: Date.now() - 3_600_000, headers: { 'cache-control': 'max-age=60' } }
+    // Of no use since an hour ago (the cache would have said so for a response stale since then, without a
+    // validator or a stale window), though never read again.
+    const past = { createdAt: Date.now() - 3_660_000, usefulUntil: Date.now() - 3_600_000 }
     store.set('gone', responseEntry(1, past))
     store.set('kept', responseEntry(2))
     await new Promise((resolve) => setImmediate(resolve)) // the turn's writes made
@@ -221,6 +222,24 @@ describe('SqliteStore', () => {
     await expect.poll(() => rowsInFile(path)).toBe(11)
     expect(store.keys()).not.toContain('gone')
     expect(store.size).toBe(openStore({ path }).size) // counted again, as the worker deleted a row
+  })
+
+  it("purges by the entry's usefulUntil alone, and an entry that does not say 30 days after it was made", async () => {
+    const store = openStore()
+    const now = Date.now()
+    // Fields that say fresh for a year: the entry's usefulUntil decides, not HTTP.
+    store.set('over', responseEntry(1, { createdAt: now - 60_000, usefulUntil: now - 1_000, headers: { 'cache-control': 'max-age=31536000' } }))
+    store.set('of use', responseEntry(2, { createdAt: now - 60_000, usefulUntil: now + 60_000, headers: { 'cache-control': 'max-age=0' } }))
+    const undated = (version: number, days: number): ResponseEntry => {
+      const entry = responseEntry(version, { createdAt: now - days * 24 * 3600 * 1000 })
+      delete entry.usefulUntil // stored before entries said
+      return entry
+    }
+    store.set('undated, 31 days old', undated(3, 31))
+    store.set('undated, 29 days old', undated(4, 29))
+    await new Promise((resolve) => setImmediate(resolve)) // the turn's writes made
+    const found = (key: string) => store.get(key) !== undefined
+    expect(['over', 'of use', 'undated, 31 days old', 'undated, 29 days old'].map(found)).toEqual([false, true, false, true])
   })
 
   it('keeps an entry the staleIfError option may still serve, and serves it when the origin fails', async () => {
