@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { BackgroundRevalidations } from './flow/background-revalidation.js'
+import { hasDeclaredLength } from './rules/body-integrity.js'
 import { Flights } from './flow/coalescing.js'
 import { CallerController, HeldCaller } from './flow/controller.js'
 import { generationKey } from './keys/credential-generations.js'
@@ -51,7 +52,7 @@ export function createCacheInterceptor(
   freshHeads = false,
 ): { interceptor: CacheInterceptor; writesDone: () => Promise<void> } {
   const stats = new StatsCounters()
-  const store = new GuardedStore(options.store, stats, options.storeTimeoutMs)
+  const store = new GuardedStore(options.store, { stats, timeoutMs: options.storeTimeoutMs, isIntact: hasDeclaredLength })
   const background = new BackgroundRevalidations(stats)
   const interceptor = (dispatch: Dispatch) => {
     // Flights per dispatcher composed with: requests sent through two may not wait on each other, as the

@@ -1,8 +1,7 @@
 import { debuglog } from 'node:util'
-import { hasDeclaredLength } from './body-integrity.js'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import type { StatsCounters } from '../stats.js'
-import { decodeEntry, type CacheEntry, type CacheStore } from './store.js'
+import { decodeEntry, type CacheEntry, type CacheStore, type ResponseEntry } from './store.js'
 
 const log = debuglog('undici-http-cache')
 
@@ -12,7 +11,8 @@ const turnsByStore = new WeakMap<CacheStore, Map<string, Promise<void>>>()
 /**
  * Wraps any store so that its failures never reach a request: a `get` that throws, rejects, takes longer
  * than `timeoutMs` or returns something that is not an entry of this version, or a response whose body is
- * not as long as it says, is a miss; a failed or slow
+ * not as long as it says (`isIntact`, a rule of HTTP's the cache hands in: the guard knows none), is a
+ * miss; a failed or slow
  * `set` or `delete` is "not stored". Each failure is counted in `stats.errors` and logged (once per kind
  * of failure), and each response written is counted in `stats.stored`. A synchronous store stays
  * synchronous, so a hit from memory does not wait for a promise.
@@ -22,15 +22,17 @@ export class GuardedStore {
   readonly #loggedKinds = new Set<string>()
   readonly #stats: StatsCounters
   readonly #timeoutMs: number
+  readonly #isIntact: (entry: ResponseEntry) => boolean
   /** Writes (set, delete, and whole saves of a URL's entries) a promise-returning store has not finished yet. */
   readonly #writing = new Set<Promise<void>>()
   /** The last `writeInTurn` begun for each key, while it has not finished. */
   readonly #turns: Map<string, Promise<void>>
 
-  constructor(store: CacheStore, stats: StatsCounters, timeoutMs: number) {
+  constructor(store: CacheStore, options: { stats: StatsCounters; timeoutMs: number; isIntact: (entry: ResponseEntry) => boolean }) {
     this.#store = store
-    this.#stats = stats
-    this.#timeoutMs = timeoutMs
+    this.#stats = options.stats
+    this.#timeoutMs = options.timeoutMs
+    this.#isIntact = options.isIntact
     this.#turns = turnsByStore.get(store) ?? new Map()
     turnsByStore.set(store, this.#turns)
   }
@@ -58,7 +60,7 @@ export class GuardedStore {
    */
   async peek(key: string): Promise<CacheEntry | undefined> {
     const entry = decodeEntry(await this.#read(key))
-    return entry?.kind === 'response' && !hasDeclaredLength(entry) ? undefined : entry
+    return entry?.kind === 'response' && !this.#isIntact(entry) ? undefined : entry
   }
 
   /** What the store holds under `key`, as it gave it; a failed or slow read is counted, and reads as nothing. */
@@ -153,7 +155,7 @@ export class GuardedStore {
       if (isAnyVersionOfEntry(value)) void this.delete(key)
       return undefined
     }
-    if (entry.kind === 'response' && !hasDeclaredLength(entry)) {
+    if (entry.kind === 'response' && !this.#isIntact(entry)) {
       this.#fail('store body', new Error('stored body is not as long as its entry says'), undefined)
       void this.delete(key)
       return undefined

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { bodyLength, joinBody } from '../../lib/stores/body.js'
 import { GuardedStore } from '../../lib/stores/guarded-store.js'
+import { hasDeclaredLength } from '../../lib/rules/body-integrity.js'
 import { StatsCounters } from '../../lib/stats.js'
 import { ENTRY_VERSION, entrySize, type CacheEntry, type CacheStore, type ResponseEntry, type VaryEntry } from '../../lib/stores/store.js'
 
@@ -132,7 +133,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreUnd
 
     it('through the cache guard, an entry of an older format version is a miss and is deleted', () =>
       withStore(async (store) => {
-        const guarded = new GuardedStore(store, new StatsCounters(), 1000)
+        const guarded = new GuardedStore(store, { stats: new StatsCounters(), timeoutMs: 1000, isIntact: hasDeclaredLength })
         await store.set('old', { ...responseEntry(5), version: 2 } as unknown as CacheEntry)
         expect(await guarded.get('old')).toBeUndefined()
         await expect.poll(async () => store.get('old')).toBeUndefined()

@@ -4,9 +4,9 @@
  * entry's own `Content-Length`, such a body reaches request() and fetch() without an error, cut short or
  * run on. Only stored bodies are checked: what a store is given was checked on its way in (tee.ts).
  */
-import { bodyLength } from './body.js'
-import { contentLength } from '../rules/headers.js'
-import type { ResponseEntry } from './store.js'
+import { bodyLength } from '../stores/body.js'
+import { contentLength } from './headers.js'
+import type { ResponseEntry } from '../stores/store.js'
 
 // RFC 9110 §15.3.5, §15.4.5: these responses end with their header section, whatever Content-Length says.
 const BODYLESS_STATUSES = new Set([204, 304])
