@@ -216,7 +216,7 @@ async function storedAndAged(elapsedMs: number) {
 }
 
 // Issue #16, part 4: the field, cacheInfo() and the README disagreed in four places.
-describe('Cache-Status and cacheInfo() agree with the README', () => {
+describe('Cache-Status and cacheInfo() agree with the guide (docs/getting-started.md)', () => {
   it('names the key on a miss that stored the response: the key its hits name', async () => {
     const origin = await startVersionedOrigin({ 'cache-control': 'max-age=60' })
     const agent = createTestAgent()
