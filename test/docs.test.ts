@@ -33,14 +33,17 @@ const needsRedis = (block: Block): boolean => block.code.includes('RedisStore') 
 
 /**
  * The origin a block's example.com reaches (one per block): any path answers 200 with a small JSON body,
- * fresh for a minute and with an ETag, and 304 to a request that names that ETag.
+ * fresh for a minute and with an ETag (under /graphql wrapped as a GraphQL response), and 304 to a request
+ * that names that ETag.
  */
 function startDocsOrigin(): Promise<Origin> {
   return startOrigin((request, response) => {
     const etag = '"v1"'
     if (request.headers['if-none-match'] === etag) return void response.writeHead(304, { etag, 'cache-control': 'max-age=60' }).end()
     response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60', etag })
-    response.end(JSON.stringify({ path: request.url }))
+    // A GraphQL client is answered as a GraphQL server answers: its data under `data`.
+    const data = { path: request.url }
+    response.end(JSON.stringify(request.url?.startsWith('/graphql') ? { data } : data))
   })
 }
 
