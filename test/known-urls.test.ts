@@ -1,6 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createKey, KnownUrls, normalizeUrl } from '../lib/keys/key.js'
+import { createKey } from '../lib/keys/key.js'
+import { KnownUrls } from '../lib/keys/known-urls.js'
+import { normalizeUrl } from '../lib/keys/urls.js'
 import { parameterRules } from '../lib/keys/redaction.js'
 import { normalizeParameters } from '../lib/keys/request-body.js'
 

@@ -1,7 +1,8 @@
 import CachePolicy from 'http-cache-semantics'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decide, evaluateResponse, parseCacheControl, parseVary, revalidationHeaders, staleIfErrorAllows } from '../lib/rules/policy.js'
+import { parseCacheControl, parseVary } from '../lib/rules/directives.js'
+import { decide, evaluateResponse, revalidationHeaders, staleIfErrorAllows } from '../lib/rules/policy.js'
 import { effectiveCacheControl } from '../lib/rules/response-fields.js'
 import { ENTRY_VERSION, type ResponseEntry } from '../lib/stores/store.js'
 

@@ -6,7 +6,8 @@
  * purges entries (Redis, SQLite) reads: stores need no HTTP.
  */
 import { joinHeader } from './headers.js'
-import { expiresAt, parseCacheControl, parseDeltaSeconds } from './policy.js'
+import { parseCacheControl, parseDeltaSeconds } from './directives.js'
+import { expiresAt } from './policy.js'
 import type { CacheEntry } from '../stores/store.js'
 
 /** How long past its freshness an entry with a validator is kept for revalidation. */

@@ -4,7 +4,8 @@
  */
 import { joinHeader, withoutFields, withoutHopByHop, type HeaderRecord, type RequestHeaders } from './headers.js'
 import { parseHttpDate } from './http-date.js'
-import { evaluateResponse, pickHeaders, type PolicyRequest, type StorageRules } from './policy.js'
+import { pickHeaders } from './directives.js'
+import { evaluateResponse, type PolicyRequest, type StorageRules } from './policy.js'
 import { staleIfErrorRetention } from './retention.js'
 import type { ResponseEntry } from '../stores/store.js'
 
