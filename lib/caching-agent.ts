@@ -50,6 +50,7 @@ export class CachingAgent extends Dispatcher {
    * The store is the caller's to close.
    */
   override close(): Promise<void>
+  /** `close()`, calling `callback` once it is done. */
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | void {
     const closed = this.#dispatcher.close().then(this.#writesDone)
@@ -62,8 +63,11 @@ export class CachingAgent extends Dispatcher {
 
   /** Destroys the inner dispatcher, failing its requests in flight. */
   override destroy(): Promise<void>
+  /** Destroys the inner dispatcher, failing its requests in flight with `error`. */
   override destroy(error: Error | null): Promise<void>
+  /** `destroy()`, calling `callback` once it is done. */
   override destroy(callback: () => void): void
+  /** `destroy(error)`, calling `callback` once it is done. */
   override destroy(error: Error | null, callback: () => void): void
   override destroy(errorOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
     if (typeof errorOrCallback === 'function') return this.#dispatcher.destroy(errorOrCallback)

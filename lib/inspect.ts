@@ -27,7 +27,9 @@ export interface StoredResponse {
   method: string
   /** The normalised URL of the request it answered (ignored parameters removed, redacted values as digests). */
   url: string
+  /** The response's status code. */
   status: number
+  /** The response's fields as stored, lower-case names. */
   headers: HeaderRecord
   /** The whole body, as received (still content-coded). */
   body: Uint8Array

@@ -9,12 +9,20 @@ import type { CacheRequest } from './key.js'
 
 /** The response a filter is shown: whole, body included (still content-coded). */
 export interface FilterResponse {
+  /** The status code. */
   status: number
+  /** The reason phrase ('' when there was none). */
   statusText: string
+  /** The response's fields, lower-case names. */
   headers: HeaderRecord
+  /** The whole body, still content-coded: the stored bytes themselves, to be read, not written. */
   body: Uint8Array
 }
 
+/**
+ * The `filter` option: whether `response` may be stored for `request`, or, stored already, be served to it.
+ * `false`, or a throw, means "do not cache" (a throw is counted in `stats.errors`).
+ */
 export type ResponseFilter = (request: CacheRequest, response: FilterResponse) => boolean
 
 /**

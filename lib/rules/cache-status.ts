@@ -128,6 +128,7 @@ export interface CacheInfo {
   cacheKey: string | undefined
 }
 
+/** Response headers in any shape undici hands them over: a record (`request()`), or a `Headers` object (`fetch()`). */
 type HeadersInput = HeaderRecord | Record<string, string | string[] | undefined> | { get(name: string): string | null }
 
 /**

@@ -68,6 +68,7 @@ function redisConnectionOf(client: unknown): RedisConnection | undefined {
  */
 export class RedisStore implements CacheStore {
   readonly maxEntrySize: number
+  /** What every key this store writes starts with: `options.prefix`, `'undici-http-cache:'` by default. */
   readonly prefix: string
   readonly #connection: RedisConnection
 

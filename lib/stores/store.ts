@@ -15,7 +15,9 @@ export const ENTRY_VERSION = 4
 
 /** One stored response: plain, serialisable data, so that a store never needs to know HTTP. */
 export interface ResponseEntry {
+  /** The format version the entry was written in (`ENTRY_VERSION`). */
   version: typeof ENTRY_VERSION
+  /** A stored response. */
   kind: 'response'
   /** The request method the response answered. */
   method: string
@@ -28,7 +30,9 @@ export interface ResponseEntry {
   requestHeaders: RequestHeaders
   /** The normalised request body, for methods cached with their body in the key. */
   requestBody?: Uint8Array
+  /** The response's status code. */
   status: number
+  /** The response's reason phrase, as received ('' when there was none). */
   statusText: string
   /** The response's end-to-end header fields, as received (hop-by-hop fields removed). */
   headers: HeaderRecord
@@ -71,7 +75,9 @@ export interface ResponseEntry {
  * Each variant is a `ResponseEntry` under a key derived from those headers' values.
  */
 export interface VaryEntry {
+  /** The format version the entry was written in (`ENTRY_VERSION`). */
   version: typeof ENTRY_VERSION
+  /** A URL's `Vary` record. */
   kind: 'vary'
   /** Lower-case names of the request headers that select a variant. */
   names: string[]
@@ -81,6 +87,7 @@ export interface VaryEntry {
    * even after a new `VaryEntry` takes its place.
    */
   variants: string[]
+  /** When the record was last written (epoch ms). */
   createdAt: number
   /**
    * Until when the longest-lived variant listed may still be of use (epoch ms, see `usefulUntil`): the entry
@@ -95,9 +102,13 @@ export interface VaryEntry {
  * removes, so that none of them is served any more (RFC 9111 §4.4, see credential-generations.ts).
  */
 export interface GenerationEntry {
+  /** The format version the entry was written in (`ENTRY_VERSION`). */
   version: typeof ENTRY_VERSION
+  /** A URL's current generation of responses to requests with credentials. */
   kind: 'generation'
+  /** The random token the responses of this generation are stamped with. */
   generation: string
+  /** When the generation was started (epoch ms). */
   createdAt: number
   /** Until when the longest-lived response stamped with it may be of use (epoch ms, see `usefulUntil`). */
   usefulUntil: number
@@ -123,11 +134,17 @@ export function retainUntil(entry: CacheEntry): number {
  * (objects, JSON, binary), as long as `get` returns what `set` was given, as plain data.
  */
 export interface CacheStore {
+  /** The entry stored under `key`, as `set` was given it (plain data, bytes intact), or `undefined`. */
   get(key: string): MaybePromise<CacheEntry | undefined>
+  /** Stores `entry` under `key`, replacing what was there; a store may decline it (too large), as if evicted. */
   set(key: string, entry: CacheEntry): MaybePromise<void>
+  /** Removes what is stored under `key`; nothing under it is not an error. */
   delete(key: string): MaybePromise<void>
+  /** Every key stored (the cache's inspection walks them); may be an async iterable. */
   keys(): MaybePromise<Iterable<string> | AsyncIterable<string>>
+  /** Removes every entry. */
   clear(): MaybePromise<void>
+  /** Lets go of what the store holds open; the cache never calls it (a store may be shared). */
   close?(): MaybePromise<void>
   /** The largest entry (in bytes, see `entrySize`) the store accepts; the cache buffers no more than this. */
   readonly maxEntrySize?: number
