@@ -192,7 +192,7 @@ function handleCacheable(exchange: Exchange, request: CacheRequest): void {
     if (isLookupBypassed(request.headers)) {
       // Such a request is never answered from the store, and with only-if-cached the origin may not be asked.
       if (!isOnlyIfCached(request.headers)) return forwardAndStore(exchange, keyed, keyed.key, 'request')
-      return serveGatewayTimeout(exchange.handler, { cacheName: options.cacheStatus, controller: exchange.controller })
+      return serveGatewayTimeout(exchange.handler, { cacheName: options.cacheStatus, controller: exchange.controller, request: keyed })
     }
     const found = lookup(store, keyed)
     if (!isPromise(found)) return actOnLookup(exchange, request, keyed, found)

@@ -84,7 +84,7 @@ export function act(exchange: Exchange, verdict: Verdict, retry: Retry): void {
       exchange.stats.stale++
       return revalidateInBackground(exchange, request, key, decision.entry)
     case 'gateway-timeout':
-      return serveGatewayTimeout(handler, { cacheName: options.cacheStatus, controller: exchange.controller })
+      return serveGatewayTimeout(handler, { cacheName: options.cacheStatus, controller: exchange.controller, request })
     case 'revalidate':
     case 'forward': {
       const sender = coalesce(exchange, verdict, retry)
@@ -155,6 +155,8 @@ export function forward(exchange: Exchange, reason: ForwardReason, onFinalRespon
     callerStarted: controller !== undefined,
     onFinalResponse,
     freshHeads: exchange.freshHeads,
+    dispatchOptions: exchange.dispatchOptions,
+    parameters: options.parameters,
   })
   return exchange.dispatch(exchange.dispatchOptions, tee)
 }
@@ -236,7 +238,7 @@ function isMiss(reason: ForwardReason): boolean {
 }
 
 /** How a response goes out from the store without asking the origin: a `hit` member, fresh or stale by its ttl. */
-function servedFromStore(exchange: Exchange, request: CacheRequest, key: string, entry: ResponseEntry): ServeContext {
+function servedFromStore(exchange: Exchange, request: KeyedRequest, key: string, entry: ResponseEntry): ServeContext {
   const now = Date.now()
   return {
     method: request.method,
@@ -244,6 +246,7 @@ function servedFromStore(exchange: Exchange, request: CacheRequest, key: string,
     member: { hit: true, ttlSeconds: ttlSeconds(entry, now), key },
     now,
     controller: exchange.controller,
+    request,
   }
 }
 

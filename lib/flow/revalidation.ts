@@ -246,6 +246,7 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       cacheName: this.#context.cacheName,
       member,
       now,
+      request: this.#context.request,
       ...(this.#started ? { controller: this.#controller } : {}),
     })
   }

@@ -2,7 +2,8 @@ import type { Dispatcher } from 'undici'
 import { bodyChunks, bodyLength, inReplayChunks, joinBody, REPLAY_CHUNK_BYTES } from '../stores/body.js'
 import { appendCacheStatus, formatCacheStatus, ttlParameter, withCacheStatus, type CacheStatusParameters } from '../rules/cache-status.js'
 import { CallerController, type ResponseSource } from './controller.js'
-import type { HeaderRecord } from '../rules/headers.js'
+import { publishResponse, responseChannel, summarizeRequest } from '../diagnostics.js'
+import type { HeaderRecord, RequestHeaders } from '../rules/headers.js'
 import { keptRawHeaders } from './kept-raw-headers.js'
 import { currentAgeSeconds } from '../rules/policy.js'
 import { RELEASED_HANDLER } from './released-handler.js'
@@ -85,6 +86,29 @@ export interface ServeContext {
    * turned into a replay (a 304, or stale-if-error); the caller is then not started again.
    */
   controller?: CallerController
+  /** The request served, as stored (for the `undici-http-cache:response` channel). */
+  request?: ServedRequest
+}
+
+/** A request as the cache stores it: what a message about its response names. */
+export interface ServedRequest {
+  method: string
+  storedUrl: string
+  storedHeaders: RequestHeaders
+}
+
+/** Publishes on `undici-http-cache:response` what a caller is handed from the store, if anyone listens. */
+function reportServed(context: ServeContext, statusCode: number, cacheStatus: string | string[] | undefined): void {
+  const { request, member } = context
+  if (!responseChannel.hasSubscribers || request === undefined) return
+  publishResponse({
+    request: summarizeRequest(request.method, request.storedUrl, request.storedHeaders),
+    key: 'key' in member ? member.key : undefined,
+    statusCode,
+    member,
+    cacheStatus,
+    stored: 'stored' in member && member.stored === true,
+  })
 }
 
 /** Serves a stored entry: its status, headers with a current `Age` and `Cache-Status`, and its body. */
@@ -96,6 +120,7 @@ export function serveEntry(entry: ResponseEntry, handler: Dispatcher.DispatchHan
   // Copies for each replay: a handler may change what it is given (undici's decompress interceptor splices
   // rawHeaders), and the next hit must not see it. One spread and one slice of whole forms cost ~30 ns
   // where merging the stored and fresh fields cost ~140 ns (a spread of each, a concat).
+  reportServed(context, entry.status, headers['cache-status'])
   replay(handler, { status: entry.status, statusText: entry.statusText, headers: { ...headers }, rawHeaders: raw.slice(), body }, context.controller)
 }
 
@@ -159,6 +184,7 @@ export function serveNotModified(entry: ResponseEntry, handler: Dispatcher.Dispa
   const headers: HeaderRecord = {}
   for (const name of NOT_MODIFIED_FIELDS) if (entry.headers[name] !== undefined) headers[name] = entry.headers[name]
   Object.assign(headers, freshFields(entry, context, undefined))
+  reportServed(context, 304, headers['cache-status'])
   replay(handler, { status: 304, statusText: 'Not Modified', headers, body: NO_BODY }, context.controller)
 }
 
@@ -179,9 +205,14 @@ function freshFields(entry: ResponseEntry, context: ServeContext, contentLength:
  * RFC 9111 §5.2.1.7: `only-if-cached` with nothing usable stored is answered 504 Gateway Timeout. Nothing
  * went forward, so its `Cache-Status` has no `fwd` (RFC 9211 §2.2), only `detail=only-if-cached`.
  */
-export function serveGatewayTimeout(handler: Dispatcher.DispatchHandler, context: { cacheName: string | false; controller?: CallerController }): void {
+export function serveGatewayTimeout(
+  handler: Dispatcher.DispatchHandler,
+  context: { cacheName: string | false; controller?: CallerController; request?: ServedRequest },
+): void {
   let headers: HeaderRecord = { 'content-length': '0' }
-  if (context.cacheName !== false) headers = withCacheStatus(headers, formatCacheStatus(context.cacheName, { detail: 'only-if-cached' }))
+  const member: CacheStatusParameters = { detail: 'only-if-cached' }
+  if (context.cacheName !== false) headers = withCacheStatus(headers, formatCacheStatus(context.cacheName, member))
+  if (responseChannel.hasSubscribers) reportServed({ ...context, method: 'GET', member, now: 0 }, 504, headers['cache-status'])
   replay(handler, { status: 504, statusText: 'Gateway Timeout', headers, body: NO_BODY }, context.controller)
 }
 

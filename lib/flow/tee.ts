@@ -2,11 +2,13 @@ import type { Dispatcher } from 'undici'
 import { joinChunks, type ResponseBody } from '../stores/body.js'
 import { appendCacheStatus, formatCacheStatus, notStoredMember, withCacheStatus } from '../rules/cache-status.js'
 import { CallerController } from './controller.js'
+import { PROBE_NAME, publishResponse, responseChannel, summarizeDispatch, summarizeRequest, type RequestSummary } from '../diagnostics.js'
 import { stampGeneration } from '../keys/credential-generations.js'
 import type { GuardedStore } from '../stores/guarded-store.js'
 import { contentLength, withoutFields, withoutHopByHop, type HeaderRecord } from '../rules/headers.js'
 import type { FlightReport } from './coalescing.js'
 import type { KeyedRequest } from '../keys/key.js'
+import type { ParameterRules } from '../keys/redaction.js'
 import { filterAllows, type ResponseFilter } from '../keys/filter.js'
 import { pickHeaders } from '../rules/directives.js'
 import { evaluateResponse, policyRequestOf, type ForwardReason, type StorageRules } from '../rules/policy.js'
@@ -63,6 +65,12 @@ export interface TeeContext {
    * handed undici's own controller. Otherwise heads are copied and the caller gets a controller of the cache's.
    */
   freshHeads?: boolean
+  /**
+   * The request as sent and the cache's parameter rules, for the `undici-http-cache:response` channel's
+   * summary of a request that is not being stored (without `storage`, the request was not keyed).
+   */
+  dispatchOptions?: Dispatcher.DispatchOptions
+  parameters?: ParameterRules
 }
 
 const CACHE_STATUS_NAME = Buffer.from('cache-status')
@@ -131,6 +139,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
     }
     if (this.#direct) {
       if (this.#context.cacheName !== false) addInPlace(controller, headers, this.#memberFor(this.#context.cacheName, this.#pending?.entry))
+      if (responseChannel.hasSubscribers) this.#report(statusCode, headers['cache-status'])
       return this.#handler.onResponseStart?.(controller, statusCode, headers, statusText)
     }
     const wrapped = caller as CallerController
@@ -146,7 +155,26 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       rawOut = headers['cache-status'] === undefined ? upstreamRaw?.concat(CACHE_STATUS_NAME, member.raw ?? Buffer.from(member.text, 'latin1')) : undefined
     }
     wrapped.setHeaders(headersOut, rawOut)
+    if (responseChannel.hasSubscribers) this.#report(statusCode, headersOut['cache-status'])
     this.#handler.onResponseStart?.(wrapped, statusCode, headersOut, statusText)
+  }
+
+  /** Publishes on `undici-http-cache:response` the final response's head as the caller gets it. */
+  #report(statusCode: number, cacheStatus: string | string[] | undefined): void {
+    const { storage, dispatchOptions, parameters } = this.#context
+    const entry = this.#pending?.entry
+    let request: RequestSummary
+    if (storage !== undefined) request = summarizeRequest(storage.request.method, storage.request.storedUrl, storage.request.storedHeaders)
+    else if (dispatchOptions !== undefined && parameters !== undefined) request = summarizeDispatch(dispatchOptions, parameters)
+    else return // every tee made by the cache has one or the other
+    publishResponse({
+      request,
+      key: entry === undefined ? undefined : storage?.key,
+      statusCode,
+      member: this.#memberFor(PROBE_NAME, entry).text,
+      cacheStatus,
+      stored: entry !== undefined,
+    })
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

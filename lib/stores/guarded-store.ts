@@ -1,5 +1,6 @@
 import { debuglog } from 'node:util'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
+import { errorChannel, publishError, publishStored, storeChannel } from '../diagnostics.js'
 import type { StatsCounters } from '../stats.js'
 import { decodeEntry, type CacheEntry, type CacheStore, type ResponseEntry } from './store.js'
 
@@ -68,30 +69,32 @@ export class GuardedStore {
     try {
       const result = this.#store.get(key)
       if (!isPromise(result)) return result
-      return this.#limit(result, 'get').catch((error: unknown) => this.#fail('store get', error, undefined))
+      return this.#limit(result, 'get').catch((error: unknown) => this.#fail('store get', error, undefined, key))
     } catch (error) {
-      return this.#fail('store get', error, undefined)
+      return this.#fail('store get', error, undefined, key)
     }
   }
 
   set(key: string, entry: CacheEntry): MaybePromise<void> {
     const stored = (): void => {
-      if (entry.kind === 'response') this.#stats.stored++
+      if (entry.kind !== 'response') return
+      this.#stats.stored++
+      if (storeChannel.hasSubscribers) publishStored(key, entry)
     }
-    return this.#call('set', () => this.#store.set(key, entry), stored)
+    return this.#call('set', key, () => this.#store.set(key, entry), stored)
   }
 
   delete(key: string): MaybePromise<void> {
-    return this.#call('delete', () => this.#store.delete(key))
+    return this.#call('delete', key, () => this.#store.delete(key))
   }
 
-  #call(kind: string, call: () => MaybePromise<void>, onDone?: () => void): MaybePromise<void> {
+  #call(kind: string, key: string, call: () => MaybePromise<void>, onDone?: () => void): MaybePromise<void> {
     try {
       const result = call()
       if (!isPromise(result)) return onDone?.()
-      return this.#track(this.#limit(result, kind).then(onDone, (error: unknown) => this.#fail(`store ${kind}`, error, undefined)))
+      return this.#track(this.#limit(result, kind).then(onDone, (error: unknown) => this.#fail(`store ${kind}`, error, undefined, key)))
     } catch (error) {
-      this.#fail(`store ${kind}`, error, undefined)
+      this.#fail(`store ${kind}`, error, undefined, key)
     }
   }
 
@@ -151,12 +154,12 @@ export class GuardedStore {
     if (value === undefined || value === null) return undefined
     const entry = decodeEntry(value)
     if (entry === undefined) {
-      this.#fail('store decode', new Error('stored value is not an entry of this format version'), undefined)
+      this.#fail('store decode', new Error('stored value is not an entry of this format version'), undefined, key)
       if (isAnyVersionOfEntry(value)) void this.delete(key)
       return undefined
     }
     if (entry.kind === 'response' && !this.#isIntact(entry)) {
-      this.#fail('store body', new Error('stored body is not as long as its entry says'), undefined)
+      this.#fail('store body', new Error('stored body is not as long as its entry says'), undefined, key)
       void this.delete(key)
       return undefined
     }
@@ -184,8 +187,9 @@ export class GuardedStore {
     }
   }
 
-  #fail<T>(kind: string, error: unknown, fallback: T): T {
+  #fail<T>(kind: string, error: unknown, fallback: T, key?: string): T {
     this.#stats.errors++
+    if (errorChannel.hasSubscribers) publishError(OPERATIONS[kind] ?? kind.replace(/^store /, ''), error, key)
     if (!this.#loggedKinds.has(kind)) {
       this.#loggedKinds.add(kind)
       log('%s failed (further %s failures are counted, not logged): %s', kind, kind, error)
@@ -193,6 +197,9 @@ export class GuardedStore {
     return fallback
   }
 }
+
+/** The `operation` an error message names for a kind of failure whose name says it otherwise. */
+const OPERATIONS: Record<string, string> = { 'keying or lookup': 'key' }
 
 /** Whether a stored value is one of the cache's entries, of any format version (every version has these two). */
 function isAnyVersionOfEntry(value: unknown): boolean {

@@ -1,0 +1,133 @@
+/**
+ * What the cache publishes on `node:diagnostics_channel` (issue #19), for metrics, traces and logs:
+ * - `undici-http-cache:response`: a response handed to a caller (`ResponseMessage`);
+ * - `undici-http-cache:store`: a response written to the store (`StoreMessage`);
+ * - `undici-http-cache:error`: a store call that failed, timed out or returned what is not an entry, or a
+ *   key function or filter that threw (`ErrorMessage`).
+ * A message is built only when the channel has subscribers, so that nobody listening costs a property
+ * read per event. Messages are plain objects that never hold a body or a credential: URLs and headers are
+ * those stored, where a redacted parameter's value is its digest and an ignored one is left out. A
+ * subscriber that throws does not fail the request nor stop the other subscribers: Node reports its
+ * error on `process`'s `uncaughtException`, as for any channel.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel'
+import type { Dispatcher } from 'undici'
+import { redactHeaders, type ParameterRules } from './keys/redaction.js'
+import { normalizeParameters } from './keys/request-body.js'
+import { cacheInfo, formatCacheStatus, type CacheStatus, type CacheStatusParameters } from './rules/cache-status.js'
+import { normalizeRequestHeaders } from './rules/headers.js'
+import { entrySize, type RequestHeaders, type ResponseEntry } from './stores/store.js'
+
+export const responseChannel = diagnosticsChannel.channel('undici-http-cache:response')
+export const storeChannel = diagnosticsChannel.channel('undici-http-cache:store')
+export const errorChannel = diagnosticsChannel.channel('undici-http-cache:error')
+
+/** The request a message is about, as the cache stores it: credentials as digests, ignored parameters left out. */
+export interface RequestSummary {
+  /** Upper-case method. */
+  method: string
+  /** Scheme, host and port: `https://example.com`. */
+  origin: string
+  /** Path and query, normalised as stored. */
+  path: string
+  /** Lower-case names; redacted values as digests. */
+  headers: RequestHeaders
+}
+
+/** `undici-http-cache:response`: the cache handed a response to a caller. */
+export interface ResponseMessage {
+  request: RequestSummary
+  /** The key the response was served from or stored under, when there is one. */
+  key: string | undefined
+  /** What the cache did, as `cacheInfo().status` reads it. */
+  status: CacheStatus
+  /** The `Cache-Status` field the caller gets (`undefined` with `cacheStatus: false`). */
+  cacheStatus: string | undefined
+  /** The response's status code. */
+  statusCode: number
+  /** Whether the response is being stored (it is stored once its body is whole and intact). */
+  stored: boolean
+}
+
+/** `undici-http-cache:store`: a response was written to the store. */
+export interface StoreMessage {
+  request: RequestSummary
+  key: string
+  /** The normalised URL the response answered. */
+  url: string
+  /** What the entry counts against a store's size bound (`entrySize`), in bytes. */
+  size: number
+}
+
+/** `undici-http-cache:error`: a failure the cache absorbed; the request went on as without a cache. */
+export interface ErrorMessage {
+  /** What failed: `'get'`, `'set'`, `'delete'`, `'write'`, `'decode'` (not an entry), `'body'` (a damaged body), `'key'`, `'filter'`, … */
+  operation: string
+  error: Error
+  /** The key of the store call that failed, when there was one. */
+  key: string | undefined
+}
+
+/** A request summarised from the normalised URL and stored headers it is known by. */
+export function summarizeRequest(method: string, storedUrl: string, storedHeaders: RequestHeaders): RequestSummary {
+  const pathAt = storedUrl.indexOf('/', storedUrl.indexOf('//') + 2)
+  return {
+    method,
+    origin: pathAt === -1 ? storedUrl : storedUrl.slice(0, pathAt),
+    path: pathAt === -1 ? '/' : storedUrl.slice(pathAt),
+    headers: { ...storedHeaders },
+  }
+}
+
+/**
+ * A request the cache did not key (a bypass), summarised from undici's dispatch options with the cache's
+ * rules applied as they would be to a stored one: redacted values as digests, ignored ones left out.
+ */
+export function summarizeDispatch(options: Dispatcher.DispatchOptions, rules: ParameterRules): RequestSummary {
+  const path = options.path ?? '/'
+  const queryAt = path.indexOf('?')
+  const query = queryAt === -1 ? '' : normalizeParameters(path.slice(queryAt + 1), rules)
+  return {
+    method: (options.method ?? 'GET').toUpperCase(),
+    origin: options.origin == null ? '' : String(options.origin).replace(/\/$/, ''),
+    path: queryAt === -1 ? path : query === '' ? path.slice(0, queryAt) : `${path.slice(0, queryAt + 1)}${query}`,
+    headers: { ...redactHeaders(normalizeRequestHeaders(options.headers), rules) },
+  }
+}
+
+/** The name members are formatted under to be read back as `cacheInfo()` reads them, whatever `cacheStatus` says. */
+export const PROBE_NAME = 'undici-http-cache'
+
+/** Publishes a response handed to a caller (call only when `responseChannel.hasSubscribers`). */
+export function publishResponse(response: {
+  request: RequestSummary
+  key: string | undefined
+  statusCode: number
+  /** This cache's member: its parameters, or its text formatted under `PROBE_NAME`. */
+  member: CacheStatusParameters | string
+  cacheStatus: string | string[] | undefined
+  stored: boolean
+}): void {
+  const memberText = typeof response.member === 'string' ? response.member : formatCacheStatus(PROBE_NAME, response.member)
+  const message: ResponseMessage = {
+    request: response.request,
+    key: response.key,
+    status: cacheInfo({ 'cache-status': memberText }, PROBE_NAME).status ?? 'miss',
+    cacheStatus: Array.isArray(response.cacheStatus) ? response.cacheStatus.join(', ') : response.cacheStatus,
+    statusCode: response.statusCode,
+    stored: response.stored,
+  }
+  responseChannel.publish(message)
+}
+
+/** Publishes a response written to the store under `key` (call only when `storeChannel.hasSubscribers`). */
+export function publishStored(key: string, entry: ResponseEntry): void {
+  const message: StoreMessage = { request: summarizeRequest(entry.method, entry.url, entry.requestHeaders), key, url: entry.url, size: entrySize(entry) }
+  storeChannel.publish(message)
+}
+
+/** Publishes a failure the cache absorbed (call only when `errorChannel.hasSubscribers`). */
+export function publishError(operation: string, error: unknown, key: string | undefined): void {
+  const message: ErrorMessage = { operation, error: error instanceof Error ? error : new Error(String(error)), key }
+  errorChannel.publish(message)
+}

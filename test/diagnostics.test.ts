@@ -1,0 +1,165 @@
+import { spawnSync } from 'node:child_process'
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from '../lib/index.js'
+import type { ErrorMessage, ResponseMessage, StoreMessage } from '../lib/diagnostics.js'
+import { createTestAgent, useFakeDate } from './helpers/agent.js'
+import { MapStore } from './helpers/map-store.js'
+import { startOrigin, type Origin } from './helpers/origin.js'
+import { fetchText as get } from './helpers/request.js'
+
+/** Every message published on `name` while the test runs. */
+function listen<T>(name: string): T[] {
+  const messages: T[] = []
+  const subscriber = (message: unknown): void => void messages.push(message as T)
+  diagnosticsChannel.subscribe(name, subscriber)
+  onTestFinished(() => void diagnosticsChannel.unsubscribe(name, subscriber))
+  return messages
+}
+
+/** An origin answering every path with a body naming it, fresh for a minute, with an ETag it answers 304 to. */
+function startCacheableOrigin(): Promise<Origin> {
+  return startOrigin((request, response) => {
+    const fields = { 'cache-control': 'max-age=60', etag: '"v1"', date: new Date().toUTCString() }
+    if (request.headers['if-none-match'] === '"v1"') return void response.writeHead(304, fields).end()
+    response.writeHead(200, fields).end(`body of ${request.url}`)
+  })
+}
+
+describe('undici-http-cache:response', () => {
+  it('tells each response handed to a caller: what the cache did, its Cache-Status, code and key', async () => {
+    const origin = await startCacheableOrigin()
+    const messages = listen<ResponseMessage>('undici-http-cache:response')
+    const agent = createTestAgent()
+    const miss = await get(`${origin.url}page?b=2&a=1`, agent)
+    const hit = await get(`${origin.url}page?a=1&b=2`, agent)
+    // Node's own fetch, whose handlers are of the legacy shape on Node 22, is told about as well.
+    const fetched = await fetch(`${origin.url}page?a=1&b=2`, { dispatcher: agent } as unknown as RequestInit)
+    await fetched.text()
+    expect(messages.map((message) => [message.status, message.statusCode, message.stored])).toEqual([
+      ['miss', 200, true],
+      ['hit', 200, false],
+      ['hit', 200, false],
+    ])
+    expect(messages.map((message) => message.cacheStatus)).toEqual([miss.headers['cache-status'], hit.headers['cache-status'], fetched.headers.get('cache-status')])
+    expect(messages[0]!.key).toBeDefined()
+    expect(new Set(messages.map((message) => message.key))).toEqual(new Set([messages[0]!.key]))
+    expect(messages[1]!.request).toEqual({ method: 'GET', origin: origin.url.replace(/\/$/, ''), path: '/page?a=1&b=2', headers: {} })
+  })
+
+  it('tells a revalidation, a response not stored, a bypass and a 504 for only-if-cached', async () => {
+    const clock = useFakeDate()
+    const origin = await startCacheableOrigin()
+    const messages = listen<ResponseMessage>('undici-http-cache:response')
+    const agent = createTestAgent({ urlsExpireAfter: [['*/bypassed', 'no-store']], cacheStatus: false })
+    await get(`${origin.url}stale`, agent)
+    clock.advance(120_000)
+    await get(`${origin.url}stale`, agent)
+    await get(`${origin.url}nothing`, agent, { headers: { 'cache-control': 'only-if-cached' } })
+    await get(`${origin.url}bypassed`, agent)
+    await get(`${origin.url}posted`, agent, { method: 'POST', body: 'x' })
+    expect(messages.map((message) => [message.status, message.statusCode, message.request.method, message.request.path])).toEqual([
+      ['miss', 200, 'GET', '/stale'],
+      ['revalidated', 200, 'GET', '/stale'],
+      ['miss', 504, 'GET', '/nothing'],
+      ['bypass', 200, 'GET', '/bypassed'],
+      ['miss', 200, 'POST', '/posted'],
+    ])
+    // cacheStatus: false writes no field, and the messages say so, the status still told.
+    expect(messages.every((message) => message.cacheStatus === undefined)).toBe(true)
+  })
+})
+
+describe('undici-http-cache:store', () => {
+  it('tells each response written to the store, with its key, URL and size', async () => {
+    const origin = await startCacheableOrigin()
+    const messages = listen<StoreMessage>('undici-http-cache:store')
+    const store = new MapStore()
+    const agent = createTestAgent({ store })
+    await get(`${origin.url}stored`, agent)
+    const [key, entry] = [...store.entries].find(([, value]) => (value as CacheEntry).kind === 'response') as [string, ResponseEntry]
+    expect(messages).toEqual([
+      { request: { method: 'GET', origin: origin.url.replace(/\/$/, ''), path: '/stored', headers: {} }, key, url: `${origin.url}stored`, size: entrySize(entry) },
+    ])
+  })
+})
+
+describe('undici-http-cache:error', () => {
+  it('tells a store call that failed, and a key function that threw; the requests still succeed', async () => {
+    const origin = await startCacheableOrigin()
+    const messages = listen<ErrorMessage>('undici-http-cache:error')
+    const failing: CacheStore = {
+      get: () => {
+        throw new Error('the disk is gone')
+      },
+      set: () => {},
+      delete: () => {},
+      keys: () => [],
+      clear: () => {},
+    }
+    const throughFailingStore = await get(`${origin.url}a`, createTestAgent({ store: failing }))
+    const throughFailingKey = await get(
+      `${origin.url}b`,
+      createTestAgent({
+        key: () => {
+          throw new Error('no key for you')
+        },
+      }),
+    )
+    expect([throughFailingStore.status, throughFailingKey.status]).toEqual([200, 200])
+    expect(messages.map((message) => [message.operation, message.error.message, typeof message.key])).toEqual([
+      ['get', 'the disk is gone', 'string'],
+      ['key', 'no key for you', 'undefined'],
+    ])
+  })
+})
+
+describe('messages hold no credential', () => {
+  it('carries redacted values as digests and leaves ignored ones out, in every channel', async () => {
+    const origin = await startCacheableOrigin()
+    const responses = listen<ResponseMessage>('undici-http-cache:response')
+    const stores = listen<StoreMessage>('undici-http-cache:store')
+    const agent = createTestAgent({ ignoredParameters: ['session'], urlsExpireAfter: [['*/bypassed', 'no-store']] })
+    const headers = { authorization: 'Bearer SECRET-TOKEN', 'x-api-key': 'SECRET-HEADER-KEY' }
+    await get(`${origin.url}private?api_key=SECRET-QUERY-KEY&session=IGNORED-SESSION`, agent, { headers })
+    await get(`${origin.url}private?api_key=SECRET-QUERY-KEY&session=IGNORED-SESSION`, agent, { headers })
+    await get(`${origin.url}bypassed?api_key=SECRET-QUERY-KEY&session=IGNORED-SESSION`, agent, { headers })
+    expect(responses.map((message) => message.status)).toEqual(['miss', 'hit', 'bypass'])
+    expect(stores).toHaveLength(1)
+    const text = JSON.stringify([...responses, ...stores])
+    for (const secret of ['SECRET-TOKEN', 'SECRET-HEADER-KEY', 'SECRET-QUERY-KEY', 'IGNORED-SESSION']) expect(text).not.toContain(secret)
+    expect(responses[2]!.request.path).toMatch(/^\/bypassed\?api_key=redacted/)
+    expect(responses[2]!.request.headers.authorization).toMatch(/^redacted/)
+  })
+})
+
+describe('a subscriber that throws', () => {
+  it('fails no request and stops no other subscriber; its error reaches uncaughtException, as on any channel', () => {
+    // In a process of its own: the thrown error is reported as uncaught, which the test runner would count.
+    const script = `
+      import diagnosticsChannel from 'node:diagnostics_channel'
+      import { createServer } from 'node:http'
+      import { request } from 'undici'
+      import { CachingAgent } from 'undici-http-cache'
+      const uncaught = []
+      process.on('uncaughtException', (error) => uncaught.push(error.message))
+      const statuses = []
+      diagnosticsChannel.subscribe('undici-http-cache:response', () => { throw new Error('subscriber broke') })
+      diagnosticsChannel.subscribe('undici-http-cache:response', (message) => statuses.push(message.status))
+      const server = createServer((_request, response) => response.writeHead(200, { 'cache-control': 'max-age=60' }).end('fine'))
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const agent = new CachingAgent()
+      const bodies = []
+      for (let i = 0; i < 2; i++) bodies.push(await (await request('http://127.0.0.1:' + server.address().port + '/', { dispatcher: agent })).body.text())
+      await new Promise((resolve) => setImmediate(resolve))
+      server.close()
+      await agent.close()
+      console.log(JSON.stringify({ bodies, statuses, uncaught }))
+    `
+    const root = fileURLToPath(new URL('..', import.meta.url))
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 20_000 })
+    expect(result.status).toBe(0)
+    expect(JSON.parse(result.stdout)).toEqual({ bodies: ['fine', 'fine'], statuses: ['miss', 'hit'], uncaught: ['subscriber broke', 'subscriber broke'] })
+  })
+})
