@@ -14,7 +14,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import type { Dispatcher } from 'undici'
 import { redactHeaders, type ParameterRules } from './keys/redaction.js'
 import { normalizeParameters } from './keys/request-body.js'
-import { cacheInfo, formatCacheStatus, type CacheStatus, type CacheStatusParameters } from './rules/cache-status.js'
+import { statusOf, type CacheStatus, type CacheStatusParameters } from './rules/cache-status.js'
 import { normalizeRequestHeaders } from './rules/headers.js'
 import { entrySize, type RequestHeaders, type ResponseEntry } from './stores/store.js'
 
@@ -95,24 +95,20 @@ export function summarizeDispatch(options: Dispatcher.DispatchOptions, rules: Pa
   }
 }
 
-/** The name members are formatted under to be read back as `cacheInfo()` reads them, whatever `cacheStatus` says. */
-export const PROBE_NAME = 'undici-http-cache'
-
 /** Publishes a response handed to a caller (call only when `responseChannel.hasSubscribers`). */
 export function publishResponse(response: {
   request: RequestSummary
   key: string | undefined
   statusCode: number
-  /** This cache's member: its parameters, or its text formatted under `PROBE_NAME`. */
-  member: CacheStatusParameters | string
+  /** The parameters of this cache's member of `Cache-Status`: what the cache did. */
+  member: CacheStatusParameters
   cacheStatus: string | string[] | undefined
   stored: boolean
 }): void {
-  const memberText = typeof response.member === 'string' ? response.member : formatCacheStatus(PROBE_NAME, response.member)
   const message: ResponseMessage = {
     request: response.request,
     key: response.key,
-    status: cacheInfo({ 'cache-status': memberText }, PROBE_NAME).status ?? 'miss',
+    status: statusOf(response.member),
     cacheStatus: Array.isArray(response.cacheStatus) ? response.cacheStatus.join(', ') : response.cacheStatus,
     statusCode: response.statusCode,
     stored: response.stored,

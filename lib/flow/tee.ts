@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import { joinChunks, type ResponseBody } from '../stores/body.js'
 import { appendCacheStatus, formatCacheStatus, notStoredMember, withCacheStatus } from '../rules/cache-status.js'
 import { CallerController } from './controller.js'
-import { PROBE_NAME, publishResponse, responseChannel, summarizeDispatch, summarizeRequest, type RequestSummary } from '../diagnostics.js'
+import { publishResponse, responseChannel, summarizeDispatch, summarizeRequest, type RequestSummary } from '../diagnostics.js'
 import { stampGeneration } from '../keys/credential-generations.js'
 import type { GuardedStore } from '../stores/guarded-store.js'
 import { contentLength, withoutFields, withoutHopByHop, type HeaderRecord } from '../rules/headers.js'
@@ -171,7 +171,7 @@ export class TeeHandler implements Dispatcher.DispatchHandler {
       request,
       key: entry === undefined ? undefined : storage?.key,
       statusCode,
-      member: this.#memberFor(PROBE_NAME, entry).text,
+      member: { fwd: this.#context.reason, stored: entry !== undefined },
       cacheStatus,
       stored: entry !== undefined,
     })

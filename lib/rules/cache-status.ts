@@ -167,6 +167,19 @@ export function cacheInfo(headers: HeadersInput, cacheName = 'undici-http-cache'
   return info
 }
 
+/** What `cacheInfo().status` reads from a member with these parameters, without formatting and parsing it. */
+export function statusOf(parameters: CacheStatusParameters): CacheStatus {
+  if ('hit' in parameters) return classify({ hit: true, fwd: undefined, revalidated: false, staleIfError: false, ttl: ttlParameter(parameters.ttlSeconds) })
+  if (!('fwd' in parameters)) return 'miss' // the 504 for only-if-cached
+  return classify({
+    hit: false,
+    fwd: parameters.fwd,
+    revalidated: parameters.fwdStatus === 304,
+    staleIfError: parameters.detail === 'stale-if-error',
+    ttl: parameters.ttlSeconds === undefined ? undefined : ttlParameter(parameters.ttlSeconds),
+  })
+}
+
 function classify(member: {
   hit: boolean
   fwd: string | undefined
