@@ -2,6 +2,7 @@
 // called directly with a minimal handler, through CachingAgent and through undici's own cache over a floor
 // dispatcher that answers at once, and beside that floor alone. The difference is what a cache costs, a
 // stable figure for profiles to move and the steadiest comparison with undici's cache the bench has.
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
 import { interceptors } from 'undici'
 import { CachingAgent } from 'undici-http-cache'
@@ -10,6 +11,11 @@ import { interleavedRounds, median } from './harness.mjs'
 
 const BODY = Buffer.alloc(1024, 'x')
 const CACHE_CONTROL = { hit: 'max-age=3600', miss: 'max-age=3600', 'no-store': 'no-store' }
+const CHANNELS = ['undici-http-cache:response', 'undici-http-cache:store', 'undici-http-cache:error']
+let messages = 0
+/** The subscriber of the subscribed contender: it counts, as a metrics subscriber would. */
+const countMessage = () => void messages++
+
 /** Requests the loop sends before it lets the event loop turn, as the throughput loops do. */
 const REQUESTS_PER_TURN = 16
 
@@ -20,27 +26,31 @@ const REQUESTS_PER_TURN = 16
 export async function measureDispatchCost({ rounds, roundSeconds }) {
   const results = []
   for (const workload of Object.keys(CACHE_CONTROL)) {
-    const samples = await interleavedRounds(['floor', 'undici cache', 'CachingAgent'], rounds, (name) => microsecondsPerRequest({ name, workload, seconds: roundSeconds }))
+    const samples = await interleavedRounds(['floor', 'undici cache', 'CachingAgent', 'CachingAgent, subscribed'], rounds, (name) => microsecondsPerRequest({ name, workload, seconds: roundSeconds }))
     const floor = median(samples.floor)
     const result = { workload, floor }
-    for (const cache of ['undici cache', 'CachingAgent']) {
+    for (const cache of ['undici cache', 'CachingAgent', 'CachingAgent, subscribed']) {
       const costs = samples[cache].map((microseconds, round) => microseconds - samples.floor[round])
       result[cache] = { total: median(samples[cache]), cost: median(samples[cache]) - floor, minCost: Math.min(...costs), maxCost: Math.max(...costs) }
     }
     results.push(result)
-    console.error(`dispatch ${workload}: floor ${floor.toFixed(2)} µs, undici cache ${result['undici cache'].total.toFixed(2)} µs, CachingAgent ${result.CachingAgent.total.toFixed(2)} µs`)
+    console.error(`dispatch ${workload}: floor ${floor.toFixed(2)} µs, undici cache ${result['undici cache'].total.toFixed(2)} µs, CachingAgent ${result.CachingAgent.total.toFixed(2)} µs, subscribed ${result['CachingAgent, subscribed'].total.toFixed(2)} µs`)
   }
   return results
 }
 
 async function microsecondsPerRequest({ name, workload, seconds }) {
   const floor = new FloorDispatcher({ body: BODY, headers: { 'cache-control': CACHE_CONTROL[workload], date: new Date().toUTCString() }, answer: 'at once' })
-  const dispatcher = { floor, 'undici cache': floor.compose(interceptors.cache()), CachingAgent: new CachingAgent({ dispatcher: floor }) }[name]
+  const subscribed = name === 'CachingAgent, subscribed'
+  const dispatcher = name === 'floor' ? floor : name === 'undici cache' ? floor.compose(interceptors.cache()) : new CachingAgent({ dispatcher: floor })
+  // Issue #19: what the diagnostics channels cost with a subscriber on each (without one, CachingAgent's own row).
+  if (subscribed) for (const channel of CHANNELS) diagnosticsChannel.subscribe(channel, countMessage)
   let uniqueId = 0
   const nextPath = workload === 'hit' ? () => '/hit' : () => `/${workload}/${uniqueId++}`
   if (workload === 'hit') await dispatchOnce(dispatcher, '/hit')
   await loop({ dispatcher, nextPath, seconds: Math.min(0.5, seconds) }) // warm-up, as in measure()
   const result = await loop({ dispatcher, nextPath, seconds })
+  if (subscribed) for (const channel of CHANNELS) diagnosticsChannel.unsubscribe(channel, countMessage)
   await dispatcher.close()
   return result
 }

@@ -169,15 +169,17 @@ const dispatchTable = markdownTable(
     'CachingAgent over the floor (µs per request)',
     "undici cache's own work (µs per request)",
     "CachingAgent's own work (µs per request)",
+    "CachingAgent's own work with a subscriber on each diagnostics channel (µs per request)",
   ],
-  ['---', '---:', '---:', '---:', '---:', '---:'],
-  dispatchCosts.map(({ workload, floor, 'undici cache': undiciCache, CachingAgent }) => [
+  ['---', '---:', '---:', '---:', '---:', '---:', '---:'],
+  dispatchCosts.map(({ workload, floor, 'undici cache': undiciCache, CachingAgent, 'CachingAgent, subscribed': subscribed }) => [
     WORKLOAD_NAMES[workload],
     floor.toFixed(2),
     undiciCache.total.toFixed(2),
     CachingAgent.total.toFixed(2),
     formatCost(undiciCache),
     formatCost(CachingAgent),
+    formatCost(subscribed),
   ]),
 )
 const dispatchSection =
