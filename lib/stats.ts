@@ -10,6 +10,8 @@ export interface CacheStats {
   stale: number
   /** Responses written to the store: new ones, and stored ones renewed by a 304. */
   stored: number
+  /** The bytes of those responses, each counted as it counts against a store's size bound (`entrySize`). */
+  bytesStored: number
   /** Entries the store dropped to stay within its bounds, as the store reports them (`CacheStore.evictions`). */
   evicted: number
   /**
@@ -18,6 +20,12 @@ export interface CacheStats {
    * failures of the cache's own logic.
    */
   errors: number
+  /**
+   * The share of the requests counted above that the store answered without waiting for the origin:
+   * `(hits + stale) / (hits + stale + revalidated + misses)`, 0 before any. (`stale` includes
+   * `stale-if-error` answers, which did wait for the origin to fail.)
+   */
+  hitRatio: number
 }
 
 /** The counters one cache updates as it works; `evicted` comes from the store when read. */
@@ -27,10 +35,12 @@ export class StatsCounters {
   revalidated = 0
   stale = 0
   stored = 0
+  bytesStored = 0
   errors = 0
 
   snapshot(evicted: number): CacheStats {
-    const { hits, misses, revalidated, stale, stored, errors } = this
-    return { hits, misses, revalidated, stale, stored, evicted, errors }
+    const { hits, misses, revalidated, stale, stored, bytesStored, errors } = this
+    const counted = hits + stale + revalidated + misses
+    return { hits, misses, revalidated, stale, stored, bytesStored, evicted, errors, hitRatio: counted === 0 ? 0 : (hits + stale) / counted }
   }
 }

@@ -1,11 +1,12 @@
 import { describe, expect, it, vi } from 'vitest'
-import { MemoryStore } from '../lib/index.js'
+import { entrySize, MemoryStore, type ResponseEntry } from '../lib/index.js'
+import { MapStore } from './helpers/map-store.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { startOrigin } from './helpers/origin.js'
 import { fetchText as get } from './helpers/request.js'
 import { startValidatingOrigin } from './helpers/validating-origin.js'
 
-const ZERO = { hits: 0, misses: 0, revalidated: 0, stale: 0, stored: 0, evicted: 0, errors: 0 }
+const ZERO = { hits: 0, misses: 0, revalidated: 0, stale: 0, stored: 0, bytesStored: 0, evicted: 0, errors: 0, hitRatio: 0 }
 
 describe('cache.stats', () => {
   it('counts a miss that is stored, hits, and a 304 revalidation that renews the entry', async () => {
@@ -19,7 +20,21 @@ describe('cache.stats', () => {
     clock.advance(61_000)
     await get(origin.url, agent) // stale: revalidated, 304, renewed
     await get(origin.url, agent)
-    expect(agent.cache.stats).toEqual({ ...ZERO, misses: 1, stored: 2, hits: 3, revalidated: 1 })
+    expect(agent.cache.stats).toEqual({ ...ZERO, misses: 1, stored: 2, bytesStored: expect.any(Number), hits: 3, revalidated: 1, hitRatio: 3 / 5 })
+  })
+
+  it('counts the bytes of each response written as a store counts them (entrySize), a renewal included', async () => {
+    const clock = useFakeDate()
+    const origin = await startValidatingOrigin({ body: 'x'.repeat(5000), etag: '"a"', headers: { 'cache-control': 'max-age=60' } })
+    const store = new MapStore()
+    const agent = createTestAgent({ store })
+    await get(origin.url, agent)
+    const sizeOf = (): number => entrySize([...store.entries.values()][0] as ResponseEntry)
+    const first = sizeOf()
+    expect(agent.cache.stats.bytesStored).toBe(first)
+    clock.advance(61_000)
+    await get(origin.url, agent) // revalidated: the renewed entry is written again
+    expect(agent.cache.stats).toMatchObject({ stored: 2, bytesStored: first + sizeOf(), revalidated: 1, hitRatio: 0 })
   })
 
   it('counts stale responses served: max-stale, stale-while-revalidate and stale-if-error', async () => {
@@ -39,7 +54,7 @@ describe('cache.stats', () => {
     await vi.waitFor(() => expect(agent.cache.stats.stored).toBe(3))
     failing = true
     await get(`${origin.url}sie`, agent)
-    expect(agent.cache.stats).toEqual({ ...ZERO, misses: 2, stored: 3, stale: 3 })
+    expect(agent.cache.stats).toEqual({ ...ZERO, misses: 2, stored: 3, bytesStored: expect.any(Number), stale: 3, hitRatio: 3 / 5 })
   })
 
   it('counts failed background revalidations, failing key functions and store failures as errors', async () => {

@@ -2,7 +2,7 @@ import { debuglog } from 'node:util'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
 import { errorChannel, publishError, publishStored, storeChannel } from '../diagnostics.js'
 import type { StatsCounters } from '../stats.js'
-import { decodeEntry, type CacheEntry, type CacheStore, type ResponseEntry } from './store.js'
+import { decodeEntry, entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from './store.js'
 
 const log = debuglog('undici-http-cache')
 
@@ -79,6 +79,7 @@ export class GuardedStore {
     const stored = (): void => {
       if (entry.kind !== 'response') return
       this.#stats.stored++
+      this.#stats.bytesStored += entrySize(entry)
       if (storeChannel.hasSubscribers) publishStored(key, entry)
     }
     return this.#call('set', key, () => this.#store.set(key, entry), stored)
