@@ -15,6 +15,9 @@ const CHANNELS = ['undici-http-cache:response', 'undici-http-cache:store', 'undi
 let messages = 0
 /** The subscriber of the subscribed contender: it counts, as a metrics subscriber would. */
 const countMessage = () => void messages++
+const REQUEST_TRACING = diagnosticsChannel.tracingChannel('undici-http-cache:request')
+/** And a tracer that only counts the traces it sees begin and end. */
+const TRACER = { start: countMessage, end() {}, asyncStart() {}, asyncEnd: countMessage, error() {} }
 
 /** Requests the loop sends before it lets the event loop turn, as the throughput loops do. */
 const REQUESTS_PER_TURN = 16
@@ -45,12 +48,14 @@ async function microsecondsPerRequest({ name, workload, seconds }) {
   const dispatcher = name === 'floor' ? floor : name === 'undici cache' ? floor.compose(interceptors.cache()) : new CachingAgent({ dispatcher: floor })
   // Issue #19: what the diagnostics channels cost with a subscriber on each (without one, CachingAgent's own row).
   if (subscribed) for (const channel of CHANNELS) diagnosticsChannel.subscribe(channel, countMessage)
+  if (subscribed) REQUEST_TRACING.subscribe(TRACER)
   let uniqueId = 0
   const nextPath = workload === 'hit' ? () => '/hit' : () => `/${workload}/${uniqueId++}`
   if (workload === 'hit') await dispatchOnce(dispatcher, '/hit')
   await loop({ dispatcher, nextPath, seconds: Math.min(0.5, seconds) }) // warm-up, as in measure()
   const result = await loop({ dispatcher, nextPath, seconds })
   if (subscribed) for (const channel of CHANNELS) diagnosticsChannel.unsubscribe(channel, countMessage)
+  if (subscribed) REQUEST_TRACING.unsubscribe(TRACER)
   await dispatcher.close()
   return result
 }

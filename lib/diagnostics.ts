@@ -21,6 +21,28 @@ import { entrySize, type RequestHeaders, type ResponseEntry } from './stores/sto
 export const responseChannel = diagnosticsChannel.channel('undici-http-cache:response')
 export const storeChannel = diagnosticsChannel.channel('undici-http-cache:store')
 export const errorChannel = diagnosticsChannel.channel('undici-http-cache:error')
+/**
+ * `undici-http-cache:request`, a tracing channel (`tracing:undici-http-cache:request:start`, `:end`,
+ * `:asyncStart`, `:asyncEnd`, `:error`) around the whole handling of each request, hit or not: `start`
+ * and `end` around `dispatch()` (`start` runs the stores bound to it, so a span made there is the parent
+ * of what the dispatch does), then `asyncStart` and `asyncEnd` around the caller's last callback, once the
+ * response has ended, or failed (`error` first). Every event of one request carries the same `RequestTrace`.
+ */
+export const requestTracing = diagnosticsChannel.tracingChannel<unknown, RequestTrace>('undici-http-cache:request')
+
+/** The object every event of one request's trace carries; filled in as the request goes. */
+export interface RequestTrace {
+  /** The request, credentials redacted as in every message. */
+  request: RequestSummary
+  /** From the response's head: what the cache did, as `cacheInfo().status` reads it (not with `cacheStatus: false`). */
+  status?: CacheStatus | undefined
+  /** From the response's head: its `Cache-Status` field. */
+  cacheStatus?: string | undefined
+  /** From the response's head: its status code. */
+  statusCode?: number
+  /** Set when the response failed (`error` event). */
+  error?: Error
+}
 
 /** The request a message is about, as the cache stores it: credentials as digests, ignored parameters left out. */
 export interface RequestSummary {

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { BackgroundRevalidations } from './flow/background-revalidation.js'
 import { hasDeclaredLength } from './rules/body-integrity.js'
+import { requestTracing, summarizeDispatch, type RequestTrace } from './diagnostics.js'
 import { Flights } from './flow/coalescing.js'
 import { CallerController, HeldCaller } from './flow/controller.js'
 import { generationKey } from './keys/credential-generations.js'
@@ -12,6 +13,7 @@ import { invalidateAfterUnsafeRequest, isUnsafeMethod } from './flow/invalidatio
 import { normalizeRequestHeaders, type RequestHeaders } from './rules/headers.js'
 import { keyRequest, toCacheRequest, type CacheRequest, type KeyedRequest } from './keys/key.js'
 import { toCurrentHandler, type AnyHandler } from './flow/legacy-handler.js'
+import { TracedHandler } from './flow/traced-handler.js'
 import { isPromise } from './stores/maybe-promise.js'
 import { resolveOptions, type CacheOptions, type ResolvedOptions } from './options.js'
 import { isLookupBypassed, isOnlyIfCached, pickHeaders } from './rules/directives.js'
@@ -60,11 +62,8 @@ export function createCacheInterceptor(
     // Flights per dispatcher composed with: requests sent through two may not wait on each other, as the
     // timeouts a wait relies on may differ between them (issue #16).
     const flights = new Flights(dispatcherLimits)
-    return (callerOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
-      const dispatchOptions = withoutCallerDispatcher(callerOptions)
-      const handler = toCurrentHandler(anyHandler)
-      // A handler of neither shape goes on to be refused as it would be without the cache.
-      if (handler === undefined) return dispatch(dispatchOptions, anyHandler as Dispatcher.DispatchHandler)
+    /** The cache's handling of one request, its handler of the current shape. */
+    const cached = (dispatchOptions: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean => {
       // Upgrades and tunnels are not HTTP exchanges a cache can take part in.
       if (dispatchOptions.upgrade || dispatchOptions.method === 'CONNECT') return dispatch(dispatchOptions, handler)
       const exchange: Exchange = {
@@ -94,6 +93,16 @@ export function createCacheInterceptor(
       if (request.method === 'GET' || request.method === 'HEAD') handleCacheable(exchange, request)
       else handleWithBody(exchange, request)
       return true
+    }
+    return (callerOptions: Dispatcher.DispatchOptions, anyHandler: AnyHandler): boolean => {
+      const dispatchOptions = withoutCallerDispatcher(callerOptions)
+      const handler = toCurrentHandler(anyHandler)
+      // A handler of neither shape goes on to be refused as it would be without the cache.
+      if (handler === undefined) return dispatch(dispatchOptions, anyHandler as Dispatcher.DispatchHandler)
+      // Traced only when a tracer listened before the request began (issue #19): nothing made otherwise.
+      if (!requestTracing.hasSubscribers) return cached(dispatchOptions, handler)
+      const trace: RequestTrace = { request: summarizeDispatch(dispatchOptions, options.parameters) }
+      return requestTracing.traceSync(() => cached(dispatchOptions, new TracedHandler(handler, trace, options.cacheStatus)), trace)
     }
   }
   return { interceptor: Object.assign(interceptor, { cache: new CacheInspector(store, options, stats) }), writesDone: () => store.writesDone() }

@@ -1,9 +1,12 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { spawnSync } from 'node:child_process'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
+import { Agent, type Dispatcher } from 'undici'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from '../lib/index.js'
-import type { ErrorMessage, ResponseMessage, StoreMessage } from '../lib/diagnostics.js'
+import type { ErrorMessage, RequestTrace, ResponseMessage, StoreMessage } from '../lib/diagnostics.js'
+import { CachingAgent } from '../lib/index.js'
 import { createTestAgent, useFakeDate } from './helpers/agent.js'
 import { MapStore } from './helpers/map-store.js'
 import { startOrigin, type Origin } from './helpers/origin.js'
@@ -161,5 +164,61 @@ describe('a subscriber that throws', () => {
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 20_000 })
     expect(result.status).toBe(0)
     expect(JSON.parse(result.stdout)).toEqual({ bodies: ['fine', 'fine'], statuses: ['miss', 'hit'], uncaught: ['subscriber broke', 'subscriber broke'] })
+  })
+})
+
+describe('undici-http-cache:request, a tracing channel', () => {
+  const tracing = diagnosticsChannel.tracingChannel<unknown, RequestTrace>('undici-http-cache:request')
+
+  /** Each event of each trace, as [event, trace object, status then]. */
+  function trace(): Array<[string, RequestTrace, string | undefined]> {
+    const events: Array<[string, RequestTrace, string | undefined]> = []
+    const record = (name: string) => (trace: unknown) => void events.push([name, trace as RequestTrace, (trace as RequestTrace).status])
+    const subscribers = { start: record('start'), end: record('end'), asyncStart: record('asyncStart'), asyncEnd: record('asyncEnd'), error: record('error') }
+    tracing.subscribe(subscribers)
+    onTestFinished(() => void tracing.unsubscribe(subscribers))
+    return events
+  }
+
+  it('makes one trace per request, hit or not, told at its end what the cache did', async () => {
+    const origin = await startCacheableOrigin()
+    const events = trace()
+    const agent = createTestAgent()
+    await get(`${origin.url}traced`, agent)
+    await get(`${origin.url}traced`, agent)
+    expect(events.map(([name, , status]) => `${name} ${status}`)).toEqual([
+      'start undefined', 'end undefined', 'asyncStart miss', 'asyncEnd miss',
+      'start undefined', 'end undefined', 'asyncStart hit', 'asyncEnd hit',
+    ])
+    const [miss, hit] = [events[0]![1], events[4]![1]]
+    expect(events.slice(0, 4).every(([, trace]) => trace === miss)).toBe(true)
+    expect(events.slice(4).every(([, trace]) => trace === hit)).toBe(true)
+    expect(hit).toMatchObject({ request: { method: 'GET', path: '/traced' }, status: 'hit', statusCode: 200 })
+    expect(hit.cacheStatus).toMatch(/^undici-http-cache; hit/)
+  })
+
+  it('publishes error for a response that failed, then ends the trace', async () => {
+    const origin = await startOrigin((request) => void request.socket.destroy())
+    const events = trace()
+    await expect(get(`${origin.url}reset`, createTestAgent())).rejects.toThrow()
+    expect(events.map(([name]) => name)).toEqual(['start', 'end', 'error', 'asyncStart', 'asyncEnd'])
+    expect(events[2]![1].error).toBeInstanceOf(Error)
+  })
+
+  it('runs the dispatch inside the stores bound to start: what it sends on sees the trace as its parent', async () => {
+    const origin = await startCacheableOrigin()
+    const storage = new AsyncLocalStorage<RequestTrace>()
+    tracing.start.bindStore(storage, (trace) => trace)
+    onTestFinished(() => void tracing.start.unbindStore(storage))
+    const seenBelow: Array<RequestTrace | undefined> = []
+    const below = new Agent().compose((dispatch: Dispatcher.Dispatch) => (options, handler) => {
+      seenBelow.push(storage.getStore())
+      return dispatch(options, handler)
+    })
+    const agent = new CachingAgent({ dispatcher: below })
+    onTestFinished(() => agent.close())
+    await get(`${origin.url}parent`, agent)
+    expect(seenBelow).toHaveLength(1)
+    expect(seenBelow[0]?.request.path).toBe('/parent')
   })
 })
