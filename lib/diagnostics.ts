@@ -11,6 +11,7 @@
  * error on `process`'s `uncaughtException`, as for any channel.
  */
 import diagnosticsChannel from 'node:diagnostics_channel'
+import { debuglog } from 'node:util'
 import type { Dispatcher } from 'undici'
 import { redactHeaders, type ParameterRules } from './keys/redaction.js'
 import { normalizeParameters } from './keys/request-body.js'
@@ -149,3 +150,21 @@ export function publishError(operation: string, error: unknown, key: string | un
   const message: ErrorMessage = { operation, error: error instanceof Error ? error : new Error(String(error)), key }
   errorChannel.publish(message)
 }
+
+/**
+ * `NODE_DEBUG=undici-http-cache`: a line for each response handed to a caller and each response stored.
+ * Failures are logged by the guard, once per kind (a store that is down would otherwise write a line per
+ * request); `undici-http-cache:error` has every one.
+ */
+const debug = debuglog('undici-http-cache')
+if (debug.enabled) {
+  responseChannel.subscribe((message) => {
+    const { request, status, statusCode, stored, key } = message as ResponseMessage
+    debug('%s %s%s: %s, %d%s%s', request.method, request.origin, request.path, status, statusCode, stored ? ', stored' : '', key === undefined ? '' : ` (key ${key})`)
+  })
+  storeChannel.subscribe((message) => {
+    const { url, size, key } = message as StoreMessage
+    debug('stored %s, %d bytes (key %s)', url, size, key)
+  })
+}
+

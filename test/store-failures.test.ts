@@ -156,6 +156,31 @@ describe('store failures', () => {
     const logged = result.stderr.split('\n').filter((line) => line.includes('failed (further'))
     expect(logged.map((line) => line.replace(/^.*?: /, '').split(' failed')[0])).toEqual(['store get', 'store set'])
   })
+
+  it('prints a line for each response and each response stored under NODE_DEBUG=undici-http-cache (issue #19)', () => {
+    const script = `
+      import { createServer } from 'node:http'
+      import { request } from 'undici'
+      import { CachingAgent } from 'undici-http-cache'
+      const server = createServer((req, res) => res.setHeader('cache-control', 'max-age=60').end('ok'))
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const agent = new CachingAgent()
+      const url = 'http://127.0.0.1:' + server.address().port + '/page?access_token=SECRET'
+      for (let i = 0; i < 2; i++) await (await request(url, { dispatcher: agent })).body.text()
+      await agent.close(); server.close()
+    `
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { ...process.env, NODE_DEBUG: 'undici-http-cache' },
+      encoding: 'utf8',
+    })
+    const lines = result.stderr.split('\n').filter((line) => line.startsWith('UNDICI-HTTP-CACHE')).map((line) => line.replace(/^.*?: /, ''))
+    expect(lines).toHaveLength(3)
+    expect(lines[0]).toMatch(/^GET http:\/\/127\.0\.0\.1:\d+\/page\?access_token=redacted\S*: miss, 200, stored \(key [\w-]+\)$/)
+    expect(lines[1]).toMatch(/^stored http:\/\/127\.0\.0\.1:\d+\/page\?access_token=redacted\S*, \d+ bytes \(key [\w-]+\)$/)
+    expect(lines[2]).toMatch(/: hit, 200 \(key [\w-]+\)$/)
+    expect(result.stderr).not.toContain('SECRET')
+  })
 })
 
 /** A user's store that hands out every stored body changed by `damage` (cut short, run on), at once or later. */
