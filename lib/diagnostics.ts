@@ -15,6 +15,7 @@ import { debuglog } from 'node:util'
 import type { Dispatcher } from 'undici'
 import { redactHeaders, type ParameterRules } from './keys/redaction.js'
 import { normalizeParameters } from './keys/request-body.js'
+import { originOf } from './keys/urls.js'
 import { statusOf, type CacheStatus, type CacheStatusParameters } from './rules/cache-status.js'
 import { normalizeRequestHeaders } from './rules/headers.js'
 import { entrySize, type RequestHeaders, type ResponseEntry } from './stores/store.js'
@@ -107,12 +108,15 @@ export function summarizeRequest(method: string, storedUrl: string, storedHeader
  * rules applied as they would be to a stored one: redacted values as digests, ignored ones left out.
  */
 export function summarizeDispatch(options: Dispatcher.DispatchOptions, rules: ParameterRules): RequestSummary {
-  const path = options.path ?? '/'
+  // A fragment is no part of what is sent, and one after a query would read as part of its last value.
+  const fragmentAt = (options.path ?? '/').indexOf('#')
+  const path = fragmentAt === -1 ? (options.path ?? '/') : options.path.slice(0, fragmentAt)
   const queryAt = path.indexOf('?')
   const query = queryAt === -1 ? '' : normalizeParameters(path.slice(queryAt + 1), rules)
   return {
     method: (options.method ?? 'GET').toUpperCase(),
-    origin: options.origin == null ? '' : String(options.origin).replace(/\/$/, ''),
+    // The serialised origin: a user name and password written in `origin` are credentials, left out.
+    origin: options.origin == null ? '' : originOf(String(options.origin)),
     path: queryAt === -1 ? path : query === '' ? path.slice(0, queryAt) : `${path.slice(0, queryAt + 1)}${query}`,
     headers: { ...redactHeaders(normalizeRequestHeaders(options.headers), rules) },
   }

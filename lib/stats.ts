@@ -2,7 +2,11 @@
 export interface CacheStats {
   /** Responses served fresh from the store, including 304s answered from a fresh entry to a caller's own conditional request. */
   hits: number
-  /** Requests of a cached method sent to the origin because nothing usable was stored (a request that waited on an identical one is counted by how it was then served). */
+  /**
+   * Requests of a cached method answered by the origin in full: nothing usable was stored, or what was
+   * stored had to be revalidated and the origin sent a new response (a request that waited on an identical
+   * one is counted by how it was then served; a refresh behind a stale response answers nobody).
+   */
   misses: number
   /** Stored responses the origin confirmed with a 304, in the foreground or in the background. */
   revalidated: number

@@ -1,8 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { spawnSync } from 'node:child_process'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { fileURLToPath } from 'node:url'
-import { Agent, type Dispatcher } from 'undici'
+import { Agent, upgrade, type Dispatcher } from 'undici'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from '../lib/index.js'
 import type { ErrorMessage, RequestTrace, ResponseMessage, StoreMessage } from '../lib/diagnostics.js'
@@ -205,6 +208,48 @@ describe('undici-http-cache:request, a tracing channel', () => {
     expect(events[2]![1].error).toBeInstanceOf(Error)
   })
 
+  it('ends the trace of an upgrade, which no end or error follows', async () => {
+    const server = createServer((_request, response) => void response.writeHead(426).end())
+    server.on('upgrade', (_request, socket: Duplex) => socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n'))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    onTestFinished(() => void server.close())
+    const events = trace()
+    const agent = createTestAgent()
+    const { socket } = await upgrade(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { dispatcher: agent, protocol: 'echo' })
+    socket.destroy()
+    expect(events.map(([name]) => name)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd'])
+    expect(events[3]![1].statusCode).toBe(101)
+  })
+
+  it('passes every callback on as it would untraced, and ends once when the caller throws at the end', async () => {
+    const origin = await startCacheableOrigin()
+    const untraced = await dispatchRecording(createTestAgent(), origin.url)
+    const events = trace()
+    const traced = await dispatchRecording(createTestAgent(), origin.url)
+    expect(traced).toEqual(untraced)
+    expect(traced).toEqual(expect.arrayContaining(['bodySent', 'requestSent', 'end threw', 'error: the caller broke']))
+    expect(events.map(([name]) => name)).toEqual(['start', 'end', 'asyncStart', 'error', 'asyncEnd'])
+  })
+
+  it('names no credential written in the origin or after a fragment of a request it does not key', async () => {
+    const origin = await startCacheableOrigin()
+    const events = trace()
+    const responses = listen<ResponseMessage>('undici-http-cache:response')
+    const agent = createTestAgent()
+    const withCredentials = origin.url.replace('http://', 'http://alice:ORIGIN-SECRET@').replace(/\/$/, '')
+    await new Promise<void>((resolve, reject) => {
+      agent.dispatch(
+        { origin: withCredentials, path: '/fragment?x=1#access_token=FRAGMENT-SECRET', method: 'GET' },
+        { onRequestStart: () => {}, onResponseEnd: () => resolve(), onResponseError: (_controller, error) => reject(error) },
+      )
+    })
+    expect(responses.map((message) => message.status)).toEqual(['bypass'])
+    const text = JSON.stringify([responses, events.map(([, trace]) => trace)])
+    expect(text).not.toContain('ORIGIN-SECRET')
+    expect(text).not.toContain('FRAGMENT-SECRET')
+    expect(responses[0]!.request).toMatchObject({ origin: origin.url.replace(/\/$/, ''), path: '/fragment?x=1' })
+  })
+
   it('runs the dispatch inside the stores bound to start: what it sends on sees the trace as its parent', async () => {
     const origin = await startCacheableOrigin()
     const storage = new AsyncLocalStorage<RequestTrace>()
@@ -222,3 +267,31 @@ describe('undici-http-cache:request, a tracing channel', () => {
     expect(seenBelow[0]?.request.path).toBe('/parent')
   })
 })
+
+/**
+ * A PUT through `agent.dispatch()` with a handler that records each callback and throws in onResponseEnd;
+ * undici reports that throw to onResponseError. Resolves with what it recorded, once it had its error.
+ */
+function dispatchRecording(agent: Dispatcher, url: string): Promise<string[]> {
+  const seen: string[] = []
+  return new Promise((resolve) => {
+    agent.dispatch(
+      { origin: new URL(url).origin, path: '/recorded', method: 'PUT', body: 'a body' },
+      {
+        onRequestStart: () => void seen.push('start'),
+        onBodySent: () => void seen.push('bodySent'),
+        onRequestSent: () => void seen.push('requestSent'),
+        onResponseStart: (_controller, statusCode) => void seen.push(`head ${statusCode}`),
+        onResponseData: () => void seen.push('data'),
+        onResponseEnd: () => {
+          seen.push('end threw')
+          throw new Error('the caller broke')
+        },
+        onResponseError: (_controller, error) => {
+          seen.push(`error: ${error.message}`)
+          resolve(seen)
+        },
+      } as Dispatcher.DispatchHandler,
+    )
+  })
+}

@@ -37,6 +37,21 @@ describe('cache.stats', () => {
     expect(agent.cache.stats).toMatchObject({ stored: 2, bytesStored: first + sizeOf(), revalidated: 1, hitRatio: 0 })
   })
 
+  it('counts a revalidation the origin answered in full as a miss, as Cache-Status does, in hitRatio too', async () => {
+    const clock = useFakeDate()
+    let version = 0
+    const origin = await startOrigin((_incoming, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', etag: `"${++version}"` }).end(`v${version}`) // never 304
+    })
+    const agent = createTestAgent()
+    await get(origin.url, agent)
+    await get(origin.url, agent)
+    clock.advance(61_000)
+    const renewed = await get(origin.url, agent) // stale: revalidated, answered 200 with a new body
+    expect(renewed.body).toBe('v2')
+    expect(agent.cache.stats).toMatchObject({ hits: 1, misses: 2, revalidated: 0, stale: 0, hitRatio: 1 / 3 })
+  })
+
   it('counts stale responses served: max-stale, stale-while-revalidate and stale-if-error', async () => {
     const clock = useFakeDate()
     let failing = false

@@ -188,6 +188,8 @@ export function forwardAndStore(
       filter: options.filter,
       flight,
     },
+    dispatchOptions: exchange.dispatchOptions,
+    parameters: options.parameters,
   })
   send(exchange, exchange.dispatchOptions, tee)
 }
@@ -265,6 +267,7 @@ function revalidate(
     cacheName: cacheStatus,
     reason,
     mayStore,
+    countsMiss: true,
     mayServeStaleOnError: () => staleIfErrorAllows(entry, request, { shared, now: Date.now(), staleIfError }),
     sendUnconditional: (handler) => dispatch(dispatchOptions, handler),
     ...(exchange.controller ? { startedController: exchange.controller } : {}),

@@ -54,6 +54,8 @@ export interface RevalidationContext {
   startedController?: CallerController
   /** The flight this revalidation leads, settled once what it leaves in the store is final (see `TeeContext`). */
   flight?: FlightReport
+  /** A caller's own revalidation: a full answer from the origin counts in `stats.misses` (a refresh behind answers nobody). */
+  countsMiss?: boolean
 }
 
 /**
@@ -140,7 +142,10 @@ export class RevalidationHandler implements Dispatcher.DispatchHandler {
       this.#context.flight?.settle()
       return this.#answerFromStore(this.#context.entry, { fwdStatus: statusCode, detail: 'stale-if-error' })
     }
-    if (statusCode >= 200) this.#passingThrough = true
+    if (statusCode >= 200) {
+      this.#passingThrough = true
+      if (this.#context.countsMiss) this.#context.stats.misses++ // what was stored was not used: a miss, as Cache-Status says
+    }
     this.#passThrough?.onResponseStart(controller, statusCode, headers, statusText)
   }
 

@@ -7,14 +7,16 @@ import { RELEASED_HANDLER } from './released-handler.js'
 /**
  * The caller's handler, seen by the `undici-http-cache:request` tracing channel (issue #19): the trace's
  * `start` and `end` are published around `dispatch()`, and this publishes `asyncStart` and `asyncEnd`
- * once the response has ended (with `error` first when it failed), on the one context object a tracer
- * keys its span by, filled in with what the cache did as the response's head arrives. Made only while
- * the channel has subscribers.
+ * around the caller's last callback (its response's end, its error with `error` first, or an upgrade),
+ * on the one context object a tracer keys its span by, filled in with what the cache did as the
+ * response's head arrives. Made only while the channel has subscribers.
  */
 export class TracedHandler implements Dispatcher.DispatchHandler {
   #handler: Dispatcher.DispatchHandler
   readonly #trace: RequestTrace
   readonly #cacheName: string | false
+  #asyncStarted = false
+  #ended = false
 
   constructor(handler: Dispatcher.DispatchHandler, trace: RequestTrace, cacheName: string | false) {
     this.#handler = handler
@@ -26,8 +28,10 @@ export class TracedHandler implements Dispatcher.DispatchHandler {
     this.#handler.onRequestStart?.(controller, context)
   }
 
+  /** An upgrade ends the exchange: no end or error follows it, so the trace ends here. */
   onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, socket: never): void {
-    this.#handler.onRequestUpgrade?.(controller, statusCode, headers, socket)
+    this.#trace.statusCode = statusCode
+    this.#last(() => this.#handler.onRequestUpgrade?.(controller, statusCode, headers, socket), true)
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderRecord, statusText?: string): void {
@@ -48,26 +52,55 @@ export class TracedHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: HeaderRecord): void {
-    const handler = this.#handler
-    this.#handler = RELEASED_HANDLER
-    this.#finish(() => handler.onResponseEnd?.(controller, trailers))
+    this.#last(() => this.#handler.onResponseEnd?.(controller, trailers), false)
   }
 
+  /** Also for a caller's `onResponseEnd` that threw, which undici then reports here: the trace ends once, after it. */
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    const handler = this.#handler
-    this.#handler = RELEASED_HANDLER
-    this.#trace.error = error
-    requestTracing.error.publish(this.#trace)
-    this.#finish(() => handler.onResponseError?.(controller, error))
+    if (!this.#ended) {
+      this.#trace.error = error
+      requestTracing.error.publish(this.#trace)
+    }
+    this.#last(() => this.#handler.onResponseError?.(controller, error), true)
   }
 
-  /** The caller's last callback, between the trace's `asyncStart` and `asyncEnd`, as a callback's would be. */
-  #finish(last: () => void): void {
-    requestTracing.asyncStart.publish(this.#trace)
-    try {
-      last()
-    } finally {
-      requestTracing.asyncEnd.publish(this.#trace)
+  // The callbacks of undici's handler API besides the above, passed on as the tee passes them.
+  onResponseStarted(): void {
+    ;(this.#handler as { onResponseStarted?: () => void }).onResponseStarted?.()
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#handler.onBodySent?.(chunk)
+  }
+
+  onRequestSent(): void {
+    this.#handler.onRequestSent?.()
+  }
+
+  /**
+   * The caller's last callback, between the trace's `asyncStart` and `asyncEnd`, as a callback's would be.
+   * A throwing `onResponseEnd` does not end the trace: undici reports the throw to `onResponseError`, which
+   * does (`final`: nothing follows an error or an upgrade, so the trace ends whatever the callback does).
+   */
+  #last(callback: () => void, final: boolean): void {
+    if (this.#ended) return callback()
+    if (!this.#asyncStarted) requestTracing.asyncStart.publish(this.#trace)
+    this.#asyncStarted = true
+    if (final) {
+      try {
+        callback()
+      } finally {
+        this.#end()
+      }
+    } else {
+      callback()
+      this.#end()
     }
+  }
+
+  #end(): void {
+    this.#ended = true
+    requestTracing.asyncEnd.publish(this.#trace)
+    this.#handler = RELEASED_HANDLER // the caller has had its response (released-handler.ts)
   }
 }
