@@ -227,7 +227,9 @@ describe('undici-http-cache:request, a tracing channel', () => {
     const events = trace()
     const traced = await dispatchRecording(createTestAgent(), origin.url)
     expect(traced).toEqual(untraced)
-    expect(traced).toEqual(expect.arrayContaining(['bodySent', 'requestSent', 'end threw', 'error: the caller broke']))
+    expect(traced).toEqual(expect.arrayContaining(['end threw', 'error: the caller broke']))
+    // undici 8 calls these of a dispatch handler; undici 7 only of a legacy one.
+    if (process.env.UNDICI_MAJOR !== '7') expect(traced).toEqual(expect.arrayContaining(['bodySent', 'requestSent']))
     expect(events.map(([name]) => name)).toEqual(['start', 'end', 'asyncStart', 'error', 'asyncEnd'])
   })
 
