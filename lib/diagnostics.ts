@@ -85,6 +85,11 @@ export interface StoreMessage {
 
 /** `undici-http-cache:error`: a failure the cache absorbed; the request went on as without a cache. */
 export interface ErrorMessage {
+  /**
+   * The request, when the failure was its own: a key function or a filter that threw as it was handled.
+   * A store call names its key instead (`key`): the cache calls its store by key.
+   */
+  request: RequestSummary | undefined
   /** What failed: `'get'`, `'set'`, `'delete'`, `'write'`, `'decode'` (not an entry), `'body'` (a damaged body), `'key'`, `'filter'`, … */
   operation: string
   error: Error
@@ -150,8 +155,8 @@ export function publishStored(key: string, entry: ResponseEntry): void {
 }
 
 /** Publishes a failure the cache absorbed (call only when `errorChannel.hasSubscribers`). */
-export function publishError(operation: string, error: unknown, key: string | undefined): void {
-  const message: ErrorMessage = { operation, error: error instanceof Error ? error : new Error(String(error)), key }
+export function publishError(operation: string, error: unknown, key: string | undefined, request?: () => RequestSummary | undefined): void {
+  const message: ErrorMessage = { request: request?.(), operation, error: error instanceof Error ? error : new Error(String(error)), key }
   errorChannel.publish(message)
 }
 

@@ -245,7 +245,7 @@ function actOnLookup(exchange: Exchange, request: CacheRequest, keyed: KeyedRequ
  * entry that cannot be served): the request goes to the origin uncached, as it would without the cache.
  */
 function sendUncached(exchange: Exchange, error: unknown): void {
-  exchange.store.recordFailure('keying or lookup', error)
+  exchange.store.recordFailure('keying or lookup', error, () => summarizeDispatch(exchange.dispatchOptions, exchange.options.parameters))
   try {
     forward(exchange, 'bypass')
   } catch (sendError) {

@@ -92,6 +92,20 @@ describe('undici-http-cache:store', () => {
 })
 
 describe('undici-http-cache:error', () => {
+  it('names the request of a filter that threw, credentials as digests', async () => {
+    const origin = await startCacheableOrigin()
+    const messages = listen<ErrorMessage>('undici-http-cache:error')
+    const agent = createTestAgent({
+      filter: () => {
+        throw new Error('the filter broke')
+      },
+    })
+    expect((await get(`${origin.url}filtered?api_key=SECRET-KEY`, agent)).status).toBe(200)
+    expect(messages.map((message) => [message.operation, message.error.message])).toEqual([['filter', 'the filter broke']])
+    expect(messages[0]!.request?.path).toMatch(/^\/filtered\?api_key=redacted:/)
+    expect(JSON.stringify(messages[0]!.request)).not.toContain('SECRET-KEY')
+  })
+
   it('tells a store call that failed, and a key function that threw; the requests still succeed', async () => {
     const origin = await startCacheableOrigin()
     const messages = listen<ErrorMessage>('undici-http-cache:error')
@@ -114,9 +128,9 @@ describe('undici-http-cache:error', () => {
       }),
     )
     expect([throughFailingStore.status, throughFailingKey.status]).toEqual([200, 200])
-    expect(messages.map((message) => [message.operation, message.error.message, typeof message.key])).toEqual([
-      ['get', 'the disk is gone', 'string'],
-      ['key', 'no key for you', 'undefined'],
+    expect(messages.map((message) => [message.operation, message.error.message, typeof message.key, message.request?.path])).toEqual([
+      ['get', 'the disk is gone', 'string', undefined], // a store call names its key
+      ['key', 'no key for you', 'undefined', '/b'], // a failure of the request's own names the request
     ])
   })
 })

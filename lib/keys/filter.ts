@@ -5,7 +5,8 @@
 import { withJoinedBody, type ResponseBody } from '../stores/body.js'
 import type { GuardedStore } from '../stores/guarded-store.js'
 import { copyHeaders, type HeaderRecord } from '../rules/headers.js'
-import type { CacheRequest } from './key.js'
+import { summarizeRequest, type RequestSummary } from '../diagnostics.js'
+import type { CacheRequest, KeyedRequest } from './key.js'
 
 /** The response a filter is shown: whole, body included (still content-coded). */
 export interface FilterResponse {
@@ -44,9 +45,16 @@ export function filterAllows(
     // to, as handlers treat the chunks they are given: a copy on every hit would cost as much as the hit.
     verdict = filter(request, withJoinedBody({ status, statusText, headers: copyHeaders(headers) }, body))
   } catch (error) {
-    store.recordFailure('filter', error)
+    store.recordFailure('filter', error, () => summaryOf(request))
     return false
   }
-  if (typeof verdict !== 'boolean') store.recordFailure('filter', new TypeError(`options.filter must return a boolean, returned ${typeof verdict}`))
+  if (typeof verdict !== 'boolean') store.recordFailure('filter', new TypeError(`options.filter must return a boolean, returned ${typeof verdict}`), () => summaryOf(request))
   return verdict === true
+}
+
+/** The request as an error message names it: as stored (credentials as digests), when it was keyed. */
+function summaryOf(request: CacheRequest): RequestSummary | undefined {
+  if (!('storedUrl' in request)) return undefined
+  const { method, storedUrl, storedHeaders } = request as KeyedRequest
+  return summarizeRequest(method, storedUrl, storedHeaders)
 }

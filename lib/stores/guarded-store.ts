@@ -1,6 +1,6 @@
 import { debuglog } from 'node:util'
 import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
-import { errorChannel, publishError, publishStored, storeChannel } from '../diagnostics.js'
+import { errorChannel, publishError, publishStored, storeChannel, type RequestSummary } from '../diagnostics.js'
 import type { StatsCounters } from '../stats.js'
 import { decodeEntry, entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from './store.js'
 
@@ -171,8 +171,8 @@ export class GuardedStore {
    * Counts and logs (once per kind) a failure that the cache absorbed: a store call, or the cache's own
    * logic or a user callback failing around one request.
    */
-  recordFailure(kind: string, error: unknown): void {
-    this.#fail(kind, error, undefined)
+  recordFailure(kind: string, error: unknown, request?: () => RequestSummary | undefined): void {
+    this.#fail(kind, error, undefined, undefined, request)
   }
 
   /**
@@ -188,9 +188,9 @@ export class GuardedStore {
     }
   }
 
-  #fail<T>(kind: string, error: unknown, fallback: T, key?: string): T {
+  #fail<T>(kind: string, error: unknown, fallback: T, key?: string, request?: () => RequestSummary | undefined): T {
     this.#stats.errors++
-    if (errorChannel.hasSubscribers) publishError(OPERATIONS[kind] ?? kind.replace(/^store /, ''), error, key)
+    if (errorChannel.hasSubscribers) publishError(OPERATIONS[kind] ?? kind.replace(/^store /, ''), error, key, request)
     if (!this.#loggedKinds.has(kind)) {
       this.#loggedKinds.add(kind)
       log('%s failed (further %s failures are counted, not logged): %s', kind, kind, error)
