@@ -12,12 +12,13 @@ export function temporaryDatabase(): string {
 }
 
 /**
- * Removes a directory that held SQLite files. The store's upkeep worker closes its own connection a moment
- * after `store.close()`, and may write the WAL once more meanwhile: a file appearing while the directory is
- * removed is retried (ENOTEMPTY, seen once in CI).
+ * Removes a directory that held SQLite files. The store's upkeep worker closes its own connection after
+ * `store.close()`, once the checkpoint it may be running has finished, and writes the WAL meanwhile: a file
+ * appearing while the directory is removed is retried (ENOTEMPTY, seen in CI after a test that wrote 12
+ * MiB, whose checkpoint outlasted 10 retries of 50 ms), for up to 5 s.
  */
 export function removeDatabaseDirectory(directory: string): void {
-  rmSync(directory, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
+  rmSync(directory, { recursive: true, force: true, maxRetries: 50, retryDelay: 100 })
 }
 
 /** A SqliteStore on a fresh file (unless `path` says which), closed when the test ends. */
