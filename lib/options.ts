@@ -1,5 +1,5 @@
 import type { Agent, Dispatcher } from 'undici'
-import { compileExpiryRules, type ConfiguredTtl, type ExpiryRules, type UrlExpiryRule } from './rules/expiry-rules.js'
+import { compileExpiryRules, type ExpiryRules, type UrlExpiryRule } from './rules/expiry-rules.js'
 import type { ResponseFilter } from './keys/filter.js'
 import { createKey, defaultKeyOf, type CacheRequest } from './keys/key.js'
 import { KnownUrls } from './keys/known-urls.js'

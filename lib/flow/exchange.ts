@@ -147,17 +147,7 @@ function renewFromCallersNotModified(
  * `onFinalResponse` sees the response's status and headers first (invalidation after unsafe methods).
  */
 export function forward(exchange: Exchange, reason: ForwardReason, onFinalResponse?: TeeContext['onFinalResponse']): boolean {
-  const { options, controller } = exchange
-  const tee = new TeeHandler(exchange.handler, {
-    reason,
-    cacheName: options.cacheStatus,
-    controller,
-    callerStarted: controller !== undefined,
-    onFinalResponse,
-    freshHeads: exchange.freshHeads,
-    dispatchOptions: exchange.dispatchOptions,
-    parameters: options.parameters,
-  })
+  const tee = new TeeHandler(exchange.handler, teeContextOf(exchange, reason, onFinalResponse, undefined))
   return exchange.dispatch(exchange.dispatchOptions, tee)
 }
 
@@ -169,29 +159,35 @@ export function forwardAndStore(
   reason: ForwardReason,
   onFinalResponse?: TeeContext['onFinalResponse'],
 ): void {
-  const { options, store, flight, controller } = exchange
-  const tee = new TeeHandler(exchange.handler, {
+  const { options, store, flight } = exchange
+  const storage = {
+    request,
+    key,
+    store,
+    shared: options.shared,
+    maxEntrySize: options.maxEntrySize,
+    pendingBytes: options.pendingBytes,
+    rules: storageRulesOf(options, request),
+    filter: options.filter,
+    flight,
+  }
+  send(exchange, exchange.dispatchOptions, new TeeHandler(exchange.handler, teeContextOf(exchange, reason, onFinalResponse, storage)))
+}
+
+/** The context of the tee that passes this exchange's response to its caller: one literal, so one shape, whether it stores or not. */
+function teeContextOf(exchange: Exchange, reason: ForwardReason, onFinalResponse: TeeContext['onFinalResponse'], storage: TeeContext['storage']): TeeContext {
+  const { options, controller } = exchange
+  return {
     reason,
     cacheName: options.cacheStatus,
     controller,
     callerStarted: controller !== undefined,
     onFinalResponse,
     freshHeads: exchange.freshHeads,
-    storage: {
-      request,
-      key,
-      store,
-      shared: options.shared,
-      maxEntrySize: options.maxEntrySize,
-      pendingBytes: options.pendingBytes,
-      rules: storageRulesOf(options, request),
-      filter: options.filter,
-      flight,
-    },
+    storage,
     dispatchOptions: exchange.dispatchOptions,
     parameters: options.parameters,
-  })
-  send(exchange, exchange.dispatchOptions, tee)
+  }
 }
 
 /**

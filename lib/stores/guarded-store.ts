@@ -1,5 +1,5 @@
 import { debuglog } from 'node:util'
-import { andThen, isPromise, type MaybePromise } from './maybe-promise.js'
+import { isPromise, type MaybePromise } from './maybe-promise.js'
 import { errorChannel, publishError, publishStored, storeChannel, type RequestSummary } from '../diagnostics.js'
 import type { StatsCounters } from '../stats.js'
 import { decodeEntry, entrySize, type CacheEntry, type CacheStore, type ResponseEntry } from './store.js'
